@@ -1,0 +1,115 @@
+"""`fleetwatch run`: open the store, migrate, start every configured component, stop them in order.
+
+Each component lives in the module that owns its transport and exposes `start(ctx) -> Component | None`
+(None when its settings turn it off). This file only knows the order: receivers first so nothing new is
+accepted, then the Kafka source (which flushes and commits), then the writer, the scheduler and last the
+query endpoint, so readers can look at the store until the very end.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pipeline.config import Settings
+from pipeline.sink import BatchingWriter, Sink
+from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings, migrate
+from pipeline.telemetry import Telemetry, set_telemetry
+
+log = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    def stop(self, timeout: float) -> None: ...
+
+
+@dataclass
+class RunContext:
+    """What every component gets: settings, the store, the shared writer and a stop signal."""
+
+    settings: Settings
+    store: Store
+    sink: Sink
+    writer: BatchingWriter
+    telemetry: Telemetry
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    # Kafka: consume to the high watermark, flush, commit, then ask the whole process to stop.
+    until_caught_up: bool = False
+    exit_code: int = 0
+
+
+Starter = Callable[[RunContext], "Component | None"]
+
+
+def _starters() -> list[tuple[str, Starter]]:
+    """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
+    from pipeline.jobs import scheduler
+    from pipeline.sources import kafka, otlp_grpc, otlp_http
+    from pipeline.store import query_http
+
+    return [
+        ("query endpoint", query_http.start),
+        ("scheduler", scheduler.start),
+        ("kafka", kafka.start),
+        ("otlp grpc", otlp_grpc.start),
+        ("otlp http", otlp_http.start),
+    ]
+
+
+def build_context(settings: Settings, *, until_caught_up: bool = False) -> RunContext:
+    telemetry = Telemetry(endpoint=settings.self_telemetry_endpoint)
+    set_telemetry(telemetry)
+    store = Store.from_settings(settings)
+    migrate(store, settings.sql_dir, context_from_settings(settings))
+    sink = Sink(store, telemetry)
+    writer = BatchingWriter(
+        sink,
+        max_pending_rows=settings.otlp.max_pending_rows,
+        retry_after=float(settings.otlp.retry_after_seconds),
+    ).start()
+    return RunContext(settings, store, sink, writer, telemetry, until_caught_up=until_caught_up)
+
+
+def run(settings: Settings, *, until_caught_up: bool = False, install_signals: bool = True) -> int:
+    """Run until SIGINT/SIGTERM (or, with `until_caught_up`, until Kafka is drained). Returns an exit code."""
+    ctx = build_context(settings, until_caught_up=until_caught_up)
+    if install_signals:
+        def _on_signal(signum: int, _frame: object) -> None:
+            log.info("received %s, stopping", signal.Signals(signum).name)
+            ctx.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    started: list[Component] = []
+    try:
+        for label, start in _starters():
+            component = start(ctx)
+            if component is not None:
+                started.append(component)
+                log.info("started %s", label)
+        log.info(
+            "fleetwatch is running on %s (database %s); %d components",
+            ctx.store, settings.database, len(started),
+        )
+        print(f"fleetwatch running: store {ctx.store.dsn}, database {settings.database}", flush=True)
+        ctx.stop_event.wait()
+    finally:
+        for component in reversed(started):
+            try:
+                component.stop(timeout=30.0)
+            except Exception:
+                log.exception("stopping %s failed", getattr(component, "name", component))
+                ctx.exit_code = ctx.exit_code or 1
+        ctx.writer.stop()
+        ctx.telemetry.shutdown()
+        ctx.store.close()
+    print("fleetwatch stopped", flush=True)
+    return ctx.exit_code

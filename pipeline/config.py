@@ -1,0 +1,198 @@
+"""One settings model for every Fleetwatch process.
+
+Precedence, highest first: command-line flags, `FLEETWATCH_*` environment variables, the optional
+TOML file (`--config` or `FLEETWATCH_CONFIG`), then the defaults below. Nested sections use a double
+underscore in the environment (`FLEETWATCH_DETECT__GC_CPU_WARN=0.3`) and a table in TOML (`[detect]`).
+
+Defaults are chosen so that `fleetwatch run` with nothing set is a complete single-machine install:
+an embedded ClickHouse store under `./data`, OTLP on the standard loopback ports, the query endpoint on
+127.0.0.1:8123 and the detection jobs every 30 s. Kafka is off until a bootstrap address is given.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+REPO_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+class KafkaSettings(BaseModel):
+    """Where the Kafka source reads and how it batches. Off while `bootstrap` is empty."""
+
+    bootstrap: str = ""
+    group_id: str = "fleetwatch"
+    topic_gctrace: str = "gctrace"
+    topic_cancel_events: str = "cancel-events"
+    topic_otlp_logs: str = "otlp_logs"
+    topic_otlp_spans: str = "otlp_spans"
+    topic_otlp_metrics: str = "otlp_metrics"
+    # How OTLP topics are encoded, as the Collector's Kafka exporter names it: otlp_proto or otlp_json.
+    otlp_encoding: str = "otlp_proto"
+    # A partition's pending messages are written when either limit is reached.
+    batch_max_messages: int = 20_000
+    batch_max_bytes: int = 16 * 1024 * 1024
+    batch_max_seconds: float = 1.0
+    # Above this many buffered bytes across partitions, fetching pauses until the writer catches up.
+    max_buffered_bytes: int = 128 * 1024 * 1024
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    fetch_max_wait_ms: int = 100
+    auto_offset_reset: str = "earliest"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+
+class OtlpSettings(BaseModel):
+    """The OTLP receivers. An empty address turns one transport off."""
+
+    grpc: str = "127.0.0.1:4317"
+    http: str = "127.0.0.1:4318"
+    token: SecretStr | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_request_bytes: int = 16 * 1024 * 1024
+    # Rows waiting for the writer across all requests; past this, requests get 429 / RESOURCE_EXHAUSTED.
+    max_pending_rows: int = 2_000_000
+    retry_after_seconds: int = 1
+
+
+class QuerySettings(BaseModel):
+    """The ClickHouse-compatible HTTP endpoint served over the embedded store."""
+
+    http: str = "127.0.0.1:8123"
+    user: str = "default"
+    password: SecretStr | None = None
+    read_only: bool = True
+
+
+class DetectSettings(BaseModel):
+    """Detection thresholds. docs/detections.md explains each one and where its default comes from."""
+
+    interval_seconds: float = 30.0
+    # How far behind now a window closes, so late rows still land inside the window that owns them.
+    lag_seconds: float = 30.0
+    window_seconds: int = 60
+    # GC storms
+    gc_cpu_warn: float = 0.25
+    gc_cpu_critical: float = 0.45
+    assist_share_warn: float = 0.05
+    gc_rate_warn_per_s: float = 1.0
+    stw_p99_warn_ms: float = 1.0
+    stw_p99_critical_ms: float = 10.0
+    squeeze_live_vs_goal: float = 0.9
+    tiny_gogc_goal_ratio: float = 1.1
+    sustained_windows: int = 3
+    # Goroutine and heap leak trends
+    leak_lookback_seconds: int = 6 * 3600
+    leak_bucket_seconds: int = 60
+    leak_min_buckets: int = 10
+    leak_warmup_seconds: int = 120
+    leak_mk_z: float = 2.33
+    leak_spearman_min: float = 0.6
+    leak_min_slope_per_hour: float = 5.0
+    leak_min_relative_growth: float = 0.1
+    # Cancellation propagation
+    cancel_grace_ms: float = 50.0
+    cancel_grace_fraction: float = 0.1
+
+
+class Settings(BaseSettings):
+    """Everything a Fleetwatch process needs to know. See docs/configuration.md for each field."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLEETWATCH_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    clickhouse_dsn: str = "chdb://./data/store"
+    database: str = "fleetwatch"
+    retention_days: int = Field(default=30, ge=1)
+    # With a cluster name, migrations create Replicated tables with Distributed fronts ON CLUSTER.
+    cluster: str = ""
+    sql_dir: Path = REPO_SQL_DIR
+
+    # Short spellings of the common addresses; they fill the nested sections below.
+    kafka_bootstrap: str | None = None
+    otlp_grpc: str | None = None
+    otlp_http: str | None = None
+    otlp_token: SecretStr | None = None
+    query_http: str | None = None
+
+    kafka: KafkaSettings = KafkaSettings()
+    otlp: OtlpSettings = OtlpSettings()
+    query: QuerySettings = QuerySettings()
+    detect: DetectSettings = DetectSettings()
+
+    jobs_enabled: bool = True
+    # Where the pipeline sends its own metrics (OTLP/gRPC endpoint). Empty: kept in process only.
+    self_telemetry_endpoint: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("retention_days")
+    @classmethod
+    def _sane_retention(cls, v: int) -> int:
+        if v > 3650:
+            raise ValueError("retention_days above 3650 is almost certainly a typo")
+        return v
+
+    def model_post_init(self, __context: Any) -> None:
+        """Fold the short top-level spellings into their sections, so code reads one place."""
+        if self.kafka_bootstrap is not None:
+            self.kafka.bootstrap = self.kafka_bootstrap
+        if self.otlp_grpc is not None:
+            self.otlp.grpc = self.otlp_grpc
+        if self.otlp_http is not None:
+            self.otlp.http = self.otlp_http
+        if self.otlp_token is not None:
+            self.otlp.token = self.otlp_token
+        if self.query_http is not None:
+            self.query.http = self.query_http
+
+    @property
+    def embedded(self) -> bool:
+        return self.clickhouse_dsn.startswith("chdb://")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = _CONFIG_FILE_OVERRIDE or os.environ.get("FLEETWATCH_CONFIG")
+        if toml_path:
+            path = Path(toml_path)
+            if not path.is_file():
+                raise FileNotFoundError(f"configuration file not found: {path}")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+_CONFIG_FILE_OVERRIDE: str | None = None
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings from flags (`overrides`, None values ignored), environment and TOML file."""
+    global _CONFIG_FILE_OVERRIDE
+    _CONFIG_FILE_OVERRIDE = str(config_file) if config_file else None
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    finally:
+        _CONFIG_FILE_OVERRIDE = None

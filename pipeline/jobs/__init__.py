@@ -1,0 +1,1 @@
+"""Scheduled SQL detection jobs (the SQL itself lives in sql/jobs)."""

@@ -1,0 +1,196 @@
+"""The sink: rows in, columnar inserts out, acknowledgement only after the store has them.
+
+Two ways in, for two kinds of source:
+
+* `Sink.write(rows, token=...)` inserts now and returns when every table has its rows. Sources that own
+  their batching and their acknowledgement (Kafka: commit offsets after the write; files) call it
+  directly. A deterministic `token` makes the write idempotent: ClickHouse drops an insert whose
+  deduplication token it has already seen for that table, so a replayed batch lands once.
+* `BatchingWriter.submit(rows)` queues rows from many small requests (OTLP exports) and returns a future
+  that resolves once the merged batch is stored. When more rows wait than the limit allows it raises
+  `Backpressure` at once, which the receivers turn into 429 / RESOURCE_EXHAUSTED, so memory stays bounded
+  and the exporter, not Fleetwatch, holds the data until there is room.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from pipeline.normalize.rows import QUARANTINE, Rows
+from pipeline.store.client import Store, StoreError, StoreUnavailable
+from pipeline.telemetry import Telemetry, get_telemetry
+
+log = logging.getLogger(__name__)
+
+# Quarantine goes last: if a data table fails, the rejects of the same batch are retried with it.
+_LAST = (QUARANTINE,)
+
+
+class Backpressure(Exception):
+    """The writer has more rows waiting than it may hold; try again after `retry_after` seconds."""
+
+    def __init__(self, pending: int, limit: int, retry_after: float) -> None:
+        super().__init__(f"{pending} rows waiting for the store (limit {limit})")
+        self.retry_after = retry_after
+
+
+class Sink:
+    """Inserts `Rows` into the store, one columnar insert per table."""
+
+    def __init__(self, store: Store, telemetry: Telemetry | None = None) -> None:
+        self.store = store
+        self.telemetry = telemetry or get_telemetry()
+
+    def write(self, rows: Rows, *, token: str | None = None) -> dict[str, int]:
+        """Insert all of `rows`; return rows written per table.
+
+        Raises `StoreUnavailable` (retry later) or `StoreError` (the data or schema is wrong). With a token
+        each table's insert carries `<token>/<table>`, so retrying the same call after a partial failure
+        writes only the tables that are still missing.
+        """
+        written: dict[str, int] = {}
+        tables = sorted(rows.tables, key=lambda t: (t in _LAST, t))
+        start = time.perf_counter()
+        for table in tables:
+            columns = rows.tables[table]
+            if not columns or not next(iter(columns.values())):
+                continue
+            table_token = f"{token}/{table}" if token else None
+            try:
+                n = self.store.insert_columns(table, columns, dedup_token=table_token)
+            except StoreUnavailable:
+                self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
+                raise
+            except StoreError:
+                self.telemetry.insert_errors.add(1, {"table": table, "kind": "rejected"})
+                raise
+            written[table] = n
+            self.telemetry.rows_written.add(n, {"table": table})
+            if table == QUARANTINE:
+                self.telemetry.quarantined.add(n)
+        self.telemetry.batch_latency.record(time.perf_counter() - start)
+        return written
+
+
+@dataclass
+class _Pending:
+    rows: Rows
+    size: int
+    future: Future[dict[str, int]]
+
+
+class BatchingWriter:
+    """Merges rows from concurrent callers into large inserts on one background thread.
+
+    A batch is written when `max_rows` are waiting or the oldest has waited `max_delay` seconds. Futures
+    resolve with the per-table counts of the merged write, or with the exception that failed it, so a
+    caller answers its client only after the store has its rows.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_rows: int = 200_000,
+        max_delay: float = 0.2,
+        max_pending_rows: int = 2_000_000,
+        retry_after: float = 1.0,
+    ) -> None:
+        self.sink = sink
+        self.max_rows = max_rows
+        self.max_delay = max_delay
+        self.max_pending_rows = max_pending_rows
+        self.retry_after = retry_after
+        self._queue: list[_Pending] = []
+        self._pending_rows = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="fleetwatch-writer", daemon=True)
+        self._started = False
+        # Tests and fault injection can wrap the write call (for example to make the store "go away").
+        self.write_fn: Callable[[Rows], dict[str, int]] = sink.write
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    def start(self) -> BatchingWriter:
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        return self
+
+    def submit(self, rows: Rows) -> Future[dict[str, int]]:
+        """Queue rows; the future resolves when they are stored. Raises `Backpressure` when full."""
+        future: Future[dict[str, int]] = Future()
+        size = rows.total()
+        if size == 0:
+            future.set_result({})
+            return future
+        with self._cond:
+            if self._stopping:
+                raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
+            if self._pending_rows and self._pending_rows + size > self.max_pending_rows:
+                raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
+            self._queue.append(_Pending(rows, size, future))
+            self._pending_rows += size
+            self.sink.telemetry.queue_rows.add(size)
+            self._cond.notify()
+        return future
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is queued, then stop the thread."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._started:
+            self._thread.join(timeout)
+
+    def _take_batch(self) -> list[_Pending]:
+        with self._cond:
+            while not self._queue and not self._stopping:
+                self._cond.wait()
+            if not self._queue:
+                return []
+            deadline = time.monotonic() + self.max_delay
+            while not self._stopping:
+                queued = sum(p.size for p in self._queue)
+                remaining = deadline - time.monotonic()
+                if queued >= self.max_rows or remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch: list[_Pending] = []
+            rows = 0
+            while self._queue and (not batch or rows + self._queue[0].size <= self.max_rows):
+                item = self._queue.pop(0)
+                batch.append(item)
+                rows += item.size
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if not batch:
+                return
+            merged = Rows()
+            for item in batch:
+                merged.extend(item.rows)
+            try:
+                result = self.write_fn(merged)
+            except BaseException as exc:  # every waiting caller must hear about the failure
+                log.warning("write of %d rows failed: %s", merged.total(), exc)
+                for item in batch:
+                    item.future.set_exception(exc)
+            else:
+                for item in batch:
+                    item.future.set_result(result)
+            finally:
+                size = sum(item.size for item in batch)
+                with self._cond:
+                    self._pending_rows -= size
+                self.sink.telemetry.queue_rows.add(-size)

@@ -1,0 +1,216 @@
+"""The one door to ClickHouse.
+
+Everything that reads or writes the store goes through `Store`, so nothing else in the code knows whether
+it talks to the embedded engine (`chdb:///path`, chdb-core in this process) or to a server or cluster
+(`http(s)://user:pass@host:8123/`). clickhouse-connect does the protocol, types and formats; this class only
+adds what the pipeline needs on top: one client per thread (clients keep session state and are not
+thread-safe), a uniform "store unavailable" error for retry decisions, and column-oriented inserts with
+an optional deduplication token.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.query import QueryResult
+
+log = logging.getLogger(__name__)
+
+# ClickHouse error codes that mean "try again later" rather than "this statement is wrong".
+_TRANSIENT_CODES = {
+    "Code: 159.",  # TIMEOUT_EXCEEDED
+    "Code: 209.",  # SOCKET_TIMEOUT
+    "Code: 210.",  # NETWORK_ERROR
+    "Code: 202.",  # TOO_MANY_SIMULTANEOUS_QUERIES
+    "Code: 241.",  # MEMORY_LIMIT_EXCEEDED
+    "Code: 242.",  # TABLE_IS_READ_ONLY
+    "Code: 252.",  # TOO_MANY_PARTS
+    "Code: 319.",  # UNKNOWN_STATUS_OF_INSERT
+    "Code: 425.",  # SYSTEM_ERROR
+    "Code: 999.",  # KEEPER_EXCEPTION
+}
+
+
+class StoreError(Exception):
+    """A statement failed for a reason that retrying will not fix (bad SQL, bad data)."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached or is overloaded; the same request may succeed later."""
+
+
+def embedded_path(dsn: str) -> str | None:
+    """The filesystem path of a `chdb://` DSN, or None for a server DSN.
+
+    Accepts `chdb:///abs/path`, `chdb://./relative/path` and `chdb://relative/path`; `chdb://memory`
+    is an in-memory engine (tests and throw-away runs).
+    """
+    if not dsn.startswith("chdb://"):
+        return None
+    rest = dsn[len("chdb://") :]
+    if rest in ("memory", ":memory:", ""):
+        return ":memory:"
+    return os.path.abspath(rest)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password, for logs and error messages."""
+    parts = urlsplit(dsn)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return dsn
+
+
+class Store:
+    """A ClickHouse store reached through clickhouse-connect, embedded or remote."""
+
+    def __init__(self, dsn: str, database: str, *, connect_timeout: float = 10.0) -> None:
+        self.dsn = dsn
+        self.database = database
+        self.path = embedded_path(dsn)
+        self.embedded = self.path is not None
+        self._connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._clients: list[Client] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Store:
+        return cls(settings.clickhouse_dsn, settings.database)
+
+    def __repr__(self) -> str:
+        return f"Store({redact_dsn(self.dsn)!r}, database={self.database!r})"
+
+    # -- connections ---------------------------------------------------------------------------------
+    def client(self) -> Client:
+        """This thread's client, created on first use."""
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._connect()
+            self._local.client = client
+            with self._lock:
+                self._clients.append(client)
+        return client
+
+    def _connect(self) -> Client:
+        try:
+            if self.path is not None:
+                if self.path != ":memory:":
+                    os.makedirs(self.path, exist_ok=True)
+                return clickhouse_connect.get_client(interface="chdb", path=self.path)
+            return clickhouse_connect.get_client(
+                dsn=self.dsn, connect_timeout=self._connect_timeout, send_receive_timeout=300
+            )
+        except OperationalError as exc:
+            raise StoreUnavailable(f"cannot reach ClickHouse at {redact_dsn(self.dsn)}: {exc}") from exc
+        except DatabaseError as exc:
+            raise StoreUnavailable(f"cannot open ClickHouse at {redact_dsn(self.dsn)}: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # closing is best effort; the process may be exiting
+                log.debug("closing a ClickHouse client failed", exc_info=True)
+        self._local = threading.local()
+
+    # -- statements ----------------------------------------------------------------------------------
+    def query(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> QueryResult:
+        """Run a SELECT and return clickhouse-connect's typed result."""
+        return self._call(lambda c: c.query(sql, parameters=parameters, settings=settings))
+
+    def rows(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[tuple]:
+        """Run a SELECT and return its rows as tuples."""
+        return list(self.query(sql, parameters).result_rows)
+
+    def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
+        rows = self.rows(sql, parameters)
+        return rows[0][0] if rows else None
+
+    def command(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """Run DDL or any statement whose result is not a table."""
+        return self._call(lambda c: c.command(sql, parameters=parameters, settings=settings))
+
+    def insert_columns(
+        self,
+        table: str,
+        columns: Mapping[str, Sequence[Any]],
+        *,
+        dedup_token: str | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Insert one block given as columns; returns the row count.
+
+        With `dedup_token`, ClickHouse drops a repeat of the same insert (same token, same table), which is
+        what makes a replayed Kafka batch or a retried write land exactly once. Tables carry
+        `non_replicated_deduplication_window` so this holds on the embedded engine too.
+        """
+        names = list(columns)
+        if not names:
+            return 0
+        data = [columns[n] for n in names]
+        count = len(data[0])
+        if count == 0:
+            return 0
+        full_settings: dict[str, Any] = dict(settings or {})
+        if dedup_token:
+            full_settings["insert_deduplication_token"] = dedup_token
+            full_settings["insert_deduplicate"] = 1
+        qualified = table if "." in table else f"{self.database}.{table}"
+        self._call(
+            lambda c: c.insert(
+                qualified, data, column_names=names, column_oriented=True, settings=full_settings
+            )
+        )
+        return count
+
+    def ping(self) -> bool:
+        try:
+            self.command("SELECT 1")
+            return True
+        except (StoreUnavailable, StoreError):
+            return False
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn(self.client())
+        except StoreUnavailable:
+            raise
+        except OperationalError as exc:
+            self._drop_client()
+            raise StoreUnavailable(str(exc)) from exc
+        except DatabaseError as exc:
+            text = str(exc)
+            if any(code in text for code in _TRANSIENT_CODES):
+                raise StoreUnavailable(text) from exc
+            raise StoreError(text) from exc
+
+    def _drop_client(self) -> None:
+        """Forget this thread's client after a connection error so the next call reconnects."""
+        client = getattr(self._local, "client", None)
+        if client is not None:
+            self._local.client = None
+            with self._lock:
+                if client in self._clients:
+                    self._clients.remove(client)

