@@ -1,0 +1,96 @@
+"""cancel-events (JSON object or array, as the CancelTrace middleware emits them) -> cancel_events rows.
+
+The same row builder serves every transport: Kafka's cancel-events topic, OTLP log records with
+`event.name = cancel-event`, and span events named `cancel-event`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from pipeline.models import CancelEvent
+from pipeline.normalize.rows import Rows
+
+TABLE = "cancel_events"
+SIGNAL = "cancel_event"
+
+
+def append_cancel(rows: Rows, event: CancelEvent, *, source: str, received_at: datetime) -> None:
+    rows.append(
+        TABLE,
+        {
+            "service": event.service,
+            "instance": event.instance,
+            "trace_id": event.trace_id,
+            "span_id": event.span_id,
+            "cancel_at": event.cancel_at,
+            "cause": event.cause.value,
+            "stack_depth": event.stack_depth,
+            "operation": event.operation,
+            "attributes": event.attributes,
+            "source": source,
+            "received_at": received_at,
+        },
+    )
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """A one-line reason naming each bad field, for the quarantine table."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "event"
+        parts.append(f"{loc}: {err['msg']}")
+    return "invalid cancel-event: " + "; ".join(parts)
+
+
+def normalize_cancel_payload(
+    payload: bytes | str,
+    *,
+    rows: Rows,
+    source: str,
+    received_at: datetime,
+    service: str = "",
+    instance: str = "",
+    quarantine: dict[str, Any] | None = None,
+) -> tuple[int, int]:
+    """Validate one payload (an event or an array of events); returns (accepted, rejected).
+
+    `service`/`instance` fill events that do not name their own (from Kafka headers or keys). Each invalid
+    event is quarantined on its own with the reason; its valid neighbours in the same array are kept.
+    `quarantine` carries transport context (topic, partition, offset, location) for rejected rows.
+    """
+    where = quarantine or {}
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        rows.quarantine(source=source, signal=SIGNAL, reason=f"not JSON: {exc}", raw=payload,
+                        service=service, instance=instance, received_at=received_at, **where)
+        return 0, 1
+    items = doc if isinstance(doc, list) else [doc]
+    accepted = rejected = 0
+    for item in items:
+        if not isinstance(item, dict):
+            rows.quarantine(source=source, signal=SIGNAL, reason="cancel-event must be a JSON object",
+                            raw=json.dumps(item), service=service, instance=instance,
+                            received_at=received_at, **where)
+            rejected += 1
+            continue
+        if service and not item.get("service"):
+            item = {**item, "service": service}
+        if instance and not item.get("instance"):
+            item = {**item, "instance": instance}
+        try:
+            event = CancelEvent.model_validate(item)
+        except ValidationError as exc:
+            rows.quarantine(source=source, signal=SIGNAL, reason=describe_errors(exc),
+                            raw=json.dumps(item, default=str), service=str(item.get("service", service)),
+                            instance=str(item.get("instance", instance)), received_at=received_at, **where)
+            rejected += 1
+            continue
+        append_cancel(rows, event, source=source, received_at=received_at)
+        accepted += 1
+    return accepted, rejected
