@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sql)
     sql.add_argument("query", help="the SQL to run")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.add_argument("--query-http", help="a running pipeline's query endpoint, used when it holds the store")
 
     jobs = sub.add_parser("jobs", help="detection jobs")
     jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     tri.add_argument("--service", help="one service (default: the whole fleet)")
     tri.add_argument("--since", default="15m", help="how far back to look (default 15m)")
     tri.add_argument("--format", choices=["text", "json"], default="text")
+    tri.add_argument("--query-http", help="a running pipeline's query endpoint, used when it holds the store")
     return parser
 
 

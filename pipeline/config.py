@@ -52,6 +52,23 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # TLS (security_protocol SSL or SASL_SSL): CA bundle, client certificate and key, PEM files.
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    # Any other KafkaConsumer option, passed through as given (docs/kafka.md lists useful ones).
+    client_options: dict[str, Any] = Field(default_factory=dict)
+    client_id: str = "fleetwatch"
+    # Records handed over per poll; a batch still closes on the batch_* limits above.
+    max_poll_records: int = 2_000
+    # A single message above this many bytes is quarantined instead of decoded.
+    max_message_bytes: int = 16 * 1024 * 1024
+    # How often the list of existing topics is re-read, so a topic created later starts being consumed.
+    topic_refresh_seconds: float = 30.0
+    # Store unavailable: the batch is kept and retried after a backoff that doubles up to the maximum.
+    retry_initial_seconds: float = 0.5
+    retry_max_seconds: float = 30.0
 
 
 class OtlpSettings(BaseModel):
@@ -84,6 +101,12 @@ class DetectSettings(BaseModel):
     # How far behind now a window closes, so late rows still land inside the window that owns them.
     lag_seconds: float = 30.0
     window_seconds: int = 60
+    # A job seen for the first time starts this far back; later, downtime is caught up from its watermark.
+    jobs_backfill_seconds: int = 900
+    # Windows one job may run before the scheduler moves to the next job (it loops again at once if behind).
+    jobs_max_windows_per_tick: int = 20
+    # How long a worker's claim on a (job, window) keeps other workers off it.
+    jobs_lease_seconds: int = 300
     # GC storms
     gc_cpu_warn: float = 0.25
     gc_cpu_critical: float = 0.45
@@ -94,18 +117,41 @@ class DetectSettings(BaseModel):
     squeeze_live_vs_goal: float = 0.9
     tiny_gogc_goal_ratio: float = 1.1
     sustained_windows: int = 3
+    # Fewer GC cycles than this in a window: not evaluated as a storm (rates from 1-2 cycles are noise).
+    gc_min_cycles: int = 3
+    # Heap goal at or above this share of go.memory.limit: the limit, not GOGC, is pacing the GC.
+    squeeze_goal_vs_limit: float = 0.9
+    # go.config.gogc at or below this (when reported) is a misconfiguration during a storm.
+    tiny_gogc_max: float = 25.0
     # Goroutine and heap leak trends
     leak_lookback_seconds: int = 6 * 3600
-    leak_bucket_seconds: int = 60
+    leak_bucket_seconds: int = 300
     leak_min_buckets: int = 10
     leak_warmup_seconds: int = 120
     leak_mk_z: float = 2.33
     leak_spearman_min: float = 0.6
     leak_min_slope_per_hour: float = 5.0
     leak_min_relative_growth: float = 0.1
+    # heap_live slope floor, MiB per hour (leak_min_slope_per_hour is for goroutines, per hour).
+    leak_heap_min_slope_mb_per_hour: float = 1.0
+    # Goroutine count to project time-to-limit against (GitLab's saturation point for go_goroutines).
+    leak_goroutine_ceiling: float = 250_000.0
+    # A bucket floor below this share of the previous one is read as a restart (counts drop to near zero).
+    leak_restart_drop_fraction: float = 0.2
+    # Samples whose estimated process start is this close to the latest one belong to the same incarnation
+    # (the estimate is arrival time minus uptime, so it jitters by the delivery delay).
+    restart_jitter_seconds: float = 60.0
+    # A leak projected to reach its limit within this many hours is critical.
+    leak_critical_hours: float = 24.0
     # Cancellation propagation
     cancel_grace_ms: float = 50.0
     cancel_grace_fraction: float = 0.1
+    # How far before a window the cancel-gaps job looks for the cancelled ancestors of the window's spans.
+    cancel_lookback_seconds: int = 900
+    # A call edge is flagged in a bucket with at least this many overruns making up at least this share of
+    # the cancellations that reached it (1 %: the rule from CRISP-style overrun analysis).
+    cancel_min_overruns: int = 2
+    cancel_min_overrun_share: float = 0.01
 
 
 class Settings(BaseSettings):

@@ -179,8 +179,57 @@ def migrate(store: Store, sql_dir: Path, ctx: RenderContext) -> list[Migration]:
     return applied
 
 
+_CREATE_DATA_TABLE_RE = re.compile(
+    r"^(?P<head>CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+)(?P<db>\w+)\.(?P<table>\w+)(?P<rest>\s+ON\s+CLUSTER\s.*"
+    r"\bENGINE\s*=\s*Replicated\w*MergeTree\b.*)$",
+    re.S | re.I,
+)
+_ALTER_TABLE_RE = re.compile(r"^(?P<head>ALTER\s+TABLE\s+)(?P<db>\w+)\.(?P<table>\w+)(?P<rest>\s.*)$", re.S | re.I)
+_ORDER_BY_FIRST_RE = re.compile(r"\bORDER\s+BY\s*\(?\s*([A-Za-z_]\w*)", re.I)
+_LEADING_COMMENTS_RE = re.compile(r"^(?:\s*(?:--[^\n]*(?:\n|$)|/\*.*?\*/))*\s*", re.S)
+LOCAL_SUFFIX = "_local"
+
+
+def cluster_statements(statement: str, ctx: RenderContext) -> list[str]:
+    """One rendered statement as it runs on a cluster.
+
+    A data table (`CREATE TABLE IF NOT EXISTS db.name ON CLUSTER ... ENGINE = Replicated*MergeTree`) becomes
+    `db.name_local` on every node, plus a Distributed `db.name` in front of it with the same columns, so
+    every reader and writer keeps using `db.name`. Rows are sharded by the table's first ORDER BY column
+    (service for most tables), so one service's rows, and every version of a ReplacingMergeTree key, live on
+    one shard: FINAL and per-service window functions stay correct. `ALTER TABLE db.name` is applied to the
+    local table and then to the front. Anything else runs unchanged.
+    """
+    statement = _LEADING_COMMENTS_RE.sub("", statement)
+    create = _CREATE_DATA_TABLE_RE.match(statement)
+    if create:
+        db, table = create.group("db"), create.group("table")
+        order_by = _ORDER_BY_FIRST_RE.search(create.group("rest"))
+        key = f"cityHash64({order_by.group(1)})" if order_by else "rand()"
+        local = f"{create.group('head')}{db}.{table}{LOCAL_SUFFIX}{create.group('rest')}"
+        front = (
+            f"CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER '{ctx.cluster}' AS {db}.{table}{LOCAL_SUFFIX} "
+            f"ENGINE = Distributed('{ctx.cluster}', '{db}', '{table}{LOCAL_SUFFIX}', {key})"
+        )
+        return [local, front]
+    alter = _ALTER_TABLE_RE.match(statement)
+    if alter and not alter.group("table").endswith(LOCAL_SUFFIX):
+        db, table = alter.group("db"), alter.group("table")
+        local = f"{alter.group('head')}{db}.{table}{LOCAL_SUFFIX}{alter.group('rest')}"
+        return [local, statement]
+    return [statement]
+
+
+def render_statements(sql: str, ctx: RenderContext) -> list[str]:
+    """The statements of one migration file as they run for `ctx` (single node or cluster)."""
+    statements = split_statements(render(sql, ctx))
+    if not ctx.cluster:
+        return statements
+    return [out for statement in statements for out in cluster_statements(statement, ctx)]
+
+
 def apply_file(store: Store, mig: Migration, ctx: RenderContext) -> None:
-    statements = split_statements(render(mig.text, ctx))
+    statements = render_statements(mig.text, ctx)
     for index, statement in enumerate(statements, start=1):
         try:
             store.command(statement)

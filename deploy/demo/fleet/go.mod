@@ -1,0 +1,3 @@
+module fleetdemo
+
+go 1.22

@@ -1,0 +1,458 @@
+"""Go runtime stderr lines -> gc_events, scavenger_events, pacer_events, runtime_notices, otel_logs, quarantine.
+
+Every transport ends here: files and stdin (`fleetwatch ingest gctrace`), Kafka raw lines and OTLP log
+bodies. A service may send its whole stderr: runtime lines become typed rows, everything else becomes a log
+record, and a line that looks like runtime output but cannot be read is quarantined with the reason.
+Nothing is dropped.
+
+Lines split by other writers. The runtime prints a trace line token by token, so application output
+written to stderr at the same moment can land inside it: the runtime prefix, then the foreign text and its
+newline, then the runtime suffix on the next line. When a line with a runtime head does not parse and one of
+the next two lines is a headless runtime fragment, the split point is searched for: the runtime line is
+rebuilt from prefix + fragment and the foreign text is kept as an application log line.
+
+Time. A gctrace line carries seconds since process start (`@T`), nothing absolute. Two ways to anchor it:
+
+* stream mode (`GctraceStream`): the process start is known (or fixed once from the wall clock); each
+  cycle's ts = start + @T. A restart inside the stream (cycle number or @T going back) opens a new
+  incarnation whose start is the end of the previous incarnation's last cycle.
+* observed mode (`normalize_lines`): each line comes with the time it was observed (Kafka record time, OTLP
+  log time). The gc line is printed when the cycle ends, so ts = observed - wall-clock duration of the
+  cycle, and process_start = ts - @T (informational: it jitters with delivery latency).
+
+Both are deterministic for the same input, which Kafka replays rely on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from pipeline.normalize import runtime_lines as rl
+from pipeline.normalize.logs import append_log
+from pipeline.normalize.rows import Rows
+
+SIGNAL = "gctrace"
+GC_TABLE = "gc_events"
+SCAV_TABLE = "scavenger_events"
+PACER_TABLE = "pacer_events"
+NOTICE_TABLE = "runtime_notices"
+
+GC_COLUMNS = (
+    "service", "instance", "ts", "gc_num", "since_start_s", "gc_cpu_pct", "stw_sweep_term_ms", "mark_ms",
+    "stw_mark_term_ms", "cpu_sweep_term_ms", "cpu_assist_ms", "cpu_background_ms", "cpu_idle_ms",
+    "cpu_mark_term_ms", "heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb",
+    "globals_mb", "procs", "forced", "leak_check", "process_start", "incarnation", "format", "source",
+    "received_at",
+)
+_TAIL = ("after_gc_num", "process_start", "incarnation", "source", "received_at")
+SCAV_COLUMNS = ("service", "instance", "ts", *rl.SCAV_FIELDS, *_TAIL)
+PACER_COLUMNS = ("service", "instance", "ts", *rl.PACER_FIELDS, *_TAIL)
+NOTICE_COLUMNS = ("service", "instance", "ts", "kind", "raw", *_TAIL)
+
+# How many lines after a broken one may hold its runtime suffix (the ones between are application lines).
+REPAIR_WINDOW = 2
+_RUNTIME_KINDS = (rl.GC, rl.SCAV, rl.PACER, rl.NOTICE)
+# Where application output that split a runtime line plausibly begins: a timestamp, a bracket or a word.
+_LINE_START = re.compile(r"\d{4}[/-]\d\d[/-]\d\d|\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ \d]\d |[\[{<]")
+
+
+@dataclass
+class LineStats:
+    """What became of the lines of one call: lines == events + other_runtime + logs + quarantined + blank."""
+
+    lines: int = 0
+    events: int = 0          # gc_events rows
+    other_runtime: int = 0   # scavenger_events, pacer_events and runtime_notices rows
+    logs: int = 0            # otel_logs rows (application lines, and foreign text cut out of runtime lines)
+    quarantined: int = 0
+    blank: int = 0           # empty lines, not stored
+    repaired: int = 0        # runtime lines rebuilt from two pieces (both lines are counted in `lines`)
+
+    def add(self, other: LineStats) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
+class _ObservedClock:
+    """Observed mode: every line carries the time it was seen."""
+
+    def __init__(self) -> None:
+        self.process_start_us = 0
+
+    def gc(self, num: int, since_us: int, clock_us: int, observed_ns: int) -> tuple[int, int, int]:
+        ts = observed_ns // 1000 - clock_us
+        self.process_start_us = ts - since_us
+        return ts, self.process_start_us, 0
+
+    def other(self, observed_ns: int) -> tuple[int, int, int]:
+        return observed_ns // 1000, self.process_start_us, 0
+
+
+class _StreamClock:
+    """Stream mode: ts = process start + @T, with a new incarnation when the stream restarts.
+
+    With `start_us` None the start of each incarnation is fixed from `now_us()` when its first gc line is
+    processed (a live pipe); other lines then carry the wall clock too.
+    """
+
+    def __init__(self, start_us: int | None, now_us: Callable[[], int] | None = None) -> None:
+        if start_us is None and now_us is None:
+            raise ValueError("a stream needs a start time or a clock")
+        self.fixed = start_us is not None
+        self.start_us = start_us
+        self.now_us = now_us
+        self.incarnation = 1
+        self.last_num = -1
+        self.last_since_us = -1
+        self.last_end_us: int | None = None
+
+    def gc(self, num: int, since_us: int, clock_us: int, observed_ns: int) -> tuple[int, int, int]:
+        if num < self.last_num or since_us < self.last_since_us:
+            self.incarnation += 1
+            self.start_us = self.last_end_us if self.fixed else None
+        if self.start_us is None:
+            assert self.now_us is not None
+            self.start_us = self.now_us() - since_us - clock_us
+        ts = self.start_us + since_us
+        self.last_num = num
+        self.last_since_us = since_us
+        self.last_end_us = ts + clock_us
+        return ts, self.start_us, self.incarnation
+
+    def other(self, observed_ns: int) -> tuple[int, int, int]:
+        if not self.fixed:
+            assert self.now_us is not None
+            return self.now_us(), self.start_us or 0, self.incarnation
+        ts = self.last_end_us if self.last_end_us is not None else self.start_us
+        assert ts is not None and self.start_us is not None
+        return ts, self.start_us, self.incarnation
+
+
+def _foreign_score(text: str) -> int:
+    """How much `text` looks like the start of an application line (used to pick among split points)."""
+    if _LINE_START.match(text):
+        return 2
+    return 1 if text[:1].isalpha() else 0
+
+
+def repair(broken: str, suffix: str) -> tuple[int, object, str, str] | None:
+    """Rebuild a runtime line split by foreign output: `broken` = [shipper prefix] runtime prefix + foreign
+    text, `suffix` = the rest of the runtime line.
+
+    Returns (kind, parsed, runtime line, foreign text with the shipper prefix) or None. Among the split
+    points that give a valid runtime line, the one where the foreign text looks most like the start of a
+    line wins, then the longest runtime prefix.
+    """
+    starts = [0]
+    for head in rl.REPAIR_HEADS:
+        pos = broken.find(head)
+        while pos > 0:
+            if pos not in starts:
+                starts.append(pos)
+            pos = broken.find(head, pos + 1)
+    suffixes = [suffix]
+    best: tuple[tuple[int, int], tuple[int, object, str, str]] | None = None
+    for start in starts:
+        if start and len(suffix) > start:
+            # A shipper stamps every line: drop a prefix of the same width from the continuation.
+            suffixes.append(suffix[start:])
+        for split in range(len(broken) - 1, start, -1):
+            foreign = broken[split:]
+            score = _foreign_score(foreign)
+            if best is not None and (score, split - start) <= best[0]:
+                continue
+            for tail in suffixes:
+                candidate = broken[start:split] + tail
+                kind, parsed = rl.classify(candidate)
+                if kind in _RUNTIME_KINDS:
+                    best = ((score, split - start), (kind, parsed, candidate, broken[:start] + foreign))
+                    break
+    return None if best is None else best[1]
+
+
+class _Normalizer:
+    """The per-line loop shared by both modes; collects row tuples and flushes them as columns."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        instance: str,
+        source: str,
+        received_at: datetime,
+        clock: _ObservedClock | _StreamClock,
+        quarantine: dict[str, Any] | None,
+    ) -> None:
+        self.service = service
+        self.instance = instance
+        self.source = source
+        self.received_at = received_at
+        self.received_ms = int(received_at.timestamp() * 1000)
+        self.clock = clock
+        self.quarantine_kw = dict(quarantine or {})
+        self.last_gc_num = 0
+
+    def process(
+        self,
+        work: list[str | None],
+        observed: Sequence[int] | None,
+        limit: int,
+        rows: Rows,
+        stats: LineStats,
+        location: Callable[[int], str] | None = None,
+    ) -> None:
+        """Handle work[0:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
+        clock = self.clock
+        gc_rows: list[tuple] = []
+        scav_rows: list[tuple] = []
+        pacer_rows: list[tuple] = []
+        notice_rows: list[tuple] = []
+        gc_times: list[tuple[int, int, int]] = []
+        scav_times: list[tuple] = []
+        pacer_times: list[tuple] = []
+        notice_times: list[tuple] = []
+        count = 0
+        classify = rl.classify
+        parse_gc = rl.parse_gc
+        n = len(work)
+        for i in range(limit):
+            line = work[i]
+            if line is None:
+                continue
+            count += 1
+            obs = observed[i] if observed is not None else 0
+            # Fast path: a well-formed gc line (the most common runtime line), without the general dispatch.
+            if " ms clock, " in line:
+                p = parse_gc(line)
+                if p is not None:
+                    gc_times.append(clock.gc(p[0], p[1], p[21], obs))
+                    gc_rows.append(p)
+                    self.last_gc_num = p[0]
+                    continue
+            kind, parsed = classify(line)
+            if kind == rl.APP:
+                if not line or line.isspace():
+                    stats.blank += 1
+                    continue
+                self._log(rows, stats, line, clock.other(obs)[0])
+                continue
+            if kind == rl.BROKEN or kind == rl.WEAK:
+                fixed = self._try_repair(work, i, n)
+                if fixed is None:
+                    if kind == rl.WEAK:
+                        self._log(rows, stats, line, clock.other(obs)[0])
+                    else:
+                        self._quarantine(rows, stats, line, f"{parsed}; no following line completes it", i,
+                                         location)
+                    continue
+                j, kind, parsed, rebuilt, foreign = fixed
+                work[j] = None
+                count += 1
+                stats.repaired += 1
+                self._log(rows, stats, foreign, clock.other(obs)[0])
+                line = rebuilt
+                obs = observed[j] if observed is not None else obs
+            if kind == rl.GC:
+                p = parsed  # type: ignore[assignment]
+                gc_times.append(clock.gc(p[0], p[1], p[21], obs))
+                gc_rows.append(p)
+                self.last_gc_num = p[0]
+            elif kind == rl.FRAGMENT:
+                self._quarantine(rows, stats, line, str(parsed), i, location)
+            else:
+                when = (*clock.other(obs), self.last_gc_num)
+                if kind == rl.PACER:
+                    pacer_rows.append(parsed)  # type: ignore[arg-type]
+                    pacer_times.append(when)
+                elif kind == rl.SCAV:
+                    scav_rows.append(parsed)  # type: ignore[arg-type]
+                    scav_times.append(when)
+                else:
+                    notice_rows.append((parsed, line))
+                    notice_times.append(when)
+        stats.lines += count
+        stats.events += len(gc_rows)
+        stats.other_runtime += len(pacer_rows) + len(scav_rows) + len(notice_rows)
+        self._flush_gc(rows, gc_rows, gc_times)
+        self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, scav_rows, scav_times)
+        self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, pacer_rows, pacer_times)
+        self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, notice_rows, notice_times)
+
+    def _flush_other(
+        self, rows: Rows, table: str, columns: Sequence[str], parsed: list[tuple], times: list[tuple]
+    ) -> None:
+        """Parsed field tuples and their (ts, process_start, incarnation, after_gc_num) -> columns."""
+        k = len(parsed)
+        if not k:
+            return
+        ts, start, inc, after = zip(*times, strict=True)
+        cols = rows.columns(table, columns)
+        cols["service"].extend([self.service] * k)
+        cols["instance"].extend([self.instance] * k)
+        cols["ts"].extend(ts)
+        for name, values in zip(columns[3:-5], zip(*parsed, strict=True), strict=True):
+            cols[name].extend(values)
+        cols["after_gc_num"].extend(after)
+        cols["process_start"].extend(start)
+        cols["incarnation"].extend(inc)
+        cols["source"].extend([self.source] * k)
+        cols["received_at"].extend([self.received_ms] * k)
+
+    def _flush_gc(self, rows: Rows, parsed: list[tuple], times: list[tuple[int, int, int]]) -> None:
+        """Parsed gc tuples (runtime_lines.GC_FIELDS) and their (ts, process_start, incarnation) -> columns."""
+        k = len(parsed)
+        if not k:
+            return
+        (num, since_us, pct, c1, c2, c3, p1, pa, pb, pi, p3, h0, h1, h2, goal, stacks, globals_, procs, forced,
+         leak, fmt, _clock) = zip(*parsed, strict=True)
+        ts, start, inc = zip(*times, strict=True)
+        cols = rows.columns(GC_TABLE, GC_COLUMNS)
+        for name, values in (
+            ("service", [self.service] * k), ("instance", [self.instance] * k), ("ts", ts), ("gc_num", num),
+            ("since_start_s", [us / 1e6 for us in since_us]), ("gc_cpu_pct", pct), ("stw_sweep_term_ms", c1),
+            ("mark_ms", c2), ("stw_mark_term_ms", c3), ("cpu_sweep_term_ms", p1), ("cpu_assist_ms", pa),
+            ("cpu_background_ms", pb), ("cpu_idle_ms", pi), ("cpu_mark_term_ms", p3), ("heap_start_mb", h0),
+            ("heap_end_mb", h1), ("heap_live_mb", h2), ("heap_goal_mb", goal), ("stacks_mb", stacks),
+            ("globals_mb", globals_), ("procs", procs), ("forced", forced), ("leak_check", leak),
+            ("process_start", start), ("incarnation", inc), ("format", fmt), ("source", [self.source] * k),
+            ("received_at", [self.received_ms] * k),
+        ):
+            cols[name].extend(values)
+
+    def _try_repair(self, work: list[str | None], i: int, n: int) -> tuple[int, int, object, str, str] | None:
+        broken = work[i]
+        assert broken is not None
+        for j in range(i + 1, min(n, i + 1 + REPAIR_WINDOW)):
+            nxt = work[j]
+            if nxt is None:
+                return None
+            kind, _ = rl.classify(nxt)
+            if kind == rl.FRAGMENT:
+                fixed = repair(broken, nxt)
+                return None if fixed is None else (j, *fixed)
+            if kind != rl.APP:
+                return None
+        return None
+
+    def _log(self, rows: Rows, stats: LineStats, body: str, ts_us: int) -> None:
+        append_log(rows, timestamp_ns=ts_us * 1000, service=self.service, instance=self.instance, body=body)
+        stats.logs += 1
+
+    def _quarantine(
+        self, rows: Rows, stats: LineStats, line: str, reason: str, i: int, location: Callable[[int], str] | None
+    ) -> None:
+        kw = self.quarantine_kw
+        if location is not None:
+            kw = {**kw, "location": location(i)}
+        rows.quarantine(source=self.source, signal=SIGNAL, reason=reason, raw=line, service=self.service,
+                        instance=self.instance, received_at=self.received_at, **kw)
+        stats.quarantined += 1
+
+
+def _strip(lines: Iterable[str]) -> list[str | None]:
+    return [line.rstrip("\r\n") if line[-1:] in ("\n", "\r") else line for line in lines]
+
+
+def normalize_lines(
+    lines: Sequence[str],
+    *,
+    observed_ns: Sequence[int] | int,
+    service: str,
+    instance: str,
+    source: str,
+    received_at: datetime,
+    rows: Rows,
+    quarantine: dict | None = None,
+) -> LineStats:
+    """Observed mode: consecutive stderr lines of one process, each with the time it was observed (unix ns).
+
+    `observed_ns` is one value per line or one for all. `quarantine` holds extra arguments for
+    `Rows.quarantine` (topic, partition, offset, location). Lines split by foreign output are repaired when
+    both pieces are in this call.
+    """
+    work = _strip(lines)
+    if isinstance(observed_ns, int):
+        observed: Sequence[int] = [observed_ns] * len(work)
+    else:
+        observed = observed_ns
+        if len(observed) != len(work):
+            raise ValueError(f"{len(work)} lines but {len(observed)} observed times")
+    stats = LineStats()
+    normalizer = _Normalizer(service=service, instance=instance, source=source, received_at=received_at,
+                             clock=_ObservedClock(), quarantine=quarantine)
+    normalizer.process(work, observed, len(work), rows, stats)
+    return stats
+
+
+class GctraceStream:
+    """Stream mode: the stderr of one process (or of its restarts), fed in batches.
+
+    `start_ns` is the process start (unix ns); None anchors each incarnation on `now_ns()` when its first gc
+    line is processed. The last REPAIR_WINDOW lines of a batch wait for the next one, so a line split at a
+    batch boundary is still repaired; `finish()` handles them.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        instance: str,
+        source: str,
+        received_at: datetime,
+        start_ns: int | None,
+        now_ns: Callable[[], int] | None = None,
+        name: str = "",
+    ) -> None:
+        now_us = None if now_ns is None else (lambda: now_ns() // 1000)
+        self._normalizer = _Normalizer(
+            service=service, instance=instance, source=source, received_at=received_at,
+            clock=_StreamClock(None if start_ns is None else start_ns // 1000, now_us), quarantine=None,
+        )
+        self.name = name
+        self.stats = LineStats()
+        self._carry: list[str | None] = []
+        self._first_line = 1  # line number of _carry[0] (or of the next line fed)
+
+    def feed(self, lines: Iterable[str], rows: Rows, *, terminated: bool = True) -> LineStats:
+        """Normalize a batch into `rows`; returns the stats of this batch.
+
+        `terminated=False` says the lines carry no line terminators (saves a pass over them).
+        """
+        batch = _strip(lines) if terminated else list(lines)
+        return self._run(self._carry + batch, rows, final=False)
+
+    def finish(self, rows: Rows) -> LineStats:
+        """Handle the lines held back for repairs across batches."""
+        return self._run(self._carry, rows, final=True)
+
+    def _run(self, work: list[str | None], rows: Rows, *, final: bool) -> LineStats:
+        limit = len(work) if final else max(0, len(work) - REPAIR_WINDOW)
+        first = self._first_line
+        name = self.name or "stdin"
+        stats = LineStats()
+        self._normalizer.process(work, None, limit, rows, stats, location=lambda i: f"{name}:{first + i}")
+        self._carry = work[limit:]
+        self._first_line = first + limit
+        self.stats.add(stats)
+        return stats
+
+
+def stream_span_ns(lines: Iterable[str]) -> int | None:
+    """Time from process start to the end of the last cycle, over all incarnations of a stream.
+
+    Used to anchor a file without a known start time: its last cycle is taken to end at the file's
+    modification time, so start = mtime - span. None when there is no gc line.
+    """
+    clock = _StreamClock(0)
+    seen = False
+    for line in lines:
+        if " ms clock, " in line:
+            parsed = rl.parse_gc(line)
+            if parsed is not None:
+                clock.gc(parsed[0], parsed[1], parsed[21], 0)
+                seen = True
+    return clock.last_end_us * 1000 if seen and clock.last_end_us is not None else None

@@ -1,0 +1,343 @@
+"""Kafka messages -> rows: what each topic's payload means. Pure: no broker, no store, no clock.
+
+The Kafka source hands over a batch of messages from one partition; this module turns each message into
+rows through the same normalizers every other transport uses (gctrace lines, cancel-events, OTLP). The
+result depends only on the messages and the `received_at` passed in, so a batch replayed after a crash
+produces the same rows in the same order, which is what lets its dedup token drop the replay
+(docs/kafka.md, "Delivery").
+
+A message that cannot be understood at all (not UTF-8, not JSON, not an OTLP request, too large, or one
+that makes a normalizer fail) becomes one quarantine row carrying its topic, partition and offset; the
+messages after it are processed as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pipeline.normalize.cancel import normalize_cancel_payload
+from pipeline.normalize.rows import Rows
+
+log = logging.getLogger(__name__)
+
+SOURCE = "kafka"
+UNKNOWN_SERVICE = "unknown"
+
+
+class Kind(StrEnum):
+    """What a topic carries; the settings map topic names to kinds."""
+
+    gctrace = "gctrace"
+    cancel_events = "cancel_event"
+    otlp_logs = "otlp_logs"
+    otlp_spans = "otlp_spans"
+    otlp_metrics = "otlp_metrics"
+
+
+# The OTLP normalizer's name for each OTLP kind.
+OTLP_SIGNALS = {Kind.otlp_logs: "logs", Kind.otlp_spans: "traces", Kind.otlp_metrics: "metrics"}
+
+# `content-type` header values (as the Collector and common producers set them) -> OTLP encoding.
+_CONTENT_TYPES = {
+    "application/x-protobuf": "proto",
+    "application/protobuf": "proto",
+    "application/vnd.google.protobuf": "proto",
+    "application/json": "json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaMessage:
+    """The parts of a consumer record that decoding needs, detached from kafka-python."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.value or b"") + len(self.key or b"")
+
+    def header(self, name: str) -> str | None:
+        """The last header called `name` (case-insensitive), as text; None when absent or not UTF-8."""
+        wanted = name.lower()
+        for key, raw in reversed(self.headers):
+            if key.lower() == wanted and raw is not None:
+                try:
+                    return raw.decode("utf-8").strip()
+                except UnicodeDecodeError:
+                    return None
+        return None
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """Quarantine context: where the message can be found again."""
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+def normalize_messages(
+    kind: Kind,
+    messages: Iterable[KafkaMessage],
+    *,
+    rows: Rows,
+    received_at: datetime,
+    otlp_encoding: str = "otlp_proto",
+    max_message_bytes: int = 16 * 1024 * 1024,
+) -> int:
+    """Append the rows of every message to `rows`; returns how many messages were quarantined whole.
+
+    Each message is normalized into rows of its own first and merged only when it succeeded, so a
+    normalizer that fails halfway never leaves half a message behind.
+    """
+    poisoned = 0
+    for msg in messages:
+        own = Rows()
+        try:
+            reason = _normalize_one(kind, msg, own, received_at, otlp_encoding, max_message_bytes)
+        except Exception as exc:  # a bug or an input nobody anticipated must not stop the partition
+            log.warning("message %s/%d@%d failed: %r", msg.topic, msg.partition, msg.offset, exc)
+            reason = f"cannot process message: {type(exc).__name__}: {exc}"
+            own = Rows()
+        if reason is not None:
+            own = Rows()
+            service, instance = identity_from_transport(msg)
+            own.quarantine(source=SOURCE, signal=kind.value, reason=reason, raw=msg.value or b"",
+                           service=service, instance=instance, received_at=received_at, **msg.where)
+            poisoned += 1
+        rows.extend(own)
+    return poisoned
+
+
+def _normalize_one(
+    kind: Kind, msg: KafkaMessage, rows: Rows, received_at: datetime, otlp_encoding: str, max_bytes: int
+) -> str | None:
+    """Normalize one message into `rows`; returns a quarantine reason when the whole message is rejected."""
+    value = msg.value
+    if value is None:
+        return "empty message (tombstone)"
+    if len(value) > max_bytes:
+        return f"message of {len(value)} bytes exceeds max_message_bytes ({max_bytes})"
+    if kind is Kind.gctrace:
+        return _gctrace(msg, value, rows, received_at)
+    if kind is Kind.cancel_events:
+        service, instance = identity_from_transport(msg)
+        normalize_cancel_payload(value, rows=rows, source=SOURCE, received_at=received_at,
+                                 service=service if service != UNKNOWN_SERVICE else "", instance=instance,
+                                 quarantine=msg.where)
+        return None
+    return _otlp(kind, msg, value, rows, received_at, otlp_encoding)
+
+
+# -- OTLP ------------------------------------------------------------------------------------------------
+def otlp_encoding_of(msg: KafkaMessage, default: str) -> str:
+    """`proto` or `json`: the message's `content-type` header when it names one, else the topic default."""
+    content_type = (msg.header("content-type") or "").split(";")[0].strip().lower()
+    if content_type in _CONTENT_TYPES:
+        return _CONTENT_TYPES[content_type]
+    return "json" if default.lower() in ("otlp_json", "json") else "proto"
+
+
+def _otlp(kind: Kind, msg: KafkaMessage, value: bytes, rows: Rows, received_at: datetime,
+          default_encoding: str) -> str | None:
+    from pipeline.normalize import otlp
+
+    signal = OTLP_SIGNALS[kind]
+    encoding = otlp_encoding_of(msg, default_encoding)
+    try:
+        request = otlp.decode_request(signal, value, encoding)  # type: ignore[arg-type]
+    except otlp.OtlpDecodeError as exc:
+        return f"cannot decode otlp_{encoding}: {exc}"
+    otlp.normalize_request(signal, request, rows=rows, source=SOURCE, received_at=received_at,  # type: ignore[arg-type]
+                           quarantine=msg.where)
+    return None
+
+
+# -- gctrace: raw text or JSON envelopes ----------------------------------------------------------------
+def identity_from_transport(msg: KafkaMessage) -> tuple[str, str]:
+    """(service, instance) from the `service`/`instance` headers, else a `service/instance` key."""
+    service = msg.header("service") or ""
+    instance = msg.header("instance") or ""
+    if (not service or not instance) and msg.key:
+        try:
+            key = msg.key.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            key = ""
+        key_service, _, key_instance = key.partition("/")
+        service = service or key_service
+        instance = instance or key_instance
+    return service or UNKNOWN_SERVICE, instance
+
+
+def _gctrace(msg: KafkaMessage, value: bytes, rows: Rows, received_at: datetime) -> str | None:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text: {exc}"
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            doc = json.loads(stripped)
+        except ValueError as exc:
+            return f"invalid JSON envelope: {exc}"
+        envelopes = doc if isinstance(doc, list) else [doc]
+        parsed = []
+        for env in envelopes:
+            if not isinstance(env, dict):
+                return "a JSON envelope must be an object (or an array of objects)"
+            try:
+                parsed.append(parse_envelope(env, msg))
+            except ValueError as exc:
+                return f"invalid JSON envelope: {exc}"
+        for envelope in parsed:
+            _lines(envelope.lines, envelope.observed_ns, envelope.service, envelope.instance, msg, rows,
+                   received_at)
+        return None
+    service, instance = identity_from_transport(msg)
+    _lines(text.splitlines(), msg.timestamp_ms * 1_000_000, service, instance, msg, rows, received_at)
+    return None
+
+
+def _lines(lines: Sequence[str], observed_ns: int, service: str, instance: str, msg: KafkaMessage,
+           rows: Rows, received_at: datetime) -> None:
+    from pipeline.normalize.gctrace import normalize_lines
+
+    normalize_lines([line for line in lines if line.strip()], observed_ns=observed_ns, service=service,
+                    instance=instance, source=SOURCE, received_at=received_at, rows=rows, quarantine=msg.where)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    service: str
+    instance: str
+    observed_ns: int
+    lines: list[str]
+
+
+_LINE_FIELDS = ("line", "lines", "message", "log", "msg")
+_TIME_FIELDS = ("ts", "@timestamp", "timestamp", "time")
+_SERVICE_FIELDS = ("service", "service.name", "service_name")
+_INSTANCE_FIELDS = ("instance", "service.instance.id", "service_instance_id")
+_HOST_FIELDS = ("host", "hostname", "host.name")
+_K8S_SERVICE_LABELS = ("app.kubernetes.io/name", "app", "k8s-app")
+
+
+def parse_envelope(env: Mapping[str, Any], msg: KafkaMessage) -> Envelope:
+    """Read the identity, time and lines of one JSON envelope, in the spellings common agents use.
+
+    Fleetwatch's own shape is `{"service","instance","ts","line"|"lines","attributes"}`; Docker's json-file
+    (`log`, `time`), Fluent Bit and Vector (`message`, `log`, `@timestamp`, `host`, `kubernetes.*` nested
+    or flattened with dots) are read too. Missing identity falls back to headers and key; missing time to
+    the record timestamp.
+    """
+    lines = _envelope_lines(env)
+    k8s = _kubernetes(env)
+    labels = k8s.get("labels") or k8s.get("pod_labels") or {}
+    t_service, t_instance = identity_from_transport(msg)
+    service = (
+        _first_text(env, _SERVICE_FIELDS)
+        or next((str(labels[k]) for k in _K8S_SERVICE_LABELS if isinstance(labels, dict) and labels.get(k)), "")
+        or str(k8s.get("container_name") or "")
+        or t_service
+    )
+    instance = (
+        _first_text(env, _INSTANCE_FIELDS)
+        or str(k8s.get("pod_name") or "")
+        or _host(env)
+        or t_instance
+    )
+    observed_ns = msg.timestamp_ms * 1_000_000
+    for name in _TIME_FIELDS:
+        if env.get(name) is not None:
+            observed_ns = envelope_time_ns(env[name])
+            break
+    return Envelope(service=service, instance=instance, observed_ns=observed_ns, lines=lines)
+
+
+def _envelope_lines(env: Mapping[str, Any]) -> list[str]:
+    for name in _LINE_FIELDS:
+        value = env.get(name)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            return value.splitlines()
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [part for v in value for part in v.splitlines()]
+        raise ValueError(f"field {name!r} must be a string or a list of strings")
+    raise ValueError(f"no line found (expected one of {', '.join(_LINE_FIELDS)})")
+
+
+def _first_text(env: Mapping[str, Any], names: Sequence[str]) -> str:
+    for name in names:
+        value = env.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return ""
+
+
+def _host(env: Mapping[str, Any]) -> str:
+    host = _first_text(env, _HOST_FIELDS)
+    if host:
+        return host
+    nested = env.get("host")
+    if isinstance(nested, dict):  # Elastic Common Schema: {"host": {"name": ...}}
+        return str(nested.get("name") or nested.get("hostname") or "")
+    return ""
+
+
+def _kubernetes(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The `kubernetes` object, nested (Fluent Bit) or flattened as `kubernetes.pod_name` (Vector, jq)."""
+    nested = env.get("kubernetes")
+    k8s: dict[str, Any] = dict(nested) if isinstance(nested, dict) else {}
+    for key, value in env.items():
+        if key.startswith("kubernetes."):
+            k8s.setdefault(key[len("kubernetes."):], value)
+    return k8s
+
+
+def envelope_time_ns(value: Any) -> int:
+    """Unix nanoseconds from RFC 3339 text, or from a number in seconds, ms, µs or ns (by magnitude).
+
+    Agents disagree on units: Fluent Bit writes float seconds, JavaScript-based shippers milliseconds,
+    Fleetwatch's own envelope nanoseconds. Magnitudes of these never overlap for dates after 2001.
+    """
+    from pipeline.models import parse_timestamp_ns
+
+    if isinstance(value, bool):
+        raise ValueError("time cannot be a boolean")
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number: float | int = int(text) if text.lstrip("-").isdigit() else float(text)
+        except ValueError:
+            return parse_timestamp_ns(text)
+        value = number
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("time is not a finite number")
+        if abs(value) < 10**11:  # float seconds keep their fraction
+            return parse_timestamp_ns(round(value * 1e9))
+        value = int(value)
+    if isinstance(value, int):
+        return parse_timestamp_ns(_scale(value))
+    raise ValueError(f"unsupported time {value!r}")
+
+
+def _scale(value: int) -> int:
+    magnitude = abs(value)
+    if magnitude < 10**11:  # seconds
+        return value * 10**9
+    if magnitude < 10**14:  # milliseconds
+        return value * 10**6
+    if magnitude < 10**17:  # microseconds
+        return value * 10**3
+    return value

@@ -1,0 +1,154 @@
+"""OTLP export requests (logs, traces, metrics) -> rows. The one mapping every OTLP transport uses.
+
+The gRPC and HTTP receivers and the Kafka source's `otlp_*` topics all call `decode_request` then
+`normalize_request`, so a record means the same thing whichever way it arrived. Both are pure: no I/O,
+no clock (the receive time is passed in).
+
+Where each signal goes (docs/schema.md, "OTLP mapping", has the full table):
+
+* logs: Go runtime lines in the body -> gc_events and friends (through the gctrace normalizer);
+  `event.name = cancel-event` -> cancel_events; everything else -> otel_logs.
+* traces: spans -> otel_traces; span events named `cancel-event` -> cancel_events as well.
+* metrics: Go runtime metrics in any vocabulary -> runtime_metrics under one canonical name;
+  everything else -> otel_metrics.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from pipeline.normalize.otlp_common import Context
+from pipeline.normalize.rows import Rows
+
+Signal = Literal["logs", "traces", "metrics"]
+Encoding = Literal["proto", "json"]
+
+REQUEST_TYPES: dict[str, type[Message]] = {
+    "logs": ExportLogsServiceRequest,
+    "traces": ExportTraceServiceRequest,
+    "metrics": ExportMetricsServiceRequest,
+}
+# The quarantine table's name for each signal.
+QUARANTINE_SIGNAL = {"logs": "otlp_logs", "traces": "otlp_spans", "metrics": "otlp_metrics"}
+
+# OTLP/JSON writes these bytes fields as hex, where protobuf's JSON mapping expects base64.
+_HEX_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+
+
+class OtlpDecodeError(ValueError):
+    """The body is not a valid export request of the expected signal and encoding."""
+
+
+@dataclass
+class OtlpResult:
+    """What one request produced: items stored, items quarantined, and the reason to tell the client.
+
+    Items are log records, spans, or metric data points, as OTLP's partial_success counts them.
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    error_message: str = ""
+
+    def add(self, other: OtlpResult) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        if other.error_message and not self.error_message:
+            self.error_message = other.error_message
+
+
+def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Message:
+    """Parse an Export{Logs,Trace,Metrics}ServiceRequest from protobuf or OTLP/JSON bytes.
+
+    JSON follows the OTLP specification: trace and span ids in hex, enums as numbers or names, 64-bit
+    integers as strings or numbers, unknown fields ignored. Raises `OtlpDecodeError` with the reason.
+    """
+    request_type = REQUEST_TYPES.get(signal)
+    if request_type is None:
+        raise OtlpDecodeError(f"unknown signal {signal!r}")
+    request = request_type()
+    if encoding == "proto":
+        try:
+            request.ParseFromString(body)
+        except (DecodeError, RuntimeError, ValueError) as exc:
+            raise OtlpDecodeError(f"invalid protobuf {request_type.__name__}: {exc}") from None
+        return request
+    if encoding != "json":
+        raise OtlpDecodeError(f"unknown encoding {encoding!r}")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise OtlpDecodeError(f"invalid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise OtlpDecodeError(f"a JSON {request_type.__name__} must be an object")
+    _hex_ids_to_base64(doc)
+    try:
+        json_format.ParseDict(doc, request, ignore_unknown_fields=True)
+    except (json_format.ParseError, ValueError, TypeError) as exc:
+        raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: {exc}") from None
+    return request
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """Rewrite hex id strings in place into the base64 that protobuf's JSON parser expects."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _HEX_ID_KEYS and isinstance(value, str):
+                try:
+                    raw = bytes.fromhex(value)
+                except ValueError:
+                    raise OtlpDecodeError(f"{key} {value[:80]!r} is not hex") from None
+                node[key] = base64.b64encode(raw).decode("ascii")
+            elif isinstance(value, (dict, list)):
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            if isinstance(item, (dict, list)):
+                _hex_ids_to_base64(item)
+
+
+def normalize_request(
+    signal: Signal,
+    request: Message,
+    *,
+    rows: Rows,
+    source: str,
+    received_at: datetime,
+    quarantine: dict[str, Any] | None = None,
+) -> OtlpResult:
+    """Append the rows of one decoded export request to `rows`; rejected items are quarantined there.
+
+    `quarantine` carries transport context for rejected rows (location, topic, partition, offset).
+    """
+    from pipeline.normalize import otlp_logs, otlp_metrics, otlp_traces
+
+    ctx = Context(rows=rows, source=source, received_at=received_at, where=dict(quarantine or {}))
+    if signal == "logs":
+        return otlp_logs.normalize_logs(request, ctx)  # type: ignore[arg-type]
+    if signal == "traces":
+        return otlp_traces.normalize_traces(request, ctx)  # type: ignore[arg-type]
+    if signal == "metrics":
+        return otlp_metrics.normalize_metrics(request, ctx)  # type: ignore[arg-type]
+    raise ValueError(f"unknown signal {signal!r}")
+
+
+def quarantine_message(ctx: Context, signal: Signal, reason: str, item: Message, *,
+                       service: str = "", instance: str = "") -> None:
+    """Store one rejected OTLP item as JSON text with its reason."""
+    try:
+        raw = json_format.MessageToJson(item, indent=None)
+    except Exception:  # a message that cannot even be printed is still recorded
+        raw = binascii.hexlify(item.SerializeToString()).decode("ascii")
+    ctx.rows.quarantine(source=ctx.source, signal=QUARANTINE_SIGNAL[signal], reason=reason, raw=raw,
+                        service=service, instance=instance, received_at=ctx.received_at, **ctx.where)

@@ -1,0 +1,395 @@
+"""Recognise and parse one line of Go runtime trace output (gctrace, scavenger, pacer, other runtime lines).
+
+Pure string work. `classify(line)` answers what a line is and, for runtime lines, returns its fields as a
+tuple in the order of the destination table's columns, so the caller can append it without building a
+dict. Cheap substring tests decide which shape to try, then exactly one compiled regex per shape runs.
+
+The runtime adds no prefix of its own, but log shippers often prepend a timestamp, so every shape is
+searched for anywhere in the line (its head is specific enough), and the end of the line is anchored.
+Shapes are written as named steps: the full regex is the steps joined, and when a line that looks like a
+runtime line does not match, the same steps say which field failed and where (the quarantine reason).
+The formats are described in docs/schema.md; numbers follow the Go runtime's printing rules (sizes are
+truncated MiB/KiB, durations truncated milliseconds).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+# What `classify` says a line is.
+APP = 0          # not a runtime line: application output
+GC = 1           # gctrace summary line -> gc_events
+SCAV = 2         # scavenger line -> scavenger_events
+PACER = 3        # pacer line -> pacer_events
+NOTICE = 4       # other runtime line -> runtime_notices (payload: kind)
+BROKEN = 5       # has a runtime head but does not parse (payload: reason); a repair candidate
+FRAGMENT = 6     # no head, but pieces of a runtime line: the tail of a broken line (payload: reason)
+WEAK = 7         # application line that may start a broken runtime line ("gc app: ...")
+
+_MS = r"(\d+(?:\.\d+)?)"
+_F = r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|[+-]?Inf)"
+_END = r"\r?$"
+
+Steps = Sequence[tuple[str, str]]
+
+# Go 1.6 - 1.27: 3 clock phases; stacks/globals since 1.18; the leak-check marker since 1.26.
+GC_STEPS: Steps = (
+    ("'gc <N>'", r"gc (\d+)"),
+    ("' @<seconds>s'", r" @(\d+)\.(\d+)s"),
+    ("' <percent>%'", r" (\d+)%"),
+    ("':' (or ' (checking for goroutine leaks):')", r"( \(checking for goroutine leaks\))?: "),
+    ("'<c1>+<c2>+<c3> ms clock, '", rf"{_MS}\+{_MS}\+{_MS} ms clock, "),
+    ("'<p1>+<assist>/<background>/<idle>+<p3> ms cpu, '", rf"{_MS}\+{_MS}/{_MS}/{_MS}\+{_MS} ms cpu, "),
+    ("'<H0>-><H1>-><H2> MB'", r"(\d+)->(\d+)->(\d+) MB"),
+    ("', <G> MB goal'", r", (\d+) MB goal"),
+    ("', <S> MB stacks, <GL> MB globals' (Go 1.18+)", r"(?:, (\d+) MB stacks, (\d+) MB globals)?"),
+    ("', <P> P'", r", (\d+) P"),
+    ("end of line or ' (forced)'", r"( \(forced\))?" + _END),
+)
+# Go 1.5 (and its development builds: 'gc #N', sometimes without the goal): 5 clock phases, 7 cpu numbers.
+GC15_STEPS: Steps = (
+    ("'gc <N>'", r"gc #?(\d+)"),
+    ("' @<seconds>s'", r" @(\d+)\.(\d+)s"),
+    ("' <percent>%'", r" (\d+)%"),
+    ("':'", r": "),
+    ("'<a>+<b>+<c>+<d>+<e> ms clock, '", rf"{_MS}\+{_MS}\+{_MS}\+{_MS}\+{_MS} ms clock, "),
+    ("'<a>+<b>+<c>+<assist>/<background>/<idle>+<e> ms cpu, '",
+     rf"{_MS}\+{_MS}\+{_MS}\+{_MS}/{_MS}/{_MS}\+{_MS} ms cpu, "),
+    ("'<H0>-><H1>-><H2> MB'", r"(\d+)->(\d+)->(\d+) MB"),
+    ("', <G> MB goal'", r"(?:, (\d+) MB goal)?"),
+    ("', <P> P'", r", (\d+) P"),
+    ("end of line or ' (forced)'", r"( \(forced\))?" + _END),
+)
+_SCAV_TAIL = (("'<U>% util'", r", (\d+)% util"),
+              ("end of line, ' (forced)' or ' [controller reset]'", r"( \(forced\)| \[controller reset\])?" + _END))
+SCAV121_STEPS: Steps = (
+    ("'scav <BG> KiB work (bg)'", r"scav (\d+) KiB work \(bg\)"),
+    ("', <EG> KiB work (eager)'", r", (\d+) KiB work \(eager\)"),
+    ("', <NOW> KiB now'", r", (\d+) KiB now"),
+    *_SCAV_TAIL,
+)
+SCAV114_STEPS: Steps = (
+    ("'scav <W> KiB work'", r"scav (\d+) KiB work"),
+    ("', <T> KiB total'", r", (\d+) KiB total"),
+    *_SCAV_TAIL,
+)
+SCAV115_STEPS: Steps = (
+    ("'scav <GEN> <W> KiB work'", r"scav (\d+) (\d+) KiB work"),
+    ("', <T> KiB total'", r", (\d+) KiB total"),
+    *_SCAV_TAIL,
+)
+SCVG_STEPS: Steps = (
+    ("'[forced ]scvg[<K>]: '", r"(forced )?scvg(-?\d+)?: "),
+    ("'<R> MB released' or 'inuse: ..., consumed: ... (MB)'",
+     r"(?:(\d+) MB released|inuse: (\d+), idle: (\d+), sys: (\d+), released: (\d+), consumed: (\d+) \(MB\))"),
+    ("end of line", _END),
+)
+PACER_ASSIST_STEPS: Steps = (
+    ("'pacer: assist ratio=<F>'", rf"pacer: assist ratio={_F}"),
+    ("' (scan <SC> MB in <L0>-><GOAL> MB)'", r" \(scan (\d+) MB in (\d+)->(\d+) MB\)"),
+    ("' workers=<D>+<F>'", rf" workers=(\d+)\+{_F}"),
+    ("end of line", _END),
+)
+PACER_END_STEPS: Steps = (
+    ("'pacer: <U>% CPU (<G> exp.)'", r"pacer: (\d+)% CPU \((\d+) exp\.\)"),
+    ("' for <H>+<S>+<G> B work (<E> B exp.)'", r" for (\d+)\+(\d+)\+(\d+) B work \((\d+) B exp\.\)"),
+    ("' in <TRIG> B -> <LIVE> B'", r" in (\d+) B -> (\d+) B"),
+    ("' (∆goal <DG>, cons/mark <F>)'", rf" \(∆goal (-?\d+), cons/mark {_F}\)"),
+    ("end of line or '[controller reset]'", r"(\[controller reset\])?" + _END),
+)
+_OLD_PACER_KEYS = ("H_m_prev", "h_t", "H_T", "h_a", "H_a", "h_g", "H_g", "u_a", "u_g", "W_a", "goalΔ",
+                   "actualΔ", "u_a/u_g")
+PACER_OLD_STEPS: Steps = (
+    ("'pacer: H_m_prev=<int>'", r"pacer: H_m_prev=(-?\d+)"),
+    *((f"' {k}=<number>'", rf" {re.escape(k)}={_F}") for k in _OLD_PACER_KEYS[1:]),
+    ("end of line", _END),
+)
+PACER_SWEEP_STEPS: Steps = (
+    ("'pacer: sweep done at heap size <N>MB'", r"pacer: sweep done at heap size (\d+)MB"),
+    ("'; allocated <N>MB during sweep'", r"; allocated (\d+)MB during sweep"),
+    ("'; swept <N> pages at <F> pages/byte'", rf"; swept (\d+) pages at {_F} pages/byte"),
+    ("end of line", _END),
+)
+SCAN_STEPS: Steps = (
+    ("'scan: total' or 'scan: class <size>'", r"scan: (?:total|class (?:L|\d+B))"),
+    ("' <N>[+<N>+<N>=<N>] objs'", r" \d+(?:\+\d+\+\d+=\d+)? objs"),
+    ("', <N>+<N>=<N> spans' or end of line", r"(?:, \d+\+\d+=\d+ spans)?" + _END),
+)
+
+
+def _compile(steps: Steps) -> re.Pattern[str]:
+    return re.compile("".join(p for _, p in steps))
+
+
+_GC = _compile(GC_STEPS)
+_GC15 = _compile(GC15_STEPS)
+_SCAV121 = _compile(SCAV121_STEPS)
+_SCAV114 = _compile(SCAV114_STEPS)
+_SCAV115 = _compile(SCAV115_STEPS)
+_SCVG = _compile(SCVG_STEPS)
+_PACER_ASSIST = _compile(PACER_ASSIST_STEPS)
+_PACER_END = _compile(PACER_END_STEPS)
+_PACER_OLD = _compile(PACER_OLD_STEPS)
+_PACER_SWEEP = _compile(PACER_SWEEP_STEPS)
+_SCAN = _compile(SCAN_STEPS)
+
+_GC_FORCED = re.compile(r"(?:^|\s)GC forced" + _END)
+_GC_HEAD = re.compile(r"gc #?\d+ @")
+_SCAV_HEAD = re.compile(r"scav \d")
+_SCHED = re.compile(r"SCHED \d+ms: ")
+_INIT = re.compile(r"init \S+ @\d+(?:\.\d+)? ms, \d+(?:\.\d+)? ms clock, \d+ bytes, \d+ allocs" + _END)
+# Pieces that only a runtime line contains: a line without a head but with one of these is the tail of a
+# runtime line that application output split (see `pipeline.normalize.gctrace`).
+_FRAGMENT_TOKENS = (
+    " ms clock, ", " ms cpu, ", " MB goal", " MB stacks", " MB globals", " KiB work", " KiB total",
+    " KiB now", "% util", " pages/byte", " B work (", " B exp.)", "cons/mark", " MB) workers=",
+    "during sweep; swept ", " objs, ", " MB released", ", consumed: ", " (MB)", "goalΔ=", "u_a/u_g=",
+)
+# Where a broken runtime line can begin: the first word of every shape.
+REPAIR_HEADS = ("gc", "scav", "scvg", "pacer", "scan:", "forced scvg")
+
+# Columns of the parsed tuples (the caller adds identity, time and provenance around them).
+GC_FIELDS = (
+    "gc_num", "since_us", "gc_cpu_pct", "stw_sweep_term_ms", "mark_ms", "stw_mark_term_ms",
+    "cpu_sweep_term_ms", "cpu_assist_ms", "cpu_background_ms", "cpu_idle_ms", "cpu_mark_term_ms",
+    "heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb", "globals_mb", "procs",
+    "forced", "leak_check", "format", "clock_us",
+)
+SCAV_FIELDS = (
+    "kind", "format", "work_bg_kib", "work_eager_kib", "released_kib", "util_pct", "generation",
+    "released_delta_mb", "inuse_mb", "idle_mb", "sys_mb", "consumed_mb", "forced", "controller_reset",
+)
+PACER_FIELDS = (
+    "kind", "assist_ratio", "scan_mb", "heap_live_start_mb", "heap_goal_mb", "workers_dedicated",
+    "workers_fractional", "cpu_util_pct", "cpu_util_goal_pct", "heap_scan_work_b", "stack_scan_work_b",
+    "globals_scan_work_b", "expected_work_b", "heap_trigger_b", "heap_live_b", "goal_delta_b", "cons_mark",
+    "sweep_heap_mb", "sweep_allocated_mb", "swept_pages", "pages_per_byte", "controller_reset", "fields",
+)
+_NO_FIELDS: dict[str, float] = {}
+
+
+def _frac_us(frac: str) -> int:
+    """Microseconds from the digits after the decimal point of '@<s>.<frac>s' (exact, no float)."""
+    if len(frac) == 3:
+        return int(frac) * 1000
+    return int((frac + "000000")[:6])
+
+
+def parse_gc(line: str) -> tuple | None:
+    """A gctrace summary line (any Go version 1.5+) -> GC_FIELDS tuple, or None."""
+    m = _GC.search(line)
+    if m is not None:
+        (n, sec, frac, pct, leak, c1, c2, c3, p1, pa, pb, pi, p3, h0, h1, h2, goal, stacks, globals_, procs,
+         forced) = m.groups()
+        c1f, c2f, c3f, p1f, paf, pbf, pif, p3f = map(float, (c1, c2, c3, p1, pa, pb, pi, p3))
+        if stacks is None:
+            fmt = "go1.6"
+        else:
+            fmt = "go1.26" if leak else "go1.18"
+            stacks = int(stacks)
+            globals_ = int(globals_)
+        return (
+            int(n), int(sec) * 1_000_000 + _frac_us(frac), int(pct), c1f, c2f, c3f, p1f, paf, pbf, pif, p3f,
+            int(h0), int(h1), int(h2), int(goal), stacks, globals_, int(procs), 1 if forced else 0,
+            1 if leak else 0, fmt, round((c1f + c2f + c3f) * 1000),
+        )
+    m = _GC15.search(line)
+    if m is None:
+        return None
+    (n, sec, frac, pct, a, b, c, d, e, pa_, pb_, pc_, assist, background, idle, pe, h0, h1, h2, goal, procs,
+     forced) = m.groups()
+    # Five phases: STW sweep termination, scan, install write barrier, mark, STW mark termination. The
+    # three concurrent ones are the mark phase of later versions; their CPU counts as background work.
+    af, ef = float(a), float(e)
+    mark = float(b) + float(c) + float(d)
+    return (
+        int(n), int(sec) * 1_000_000 + _frac_us(frac), int(pct), af, mark, ef,
+        float(pa_), float(assist), float(background) + float(pb_) + float(pc_), float(idle), float(pe),
+        int(h0), int(h1), int(h2), None if goal is None else int(goal), None, None, int(procs),
+        1 if forced else 0, 0, "go1.5", round((af + mark + ef) * 1000),
+    )
+
+
+def parse_scav(line: str) -> tuple | None:
+    """A scavenger line (scav in every wording since 1.14, scvg before) -> SCAV_FIELDS tuple, or None."""
+    if "scav " in line:
+        if "(bg)" in line:
+            m = _SCAV121.search(line)
+            if m is None:
+                return None
+            bg, eager, now, util, tail = m.groups()
+            return ("scav", "go1.21", int(bg), int(eager), int(now), int(util), None, None, None, None, None,
+                    None, 1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0)
+        m = _SCAV114.search(line)
+        gen = None
+        fmt = "go1.14"
+        if m is None:
+            m = _SCAV115.search(line)
+            if m is None:
+                return None
+            fmt = "go1.15"
+            gen_s, work, total, util, tail = m.groups()
+            gen = int(gen_s)
+        else:
+            work, total, util, tail = m.groups()
+        return ("scav", fmt, int(work), None, int(total), int(util), gen, None, None, None, None, None,
+                1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0)
+    m = _SCVG.search(line)
+    if m is None:
+        return None
+    forced_word, round_, released, inuse, idle, sys_, released_level, consumed = m.groups()
+    gen = None if round_ is None else int(round_)
+    fmt = "go1.13" if round_ is None else "go1.5"
+    forced = 1 if forced_word or gen == -1 else 0
+    if released is not None:
+        return ("scvg_released", fmt, None, None, None, None, gen, int(released), None, None, None, None,
+                forced, 0)
+    return ("scvg_stats", fmt, None, None, int(released_level) << 10, None, gen, None, int(inuse), int(idle),
+            int(sys_), int(consumed), forced, 0)
+
+
+def parse_pacer(line: str) -> tuple | None:
+    """A gcpacertrace line (cycle start, cycle end in both wordings, sweep done) -> PACER_FIELDS tuple."""
+    if "assist ratio=" in line:
+        m = _PACER_ASSIST.search(line)
+        if m is None:
+            return None
+        ratio, scan, live, goal, dedicated, fractional = m.groups()
+        return ("assist", float(ratio), int(scan), int(live), int(goal), int(dedicated), float(fractional),
+                None, None, None, None, None, None, None, None, None, None, None, None, None, None, 0, _NO_FIELDS)
+    if "% CPU (" in line:
+        m = _PACER_END.search(line)
+        if m is None:
+            return None
+        util, goal_util, hw, sw, gw, exp, trig, live, dgoal, cm, reset = m.groups()
+        return ("end", None, None, None, None, None, None, float(util), float(goal_util), int(hw), int(sw),
+                int(gw), int(exp), int(trig), int(live), int(dgoal), float(cm), None, None, None, None,
+                1 if reset else 0, _NO_FIELDS)
+    if "sweep done" in line:
+        m = _PACER_SWEEP.search(line)
+        if m is None:
+            return None
+        heap, alloc, pages, per_byte = m.groups()
+        return ("sweep_done", None, None, None, None, None, None, None, None, None, None, None, None, None, None,
+                None, None, int(heap), int(alloc), int(pages), float(per_byte), 0, _NO_FIELDS)
+    m = _PACER_OLD.search(line)
+    if m is None:
+        return None
+    values = [float(v) for v in m.groups()]
+    fields = dict(zip(_OLD_PACER_KEYS, values, strict=True))
+    return ("end_old", None, None, None, None, None, None, fields["u_a"] * 100, fields["u_g"] * 100,
+            int(fields["W_a"]), None, None, None, int(fields["H_T"]), int(fields["H_a"]),
+            int(fields["H_a"] - fields["H_g"]), None, None, None, None, None, 0, fields)
+
+
+def _generic_head(line: str, head: str) -> bool:
+    """`head` starts the line, or follows a log shipper's prefix (text ending in a space, with a digit)."""
+    pos = line.find(head)
+    if pos <= 0:
+        return pos == 0
+    return line[pos - 1] == " " and any(ch.isdigit() for ch in line[:pos])
+
+
+def classify(line: str) -> tuple[int, object]:
+    """What `line` is, and its parsed fields: (GC|SCAV|PACER, tuple), (NOTICE, kind), (BROKEN|FRAGMENT,
+    reason), (WEAK, None) or (APP, None)."""
+    if " ms clock, " in line:
+        parsed = parse_gc(line)
+        if parsed is not None:
+            return GC, parsed
+        if "init " in line and _INIT.search(line):
+            return NOTICE, "init"
+        if "gc " in line:
+            return BROKEN, diagnose_gc(line)
+        return FRAGMENT, "tail of a gc line without its beginning"
+    if "pacer: " in line:
+        parsed = parse_pacer(line)
+        if parsed is not None:
+            return PACER, parsed
+        return BROKEN, diagnose(line, "pacer: ", _PACER_SHAPES, "pacer line")
+    if "scav " in line or "scvg" in line:
+        parsed = parse_scav(line)
+        if parsed is not None:
+            return SCAV, parsed
+        if "scvg" in line:
+            return BROKEN, diagnose(line, "scvg", (("go1.5-1.13 scvg", SCVG_STEPS),), "scavenger line")
+        if _SCAV_HEAD.search(line):
+            return BROKEN, diagnose(line, "scav ", _SCAV_SHAPES, "scavenger line")
+    if "scan: " in line and ("scan: total" in line or "scan: class" in line):
+        if _SCAN.search(line):
+            return NOTICE, "scan"
+        return BROKEN, diagnose(line, "scan: ", (("gctrace=2 scan", SCAN_STEPS),), "gctrace=2 scan line")
+    if "GC forced" in line and _GC_FORCED.search(line):
+        return NOTICE, "gc_forced"
+    if "gc " in line:
+        if _GC_HEAD.search(line):
+            return BROKEN, diagnose_gc(line)
+        return WEAK, None
+    if "SCHED " in line and _SCHED.search(line):
+        return NOTICE, "sched"
+    if "checkfinalizers: " in line and _generic_head(line, "checkfinalizers: "):
+        return NOTICE, "checkfinalizers"
+    if "runtime: " in line and _generic_head(line, "runtime: "):
+        return NOTICE, "runtime_warning"
+    for token in _FRAGMENT_TOKENS:
+        if token in line:
+            return FRAGMENT, f"tail of a runtime line ({token.strip()!r}) without its beginning"
+    if "sca" in line or "pac" in line:
+        return WEAK, None
+    return APP, None
+
+
+_PACER_SHAPES = (
+    ("cycle start", PACER_ASSIST_STEPS), ("cycle end (go1.18+)", PACER_END_STEPS),
+    ("cycle end (<=go1.17)", PACER_OLD_STEPS), ("sweep done", PACER_SWEEP_STEPS),
+)
+_SCAV_SHAPES = (
+    ("go1.21+", SCAV121_STEPS), ("go1.14/1.19-1.20", SCAV114_STEPS), ("go1.15-1.18", SCAV115_STEPS),
+)
+# For diagnosis the optional stacks/globals part is spelled out, so the reason names the field that failed.
+_GC118_DIAG = tuple(
+    step for s in GC_STEPS for step in (
+        (("', <S> MB stacks'", r", (\d+) MB stacks"), ("', <GL> MB globals'", r", (\d+) MB globals"))
+        if "stacks" in s[0] else (s,)
+    )
+)
+_GC16_DIAG = tuple(s for s in GC_STEPS if "stacks" not in s[0])
+_GC_SHAPES = (("go1.18+", _GC118_DIAG), ("go1.6-1.17", _GC16_DIAG), ("go1.5", GC15_STEPS))
+_STEP_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _step(pattern: str) -> re.Pattern[str]:
+    compiled = _STEP_CACHE.get(pattern)
+    if compiled is None:
+        compiled = _STEP_CACHE[pattern] = re.compile(pattern)
+    return compiled
+
+
+def diagnose_gc(line: str) -> str:
+    return diagnose(line, "gc ", _GC_SHAPES, "gc line")
+
+
+def diagnose(line: str, head: str, shapes: Sequence[tuple[str, Steps]], what: str) -> str:
+    """Why `line` is not a valid `what`: the step of the closest shape that failed, with its column.
+
+    Only called for lines that already failed to parse, so it may be slow.
+    """
+    best: tuple[int, str, str] | None = None
+    starts = [m.start() for m in re.finditer(re.escape(head.rstrip()), line)] or [0]
+    for name, steps in shapes:
+        for start in starts:
+            pos = start
+            failed = ""
+            for label, pattern in steps:
+                m = _step(pattern).match(line, pos)
+                if m is None:
+                    failed = label
+                    break
+                pos = m.end()
+            if best is None or pos > best[0]:
+                best = (pos, name, failed)
+    assert best is not None
+    pos, name, failed = best
+    snippet = line[pos:pos + 40]
+    return f"{what} ({name}): expected {failed} at column {pos + 1}, found {snippet!r}"

@@ -1,0 +1,203 @@
+"""`fleetwatch ingest gctrace PATH... | -`: a process's stderr from files or stdin into the store.
+
+Files may be plain or gzip (recognised by their magic bytes, not their name). Lines are read in large
+chunks, normalized in batches by one `GctraceStream` per input (so a line split by application output is
+repaired even across a batch boundary) and written batch by batch, so memory stays flat for any file size.
+
+Time anchoring (docs/schema.md, 'Timestamps'): with --start-time every cycle's ts is start + @seconds.
+Without it a file is anchored on its modification time, taken as the end of its last GC cycle (a first,
+cheap pass over the file measures the span); stdin is anchored on the wall clock when the first gc line of
+each process incarnation is read, which is right for a live pipe (`app 2>&1 | fleetwatch ingest ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from pipeline.config import Settings
+from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
+from pipeline.normalize.rows import Rows
+from pipeline.sink import Sink
+from pipeline.store.client import Store, StoreError, StoreUnavailable
+from pipeline.store.migrate import MigrationError, context_from_settings, migrate
+
+BATCH_LINES = 50_000
+CHUNK_BYTES = 1 << 20
+# A live pipe writes little at a time: flush at least this often so rows show up while it runs.
+STDIN_FLUSH_SECONDS = 1.0
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class UsageError(Exception):
+    """A bad argument: reported with exit code 2."""
+
+
+@dataclass
+class Input:
+    name: str          # the path as given, or "-"
+    instance: str
+
+
+def parse_start_time(text: str) -> int:
+    """ISO 8601 (a trailing Z and offsets allowed; no offset means UTC) -> unix ns."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(
+            f"--start-time {text!r} is not an ISO 8601 time (example: 2026-11-29T10:00:00Z)"
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
+
+
+@contextmanager
+def open_binary(name: str) -> Iterator[BinaryIO]:
+    """The bytes of a file or of stdin, gunzipped when they start with the gzip magic."""
+    with ExitStack() as stack:
+        if name == "-":
+            raw: io.BufferedReader = sys.stdin.buffer  # type: ignore[assignment]
+        else:
+            raw = stack.enter_context(open(name, "rb"))
+        if raw.peek(2)[:2] == _GZIP_MAGIC:
+            yield stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[misc]
+        else:
+            yield raw  # type: ignore[misc]
+
+
+def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list[str]]:
+    """Complete lines (without terminators), a chunk at a time; a final unterminated line is included.
+
+    `read1` returns what is available, so a live pipe yields its lines as they come. Bytes that are not
+    UTF-8 are kept as backslash escapes.
+    """
+    pending = b""
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(chunk_bytes)
+        if not data:
+            break
+        data = pending + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        pending = data[cut + 1:]
+        text = data[:cut].decode("utf-8", errors="backslashreplace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        yield text.split("\n")
+    if pending:
+        yield [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
+
+
+def file_start_ns(path: str) -> int:
+    """Start of the process that wrote `path`, assuming its last GC cycle ended at the file's mtime."""
+    mtime_ns = os.stat(path).st_mtime_ns
+    with open_binary(path) as stream:
+        span = stream_span_ns(line for chunk in iter_line_chunks(stream) for line in chunk)
+    return mtime_ns - (span or 0)
+
+
+def ingest_stream(
+    store: Store,
+    source: Input,
+    *,
+    service: str,
+    start_ns: int | None,
+    batch_lines: int = BATCH_LINES,
+) -> LineStats:
+    """Read one input to its end, writing every batch to the store; returns what became of its lines."""
+    is_stdin = source.name == "-"
+    stream = GctraceStream(
+        service=service,
+        instance=source.instance,
+        source="stdin" if is_stdin else "file",
+        received_at=datetime.now(UTC),
+        start_ns=start_ns,
+        now_ns=time.time_ns,
+        name="stdin" if is_stdin else source.name,
+    )
+    sink = Sink(store)
+    batch: list[str] = []
+    last_flush = time.monotonic()
+
+    def flush(final: bool) -> None:
+        rows = Rows()
+        if batch:
+            stream.feed(batch, rows, terminated=False)
+            batch.clear()
+        if final:
+            stream.finish(rows)
+        if rows:
+            sink.write(rows)
+
+    with open_binary(source.name) as binary:
+        for chunk in iter_line_chunks(binary):
+            batch.extend(chunk)
+            now = time.monotonic()
+            if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+                flush(final=False)
+                last_flush = now
+    flush(final=True)
+    return stream.stats
+
+
+def _inputs(args: argparse.Namespace) -> list[Input]:
+    inputs = []
+    for name in args.paths:
+        if name != "-" and not Path(name).is_file():
+            raise UsageError(f"no such file: {name}")
+        instance = args.instance or ("stdin" if name == "-" else Path(name).name)
+        inputs.append(Input(name=name, instance=instance))
+    if sum(1 for i in inputs if i.name == "-") > 1:
+        raise UsageError("stdin (-) can be given only once")
+    return inputs
+
+
+def _report(name: str, stats: LineStats) -> str:
+    return (
+        f"{name}: {stats.lines} lines read, {stats.events} gc events stored, "
+        f"{stats.other_runtime} other runtime rows, {stats.logs} log lines, {stats.quarantined} quarantined"
+        + (f" ({stats.repaired} split lines repaired)" if stats.repaired else "")
+    )
+
+
+def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit codes: 0 done, 1 the store failed, 2 bad arguments."""
+    try:
+        start_ns = parse_start_time(args.start_time) if args.start_time else None
+        inputs = _inputs(args)
+    except UsageError as exc:
+        print(f"fleetwatch: {exc}", file=sys.stderr)
+        return 2
+    store = Store.from_settings(settings)
+    try:
+        migrate(store, settings.sql_dir, context_from_settings(settings))
+        total = LineStats()
+        for source in inputs:
+            anchor = start_ns
+            if anchor is None and source.name != "-":
+                anchor = file_start_ns(source.name)
+            stats = ingest_stream(store, source, service=args.service, start_ns=anchor)
+            total.add(stats)
+            print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
+        if len(inputs) > 1:
+            print(_report("total", total))
+        return 0
+    except (StoreError, StoreUnavailable, MigrationError) as exc:
+        print(f"fleetwatch: store error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()

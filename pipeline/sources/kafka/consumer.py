@@ -1,0 +1,446 @@
+"""The Kafka consumer loop: poll, buffer per partition, write planned batches, then commit.
+
+One thread owns the KafkaConsumer (kafka-python clients are not thread-safe) and does everything in
+order: apply rebalance events, initialize newly assigned partitions, buffer fetched records, write the
+batches that are due, pause or resume partitions, report lag. The loop never blocks on a slow or absent
+store: a failed write sets a backoff, pauses fetching and is retried on a later turn, while `poll()` keeps
+the group membership alive.
+
+Offsets move only here and only forward, to the end of a batch whose rows are stored. Everything else
+(buffers, uncommitted batches of a revoked partition) may be dropped at any time, because the next owner
+starts at the committed offset and replays the recorded plan (see delivery.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
+
+from pipeline.config import KafkaSettings
+from pipeline.normalize.kafka_messages import KafkaMessage, Kind
+from pipeline.sink import Sink
+from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.store.client import StoreError, StoreUnavailable
+from pipeline.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+_POLL_MS = 100
+_LAG_EVERY_S = 1.0
+
+
+def topic_kinds(settings: KafkaSettings) -> dict[str, Kind]:
+    """Configured topic name -> what it carries. An empty name turns that topic off."""
+    pairs = [
+        (settings.topic_gctrace, Kind.gctrace),
+        (settings.topic_cancel_events, Kind.cancel_events),
+        (settings.topic_otlp_logs, Kind.otlp_logs),
+        (settings.topic_otlp_spans, Kind.otlp_spans),
+        (settings.topic_otlp_metrics, Kind.otlp_metrics),
+    ]
+    return {name: kind for name, kind in pairs if name}
+
+
+def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
+    """KafkaConsumer keyword arguments: our fixed choices, the security settings, then `client_options`."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": [s.strip() for s in settings.bootstrap.split(",") if s.strip()],
+        "group_id": settings.group_id,
+        "client_id": settings.client_id,
+        "enable_auto_commit": False,  # offsets move only after the rows are stored
+        "auto_offset_reset": settings.auto_offset_reset,
+        "allow_auto_create_topics": False,
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": settings.heartbeat_interval_ms,
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+        "max_poll_records": settings.max_poll_records,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism:
+        config["sasl_mechanism"] = settings.sasl_mechanism
+        config["sasl_plain_username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(settings, name):
+            config[name] = getattr(settings, name)
+    if settings.security_protocol.upper().endswith("SSL"):
+        config["ssl_check_hostname"] = settings.ssl_check_hostname
+    config.update(settings.client_options)
+    return config
+
+
+@dataclass
+class PartitionState:
+    """What the loop knows about one assigned partition."""
+
+    tp: TopicPartition
+    kind: Kind
+    buffer: deque[KafkaMessage] = field(default_factory=deque)
+    bytes: int = 0
+    first_at: float | None = None  # monotonic time the oldest buffered message arrived
+    ready: bool = False  # committed offset and plan are known
+    needs_seek: bool = False  # after a failed commit: fetch again from the committed offset
+    committed: int = -1  # the start of the next batch: the group's committed offset
+    plan_end: int | None = None  # a recorded plan from `committed` that must be replayed exactly
+    pending_commit: int | None = None  # rows stored up to here; the commit is still to do
+
+    @property
+    def next_offset(self) -> int:
+        return self.buffer[-1].offset + 1 if self.buffer else self.committed
+
+    def add(self, msg: KafkaMessage, now: float) -> None:
+        if self.first_at is None:
+            self.first_at = now
+        self.buffer.append(msg)
+        self.bytes += msg.size
+
+    def take(self, count: int) -> None:
+        for _ in range(count):
+            self.bytes -= self.buffer.popleft().size
+        self.first_at = time.monotonic() if self.buffer else None
+
+    def reset(self) -> None:
+        self.buffer.clear()
+        self.bytes = 0
+        self.first_at = None
+        self.ready = False
+        self.plan_end = None
+        self.pending_commit = None
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Records rebalance events for the loop. kafka-python calls it on its IO thread, where blocking
+    consumer calls are not allowed, so the work happens in the loop right after `poll()` returns."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, set[TopicPartition]]] = []
+        self.lock = threading.Lock()
+        self.joined = threading.Event()
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        with self.lock:
+            self.events.append(("revoked", set(revoked)))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        with self.lock:
+            self.events.append(("assigned", set(assigned)))
+        self.joined.set()
+
+    def take(self) -> list[tuple[str, set[TopicPartition]]]:
+        with self.lock:
+            events, self.events = self.events, []
+        return events
+
+
+class KafkaWorker:
+    """One consumer in the group, run on its own thread by `KafkaSource`."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        sink: Sink,
+        ledger: BatchLedger,
+        telemetry: Telemetry,
+        *,
+        until_caught_up: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.ledger = ledger
+        self.telemetry = telemetry
+        self.until_caught_up = until_caught_up
+        self.kinds = topic_kinds(settings)
+        self.stop_requested = threading.Event()
+        self.caught_up = threading.Event()
+        self.states: dict[TopicPartition, PartitionState] = {}
+        self.consumer: KafkaConsumer | None = None
+        self._listener = _Listener()
+        self._subscribed: tuple[str, ...] | None = None
+        self._topics_checked = 0.0
+        self._retry_at = 0.0
+        self._backoff = settings.retry_initial_seconds
+        self._paused: set[TopicPartition] = set()
+        self._lag_at = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.consumer = KafkaConsumer(**consumer_config(self.settings))
+        try:
+            while not self.stop_requested.is_set():
+                self._refresh_subscription()
+                records = self.consumer.poll(timeout_ms=_POLL_MS) if self._subscribed else {}
+                if not self._subscribed:
+                    self.stop_requested.wait(_POLL_MS / 1000)
+                self._apply_rebalance_events()
+                self._buffer(records)  # before initializing: a first batch may arrive with the assignment
+                self._initialize_partitions()
+                self._flush(force=False)
+                self._apply_backpressure()
+                self._report_lag()
+                if self.until_caught_up and self._is_caught_up():
+                    log.info("kafka: every assigned partition reached its high watermark")
+                    self.caught_up.set()
+                    return
+            self._flush(force=True, once=True)
+        finally:
+            self.consumer.close(autocommit=False)
+
+    # -- subscription and rebalances -----------------------------------------------------------------------
+    def _refresh_subscription(self) -> None:
+        """Subscribe to the configured topics that exist. A missing topic is skipped, not created (a consumer
+        asking for it would auto-create it on many brokers with the wrong partition count) and is picked
+        up once it exists."""
+        now = time.monotonic()
+        if self._subscribed is not None and now - self._topics_checked < self.settings.topic_refresh_seconds:
+            return
+        self._topics_checked = now
+        assert self.consumer is not None
+        try:
+            existing = self.consumer.topics()
+        except KafkaError as exc:
+            log.warning("kafka: cannot list topics: %s", exc)
+            return
+        wanted = tuple(sorted(t for t in self.kinds if t in existing))
+        if wanted == self._subscribed:
+            return
+        missing = sorted(set(self.kinds) - set(wanted))
+        if missing:
+            log.info("kafka: topics %s do not exist (yet); consuming %s", missing, list(wanted))
+        if wanted:
+            self.consumer.subscribe(list(wanted), listener=self._listener)
+        elif self._subscribed:
+            self.consumer.unsubscribe()
+            self.states.clear()
+        self._subscribed = wanted
+
+    def _apply_rebalance_events(self) -> None:
+        for event, partitions in self._listener.take():
+            if event == "revoked":
+                # Dropping is always safe: nothing past the committed offset is lost, and a batch whose
+                # rows are stored but not committed is replayed from its plan by the next owner.
+                for tp in partitions:
+                    self.states.pop(tp, None)
+                    self._paused.discard(tp)
+                if partitions:
+                    log.info("kafka: partitions revoked: %s", _names(partitions))
+            else:
+                for tp in partitions:
+                    if tp not in self.states and tp.topic in self.kinds:
+                        self.states[tp] = PartitionState(tp, self.kinds[tp.topic])
+                if partitions:
+                    log.info("kafka: partitions assigned: %s", _names(partitions))
+
+    def _initialize_partitions(self) -> None:
+        """Read the committed offset and any recorded plan of partitions that are new to this worker."""
+        assert self.consumer is not None
+        for st in self.states.values():
+            if st.ready:
+                continue
+            try:
+                committed = self.consumer.committed(st.tp)
+                if committed is None or committed < 0:
+                    # Never committed: pin where auto_offset_reset started, so the first batch's plan is
+                    # keyed on an offset the next owner will also start from.
+                    start = st.buffer[0].offset if st.buffer else self.consumer.position(st.tp)
+                    self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
+                else:
+                    start = committed
+                plan_end = self.ledger.planned_end(st.tp.topic, st.tp.partition, start)
+            except (KafkaError, StoreUnavailable, StoreError) as exc:
+                log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
+                continue
+            if st.needs_seek:
+                self.consumer.seek(st.tp, start)
+                st.needs_seek = False
+            while st.buffer and st.buffer[0].offset < start:
+                st.take(1)
+            st.committed = start
+            st.plan_end = plan_end if plan_end is not None and plan_end > start else None
+            st.ready = True
+            if st.plan_end is not None:
+                log.info("kafka: %s resumes the recorded batch [%d, %d)", _name(st.tp), start, st.plan_end)
+
+    # -- buffering -----------------------------------------------------------------------------------------
+    def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
+        now = time.monotonic()
+        for tp, batch in records.items():
+            st = self.states.get(tp)
+            if st is None or st.needs_seek:
+                continue
+            accepted = 0
+            for rec in batch:
+                if rec.offset < st.next_offset:
+                    continue  # already buffered or committed (a re-fetch after a seek)
+                st.add(
+                    KafkaMessage(
+                        topic=rec.topic, partition=rec.partition, offset=rec.offset,
+                        timestamp_ms=rec.timestamp, key=rec.key, value=rec.value,
+                        headers=tuple((k, v) for k, v in (rec.headers or ())),
+                    ),
+                    now,
+                )
+                accepted += 1
+            if accepted:
+                self.telemetry.records_in.add(accepted, {"source": "kafka", "signal": st.kind.value})
+
+    # -- writing and committing ----------------------------------------------------------------------------
+    def _flush(self, *, force: bool, once: bool = False) -> None:
+        """Write and commit every batch that is due. `force`: also partial batches (stop, caught up)."""
+        for st in list(self.states.values()):
+            if time.monotonic() < self._retry_at and not once:
+                return
+            if self.states.get(st.tp) is not st:
+                continue
+            if st.pending_commit is not None and not self._commit(st):
+                continue
+            # A partition may hold several batches' worth (after a pause or a slow write).
+            for _ in range(8):
+                if not st.ready or st.pending_commit is not None or not self._flush_one(st, force):
+                    break
+
+    def _due(self, st: PartitionState, force: bool) -> bool:
+        if not st.buffer:
+            return False
+        s = self.settings
+        if force or len(st.buffer) >= s.batch_max_messages or st.bytes >= s.batch_max_bytes:
+            return True
+        if st.first_at is not None and time.monotonic() - st.first_at >= s.batch_max_seconds:
+            return True
+        if self.until_caught_up:
+            high = self.consumer.highwater(st.tp) if self.consumer else None
+            return high is not None and st.next_offset >= high
+        return False
+
+    def _flush_one(self, st: PartitionState, force: bool) -> bool:
+        """Write one batch of `st` if one is due and complete; True when a batch was stored and committed."""
+        start = st.committed
+        if st.plan_end is not None:
+            end = st.plan_end
+            position = self.consumer.position(st.tp) if self.consumer else None
+            if st.next_offset < end and (position is None or position < end):
+                return False  # the recorded range is not fully fetched yet
+            count = sum(1 for m in st.buffer if m.offset < end)
+        else:
+            if not self._due(st, force):
+                return False
+            count, size = 0, 0
+            for m in st.buffer:
+                if count and (count >= self.settings.batch_max_messages
+                              or size + m.size > self.settings.batch_max_bytes):
+                    break
+                count += 1
+                size += m.size
+            end = st.buffer[count - 1].offset + 1
+        messages = [st.buffer[i] for i in range(count)]
+        tp = st.tp
+        try:
+            if st.plan_end is None:
+                stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, count)
+                if stored_end != end:  # someone planned this range first: follow their plan
+                    log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, stored_end)
+                    st.plan_end = stored_end
+                    return False
+                st.plan_end = end
+            token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
+            result = write_batch(
+                self.sink, st.kind, messages, token, received_at=datetime.now(UTC),
+                otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
+            )
+        except (StoreUnavailable, StoreError) as exc:
+            self._retry_at = time.monotonic() + self._backoff
+            log.warning("kafka: store unavailable for %s [%d, %d), retry in %.1fs: %s",
+                        _name(tp), start, end, self._backoff, exc)
+            self._backoff = min(self._backoff * 2, self.settings.retry_max_seconds)
+            return False
+        self._backoff = self.settings.retry_initial_seconds
+        if result.poisoned:
+            log.warning("kafka: %d message(s) of %s [%d, %d) quarantined", result.poisoned, _name(tp), start, end)
+        st.take(count)
+        st.pending_commit = end
+        return self._commit(st)
+
+    def _commit(self, st: PartitionState) -> bool:
+        """Commit the end of the stored batch. On a rebalance the partition is re-read from the group's
+        committed offset; the stored rows are safe either way (the plan makes their replay a no-op)."""
+        assert self.consumer is not None and st.pending_commit is not None
+        end = st.pending_commit
+        try:
+            self.consumer.commit({st.tp: OffsetAndMetadata(end, "", -1)})
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            log.info("kafka: commit of %s@%d refused during a rebalance (%s); re-reading the partition",
+                     _name(st.tp), end, type(exc).__name__)
+            st.reset()
+            st.needs_seek = True
+            return False
+        except KafkaError as exc:
+            log.warning("kafka: commit of %s@%d failed, will retry: %s", _name(st.tp), end, exc)
+            return False
+        log.debug("kafka: committed batch %s [%d, %d)", _name(st.tp), st.committed, end)
+        st.committed = end
+        st.plan_end = None
+        st.pending_commit = None
+        return True
+
+    # -- backpressure, lag, completion ---------------------------------------------------------------------
+    def _apply_backpressure(self) -> None:
+        """Pause fetching instead of growing memory: all partitions while the store is failing or the
+        buffers are over `max_buffered_bytes`, single partitions holding two batches' worth."""
+        assert self.consumer is not None
+        s = self.settings
+        total = sum(st.bytes for st in self.states.values())
+        store_down = time.monotonic() < self._retry_at
+        over = total > s.max_buffered_bytes or (self._paused and total > s.max_buffered_bytes // 2)
+        wanted = set()
+        for tp, st in self.states.items():
+            full = st.bytes >= 2 * s.batch_max_bytes or len(st.buffer) >= 2 * s.batch_max_messages
+            if store_down or over or full:
+                wanted.add(tp)
+        to_pause, to_resume = wanted - self._paused, self._paused - wanted
+        if to_pause:
+            self.consumer.pause(*to_pause)
+            log.info("kafka: paused %d partition(s) (%d bytes buffered, store %s)",
+                     len(to_pause), total, "unavailable" if store_down else "ok")
+        if to_resume:
+            self.consumer.resume(*[tp for tp in to_resume if tp in self.consumer.assignment()])
+        self._paused = wanted
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_at < _LAG_EVERY_S or self.consumer is None:
+            return
+        self._lag_at = now
+        for tp, st in self.states.items():
+            high = self.consumer.highwater(tp)
+            if high is not None and st.ready:
+                self.telemetry.consumer_lag.record(max(high - st.committed, 0),
+                                                   {"topic": tp.topic, "partition": tp.partition})
+
+    def _is_caught_up(self) -> bool:
+        """Joined, and every assigned partition has committed up to the high watermark of its last fetch."""
+        if not self._subscribed:
+            return self._subscribed is not None
+        if not self._listener.joined.is_set() or self._listener.events:
+            return False
+        assert self.consumer is not None
+        for tp, st in self.states.items():
+            high = self.consumer.highwater(tp)
+            if not st.ready or st.pending_commit is not None or st.buffer or high is None or st.committed < high:
+                return False
+        return True
+
+
+def _name(tp: TopicPartition) -> str:
+    return f"{tp.topic}/{tp.partition}"
+
+
+def _names(tps: set[TopicPartition]) -> str:
+    return ", ".join(sorted(_name(tp) for tp in tps))

@@ -1,0 +1,156 @@
+"""Exactly-once writes of Kafka partition batches: batch plans, dedup tokens, and the poison fallback.
+
+The rule that makes a crash at any instant harmless: a batch of one partition covers the offsets
+[start, end); `start` is the group's committed offset; its rows are written with the token
+`kafka/<group>/<topic>/<partition>/<start>-<end>`; and its boundaries are recorded in the store (the
+`kafka_batches` plan) BEFORE any of its rows are. Whoever owns the partition next reads the committed
+offset, finds the plan that starts there, and replays exactly [start, end) with the same token, so
+ClickHouse drops every table insert that had already landed. Kafka commit metadata would be the natural
+place for the plan, but not every broker keeps it (Tansu returns it empty), and a plan in the store can be
+claimed atomically: it is inserted with its own token, so the first plan for a start offset is the only
+one kept, and two workers that both believe they own the partition agree on one range.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.normalize.kafka_messages import SOURCE, KafkaMessage, Kind, normalize_messages
+from pipeline.normalize.rows import QUARANTINE, Rows
+from pipeline.sink import Sink
+from pipeline.sqlfiles import load_statement
+from pipeline.store.client import Store, StoreError
+from pipeline.store.migrate import RenderContext
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLE = "kafka_batches"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def batch_token(group_id: str, topic: str, partition: int, start: int, end: int) -> str:
+    return f"kafka/{group_id}/{topic}/{partition}/{start}-{end}"
+
+
+class BatchLedger:
+    """The recorded boundaries of partition batches, in the store next to the rows they protect."""
+
+    def __init__(self, store: Store, group_id: str, sql_dir: Path, render: RenderContext) -> None:
+        self.store = store
+        self.group_id = group_id
+        self._lookup_sql = load_statement(sql_dir, "queries/kafka_batch_plan.sql", render)
+        self._who = worker_name()
+
+    def planned_end(self, topic: str, partition: int, start: int) -> int | None:
+        """The end of the plan starting at `start`, or None when no batch was planned from there."""
+        rows = self.store.rows(
+            self._lookup_sql,
+            {"group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start},
+        )
+        if not rows or not rows[0][1]:
+            return None
+        return int(rows[0][0])
+
+    def claim(self, topic: str, partition: int, start: int, end: int, messages: int) -> int:
+        """Record the plan [start, end) unless one exists; returns the end of the plan that stands."""
+        self.store.insert_columns(
+            LEDGER_TABLE,
+            {
+                "group_id": [self.group_id], "topic": [topic], "partition": [partition],
+                "start_offset": [start], "end_offset": [end], "messages": [messages], "planned_by": [self._who],
+            },
+            dedup_token=f"plan/{self.group_id}/{topic}/{partition}/{start}",
+        )
+        stored = self.planned_end(topic, partition, start)
+        if stored is None:  # the insert returned, so the plan must be readable; anything else is a store bug
+            raise StoreError(f"batch plan {topic}/{partition}@{start} not readable after insert")
+        return stored
+
+
+@dataclass
+class BatchResult:
+    rows: dict[str, int]
+    poisoned: int
+
+
+def _by_table(rows: Rows) -> list[tuple[str, Rows]]:
+    """One `Rows` per table, in the order `Sink.write` uses (quarantine last), so tokens match it."""
+    tables = sorted((t for t in rows.tables if rows.count(t)), key=lambda t: (t == QUARANTINE, t))
+    return [(t, Rows(tables={t: rows.tables[t]})) for t in tables]
+
+
+def write_batch(
+    sink: Sink,
+    kind: Kind,
+    messages: Sequence[KafkaMessage],
+    token: str,
+    *,
+    received_at: datetime,
+    otlp_encoding: str,
+    max_message_bytes: int,
+) -> BatchResult:
+    """Normalize and store one planned batch; idempotent for the same messages and token.
+
+    Raises `StoreUnavailable` (retry the same batch later). When the store rejects a table's insert
+    outright (`StoreError`: a value the column cannot hold), the batch falls back to one write per message
+    for that table and the ones after it, and a message the store still rejects is quarantined with the
+    store's reason. The fallback is as deterministic as the batch, so a replay takes the same path with
+    the same tokens.
+    """
+    rows = Rows()
+    poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
+                                  otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes)
+    written: dict[str, int] = {}
+    parts = _by_table(rows)
+    for index, (table, part) in enumerate(parts):
+        try:
+            written.update(sink.write(part, token=token))
+        except StoreError as exc:
+            log.warning("store rejected %s of batch %s (%s); writing message by message", table, token, exc)
+            remaining = {t for t, _ in parts[index:]}
+            poisoned += _write_one_by_one(sink, kind, messages, token, remaining, written, received_at=received_at,
+                                          otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes)
+            break
+    return BatchResult(written, poisoned)
+
+
+def _write_one_by_one(
+    sink: Sink,
+    kind: Kind,
+    messages: Sequence[KafkaMessage],
+    token: str,
+    tables: set[str],
+    written: dict[str, int],
+    *,
+    received_at: datetime,
+    otlp_encoding: str,
+    max_message_bytes: int,
+) -> int:
+    poisoned = 0
+    for msg in messages:
+        own = Rows()
+        normalize_messages(kind, [msg], rows=own, received_at=received_at, otlp_encoding=otlp_encoding,
+                           max_message_bytes=max_message_bytes)
+        own = Rows(tables={t: c for t, c in own.tables.items() if t in tables})
+        if not own:
+            continue
+        try:
+            counts = sink.write(own, token=f"{token}/m{msg.offset}")
+        except StoreError as exc:
+            reject = Rows()
+            reject.quarantine(source=SOURCE, signal=kind.value, reason=f"store rejected the rows: {exc}"[:2000],
+                              raw=msg.value or b"", received_at=received_at, **msg.where)
+            counts = sink.write(reject, token=f"{token}/m{msg.offset}/rejected")
+            poisoned += 1
+        for table, n in counts.items():
+            written[table] = written.get(table, 0) + n
+    return poisoned

@@ -1,0 +1,135 @@
+-- Leak trends per instance, evaluated at the end of [window_start, window_end) over the lookback before it.
+-- Signals: goroutines (runtime_metrics go.goroutine.count) and heap_live (gctrace live heap after mark).
+-- Method (docs/detections.md): bucket MINIMA (a leak raises the floor, load does not), only the current
+-- process incarnation, warm-up dropped, then Mann-Kendall Z, Spearman rho, Theil-Sen and OLS slopes.
+INSERT INTO {{db}}.leak_trends
+(
+    service, instance, signal, unit, window_start, window_end, leaking, severity, reason, segment_start,
+    n_buckets, first_floor, last_floor, median_floor, sen_slope_per_hour, ols_slope_per_hour, relative_growth,
+    mk_z, spearman_rho, limit_value, hours_to_limit, run_id, computed_at
+)
+WITH
+-- Current incarnation from gctrace: process start estimated as ts - uptime (exact when ts came from the
+-- uptime; off by the delivery delay when ts is the arrival time), latest one wins.
+gc_boot AS
+(
+    SELECT service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
+    FROM {{db}}.gc_events
+    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
+-- Current incarnation from metrics: process.start_time when the producer sent it (0 = unknown).
+rm_boot AS
+(
+    SELECT service, instance, max(toUnixTimestamp64Milli(process_start) / 1000.0) AS boot
+    FROM {{db}}.runtime_metrics
+    WHERE metric = 'go.goroutine.count'
+      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
+buckets AS
+(
+    SELECT service, instance, 'heap_live' AS signal,
+           toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({leak_bucket_seconds:UInt32}))) AS b,
+           min(toFloat64(heap_live_mb)) AS floor_v
+    FROM {{db}}.gc_events AS g
+    INNER JOIN gc_boot USING (service, instance)
+    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+      AND since_start_s >= {leak_warmup_seconds:UInt32}
+      AND toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s >= boot - {restart_jitter_seconds:Float64}
+    GROUP BY service, instance, b
+    UNION ALL
+    SELECT service, instance, 'goroutines' AS signal,
+           toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({leak_bucket_seconds:UInt32}))) AS b,
+           min(value) AS floor_v
+    FROM {{db}}.runtime_metrics AS m
+    INNER JOIN rm_boot USING (service, instance)
+    WHERE metric = 'go.goroutine.count'
+      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+      AND (boot = 0
+           OR (toUnixTimestamp64Milli(process_start) / 1000.0 >= boot - {restart_jitter_seconds:Float64}
+               AND toUnixTimestamp64Milli(ts) / 1000.0 >= boot + {leak_warmup_seconds:UInt32}))
+    GROUP BY service, instance, b
+),
+series AS
+(
+    SELECT service, instance, signal,
+           arraySort(groupArray((b, floor_v))) AS pts,
+           arrayMap(p -> toFloat64(p.1), pts) AS t_all,
+           arrayMap(p -> p.2, pts) AS y_all,
+           -- A floor collapsing to a fraction of the one before is a restart the metadata did not show
+           -- (no process.start_time): keep only what follows it, minus the warm-up.
+           arrayLastIndex((y, i) -> i > 1 AND y < {leak_restart_drop_fraction:Float64} * y_all[i - 1],
+                          y_all, arrayEnumerate(y_all)) AS restart_at,
+           if(restart_at > 0, t_all[restart_at] + {leak_warmup_seconds:UInt32}, 0) AS keep_from,
+           arrayFilter(t -> t >= keep_from, t_all) AS t,
+           arrayFilter((y, tt) -> tt >= keep_from, y_all, t_all) AS y,
+           length(y) AS n
+    FROM buckets
+    GROUP BY service, instance, signal
+    -- only series still reporting: the latest bucket reaches into this window
+    HAVING t_all[-1] + {leak_bucket_seconds:UInt32} > toUnixTimestamp({window_start:DateTime64(3, 'UTC')})
+),
+stats AS
+(
+    SELECT service, instance, signal, n, t, y,
+           arrayMap(x -> (x - t[1]) / 3600.0, t) AS th,
+           arraySum(arrayMap(i -> arraySum(arrayMap(j -> sign(y[j] - y[i]), range(i + 1, n + 1))), range(1, n))) AS mk_s,
+           n * (n - 1) * (2 * n + 5) / 18.0 AS mk_var,
+           if(n < 3, 0, if(mk_s > 0, (mk_s - 1) / sqrt(mk_var), if(mk_s < 0, (mk_s + 1) / sqrt(mk_var), 0))) AS mk_z,
+           if(n < 2, 0, arrayReduce('quantileExact(0.5)', arrayFlatten(arrayMap(
+               i -> arrayMap(j -> (y[j] - y[i]) / (th[j] - th[i]), range(i + 1, n + 1)), range(1, n))))) AS sen,
+           if(n < 3, 0, arrayReduce('simpleLinearRegression', th, y).1) AS ols,
+           if(n < 3, 0, arrayReduce('rankCorr', th, y)) AS rho,
+           arrayAvg(arraySlice(y, 1, 3)) AS first_floor,
+           arrayAvg(arraySlice(y, -least(3, n))) AS last_floor,
+           arrayReduce('quantileExact(0.5)', y) AS median_floor,
+           (last_floor - first_floor) / greatest(first_floor, 1) AS growth
+    FROM series
+    WHERE n >= 3
+),
+heap_limit AS
+(
+    SELECT service, instance, argMax(value, ts) / 1048576 AS limit_mb
+    FROM {{db}}.runtime_metrics
+    WHERE metric = 'go.memory.limit' AND value > 0 AND value < 1e18
+      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
+verdicts AS
+(
+    SELECT service, instance, signal, n, th, mk_z, sen, ols, rho, first_floor, last_floor, median_floor, growth,
+           t[1] AS seg_start,
+           if(signal = 'goroutines', toNullable({leak_goroutine_ceiling:Float64}),
+              if(hl.limit_mb > 0, toNullable(hl.limit_mb), NULL)) AS lim,
+           if(lim IS NOT NULL AND sen > 0, greatest(lim - last_floor, 0) / sen, NULL) AS hours_left,
+           n >= {leak_min_buckets:UInt32}
+               AND mk_z >= {leak_mk_z:Float64}
+               AND rho >= {leak_spearman_min:Float64}
+               AND growth >= {leak_min_relative_growth:Float64}
+               AND sen >= if(signal = 'goroutines', {leak_min_slope_per_hour:Float64},
+                             {leak_heap_min_slope_mb_per_hour:Float64}) AS is_leaking
+    FROM stats
+    LEFT JOIN heap_limit AS hl USING (service, instance)
+)
+SELECT
+    service, instance, signal, if(signal = 'goroutines', 'goroutines', 'MiB'),
+    {window_start:DateTime64(3, 'UTC')}, {window_end:DateTime64(3, 'UTC')},
+    is_leaking,
+    multiIf(NOT is_leaking, 'none',
+            hours_left IS NOT NULL AND hours_left <= {leak_critical_hours:Float64}, 'critical', 'warning'),
+    if(NOT is_leaking, '',
+       format('{} floor {} -> {} (+{}%) over {} h, Sen slope {}/h, MK Z {}, rho {}{}',
+              signal, toString(round(first_floor, 1)), toString(round(last_floor, 1)), toString(round(100 * growth)),
+              toString(round(th[-1], 2)), toString(round(sen, 2)), toString(round(mk_z, 1)), toString(round(rho, 2)),
+              if(hours_left IS NULL, '', format(', limit {} in {} h', toString(round(assumeNotNull(lim))),
+                                                toString(round(assumeNotNull(hours_left), 1)))))),
+    toDateTime64(seg_start, 3, 'UTC'),
+    n, first_floor, last_floor, median_floor, sen, ols, growth, mk_z, rho, lim, hours_left,
+    {run_id:String}, now64(3)
+FROM verdicts

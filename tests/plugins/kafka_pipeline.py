@@ -1,0 +1,171 @@
+"""Helpers for Kafka source tests: unique topics on the session broker, producers, and workers.
+
+Every test gets topics and a consumer group of its own (`kafka_names`), created with their partition
+counts up front (the broker cannot add partitions later and would auto-create 4). Workers run either in
+this process on the test's database (`run_worker`) or as a `fleetwatch run` subprocess with a store path
+of its own (`fleetwatch_env`, `store_query`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from pipeline.config import Settings
+from pipeline.sink import Sink
+from pipeline.sources.kafka.consumer import KafkaWorker
+from pipeline.sources.kafka.delivery import BatchLedger
+from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings
+from pipeline.telemetry import Telemetry
+
+FLEETWATCH = str(Path(sys.executable).parent / "fleetwatch")
+GCTRACE_TAIL = "0.015+0.51+0.003 ms clock, 0.12+0.20/0.41/0.10+0.024 ms cpu, 4->4->1 MB, 5 MB goal, 0 MB stacks, " \
+               "0 MB globals, 8 P"
+# Test-speed consumer settings: Tansu holds a JoinGroup for session_timeout/2, so keep it short.
+FAST_KAFKA = {
+    "session_timeout_ms": 3000, "heartbeat_interval_ms": 1000, "fetch_max_wait_ms": 50,
+    "batch_max_seconds": 0.2, "topic_refresh_seconds": 1.0,
+}
+
+
+def gctrace_line(gc_num: int) -> str:
+    """A Go 1.18+ gctrace summary line for cycle `gc_num` (half a second apart)."""
+    return f"gc {gc_num} @{gc_num * 0.5:.3f}s 2%: {GCTRACE_TAIL}"
+
+
+@dataclass
+class KafkaNames:
+    """Unique names for one test: `topic(kind)` and the group id."""
+
+    prefix: str
+    group: str
+
+    def topic(self, kind: str) -> str:
+        return f"{self.prefix}-{kind}"
+
+    def topic_settings(self) -> dict[str, str]:
+        return {
+            "topic_gctrace": self.topic("gctrace"),
+            "topic_cancel_events": self.topic("cancel-events"),
+            "topic_otlp_logs": self.topic("otlp_logs"),
+            "topic_otlp_spans": self.topic("otlp_spans"),
+            "topic_otlp_metrics": self.topic("otlp_metrics"),
+        }
+
+
+@pytest.fixture
+def kafka_names() -> KafkaNames:
+    tag = uuid.uuid4().hex[:10]
+    return KafkaNames(prefix=f"t{tag}", group=f"g{tag}")
+
+
+def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, n, 1) for name, n in partitions.items()])
+    finally:
+        admin.close()
+
+
+@pytest.fixture
+def producer(kafka_bootstrap: str) -> Iterator[KafkaProducer]:
+    p = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=5, batch_size=1 << 20)
+    yield p
+    p.close(timeout=5)
+
+
+def send(p: KafkaProducer, topic: str, value: bytes | str | dict | list, *, partition: int = 0,
+         key: bytes | None = None, headers: dict[str, str] | None = None) -> None:
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value)
+    if isinstance(value, str):
+        value = value.encode()
+    hdrs = [(k, v.encode()) for k, v in (headers or {}).items()]
+    p.send(topic, value, key=key, partition=partition, headers=hdrs)
+
+
+def kafka_settings(settings: Settings, bootstrap: str, names: KafkaNames, **extra: object) -> Settings:
+    """A copy of the test's settings pointing the Kafka source at this test's topics and group."""
+    kafka = settings.kafka.model_copy(
+        update={"bootstrap": bootstrap, "group_id": names.group, **names.topic_settings(), **FAST_KAFKA, **extra}
+    )
+    return settings.model_copy(update={"kafka": kafka})
+
+
+def make_worker(settings: Settings, store: Store, *, until_caught_up: bool) -> KafkaWorker:
+    telemetry = Telemetry()
+    ledger = BatchLedger(store, settings.kafka.group_id, settings.sql_dir, context_from_settings(settings))
+    return KafkaWorker(settings.kafka, Sink(store, telemetry), ledger, telemetry, until_caught_up=until_caught_up)
+
+
+def run_worker(settings: Settings, store: Store, *, timeout: float = 60.0) -> KafkaWorker:
+    """Run one worker in this process until it has caught up (or `timeout`, which fails the test)."""
+    worker = make_worker(settings, store, until_caught_up=True)
+    timer = threading.Timer(timeout, worker.stop_requested.set)
+    timer.start()
+    try:
+        worker.run()
+    finally:
+        timer.cancel()
+    assert worker.caught_up.is_set(), f"worker did not catch up within {timeout}s"
+    return worker
+
+
+def start_worker_thread(settings: Settings, store: Store) -> tuple[KafkaWorker, threading.Thread]:
+    worker = make_worker(settings, store, until_caught_up=False)
+    errors: list[BaseException] = []
+
+    def _run() -> None:
+        try:
+            worker.run()
+        except BaseException as exc:  # reported by the test through worker.errors
+            errors.append(exc)
+
+    thread = threading.Thread(target=_run, daemon=True)
+    worker.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return worker, thread
+
+
+def fleetwatch_env(store_path: Path, names: KafkaNames, bootstrap: str) -> dict[str, str]:
+    """Environment for a `fleetwatch run` subprocess: its own store, this test's topics, nothing else on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETWATCH_")}
+    env.update({
+        "FLEETWATCH_CLICKHOUSE_DSN": f"chdb://{store_path}",
+        "FLEETWATCH_KAFKA_BOOTSTRAP": bootstrap,
+        "FLEETWATCH_KAFKA__GROUP_ID": names.group,
+        "FLEETWATCH_QUERY_HTTP": "", "FLEETWATCH_OTLP_GRPC": "", "FLEETWATCH_OTLP_HTTP": "",
+        "FLEETWATCH_JOBS_ENABLED": "false",
+    })
+    for key, value in {**names.topic_settings(), **FAST_KAFKA}.items():
+        env[f"FLEETWATCH_KAFKA__{key.upper()}"] = str(value)
+    return env
+
+
+def store_query(store_path: Path, sql: str) -> list[list[str]]:
+    """Run a query on a subprocess-held store after that process exited (this process holds another path)."""
+    proc = subprocess.run([FLEETWATCH, "sql", "--clickhouse-dsn", f"chdb://{store_path}", "--format", "csv", sql],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [line.split(",") for line in proc.stdout.strip().splitlines()]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
