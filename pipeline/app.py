@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pipeline.config import Settings
+from pipeline.health import Health
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.store.client import Store
+from pipeline.store.client import Store, StoreUnavailable, redact_dsn
 from pipeline.store.migrate import context_from_settings, migrate
 from pipeline.telemetry import Telemetry, set_telemetry
 
@@ -43,6 +44,7 @@ class RunContext:
     # Kafka: consume to the high watermark, flush, commit, then ask the whole process to stop.
     until_caught_up: bool = False
     exit_code: int = 0
+    health: Health | None = None
 
 
 Starter = Callable[[RunContext], "Component | None"]
@@ -64,17 +66,58 @@ def _starters() -> list[tuple[str, Starter]]:
 
 
 def build_context(settings: Settings, *, until_caught_up: bool = False) -> RunContext:
-    telemetry = Telemetry(endpoint=settings.self_telemetry_endpoint)
+    telemetry = Telemetry(
+        endpoint=settings.self_telemetry_endpoint,
+        export_interval_ms=int(settings.self_telemetry_interval_seconds * 1000),
+        # Pointed at this process's own receiver (the usual set-up), the export needs the receivers' token.
+        headers={"authorization": f"Bearer {settings.otlp.token.get_secret_value()}"} if settings.otlp.token else None,
+    )
     set_telemetry(telemetry)
     store = Store.from_settings(settings)
-    migrate(store, settings.sql_dir, context_from_settings(settings))
+    health = Health(store)
+    try:
+        migrate(store, settings.sql_dir, context_from_settings(settings))
+        health.migrated.set()
+        deferred = False
+    except StoreUnavailable:
+        if settings.embedded:
+            raise
+        deferred = True  # a server that is down now: start anyway, answer 503, migrate once it is back
     sink = Sink(store, telemetry)
     writer = BatchingWriter(
         sink,
         max_pending_rows=settings.otlp.max_pending_rows,
         retry_after=float(settings.otlp.retry_after_seconds),
     ).start()
-    return RunContext(settings, store, sink, writer, telemetry, until_caught_up=until_caught_up)
+    ctx = RunContext(settings, store, sink, writer, telemetry, until_caught_up=until_caught_up, health=health)
+    health.start()
+    if deferred:
+        threading.Thread(target=_migrate_when_reachable, args=(ctx,), name="fleetwatch-migrate", daemon=True).start()
+    return ctx
+
+
+def _migrate_when_reachable(ctx: RunContext, max_backoff: float = 30.0) -> None:
+    """Retry the migrations until the store answers (or the process stops); until then writes fail with
+    StoreUnavailable, so receivers answer 503 / UNAVAILABLE and Kafka keeps its offsets."""
+    backoff = 1.0
+    while not ctx.stop_event.is_set():
+        try:
+            migrate(ctx.store, ctx.settings.sql_dir, context_from_settings(ctx.settings))
+        except StoreUnavailable as exc:
+            log.warning("store unavailable (%s); migrations retried in %.0f s", str(exc).splitlines()[0][:200],
+                        backoff)
+            ctx.stop_event.wait(backoff)
+            backoff = min(backoff * 2, max_backoff)
+            continue
+        except Exception:
+            log.exception("migrations failed; stopping")
+            ctx.exit_code = 1
+            ctx.stop_event.set()
+            return
+        assert ctx.health is not None
+        ctx.health.migrated.set()
+        log.info("store reachable again; migrations applied")
+        return
 
 
 def run(settings: Settings, *, until_caught_up: bool = False, install_signals: bool = True) -> int:
@@ -95,11 +138,13 @@ def run(settings: Settings, *, until_caught_up: bool = False, install_signals: b
             if component is not None:
                 started.append(component)
                 log.info("started %s", label)
+        if ctx.health is not None:
+            ctx.health.started.set()
         log.info(
             "fleetwatch is running on %s (database %s); %d components",
             ctx.store, settings.database, len(started),
         )
-        print(f"fleetwatch running: store {ctx.store.dsn}, database {settings.database}", flush=True)
+        print(f"fleetwatch running: store {redact_dsn(ctx.store.dsn)}, database {settings.database}", flush=True)
         ctx.stop_event.wait()
     finally:
         for component in reversed(started):
@@ -109,6 +154,8 @@ def run(settings: Settings, *, until_caught_up: bool = False, install_signals: b
                 log.exception("stopping %s failed", getattr(component, "name", component))
                 ctx.exit_code = ctx.exit_code or 1
         ctx.writer.stop()
+        if ctx.health is not None:
+            ctx.health.stop()
         ctx.telemetry.shutdown()
         ctx.store.close()
     print("fleetwatch stopped", flush=True)

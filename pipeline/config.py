@@ -12,8 +12,10 @@ an embedded ClickHouse store under `./data`, OTLP on the standard loopback ports
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -24,6 +26,28 @@ from pydantic_settings import (
 )
 
 REPO_SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Database and cluster names are spliced into DDL (identifiers cannot be query parameters), so only plain
+# identifiers are accepted: nothing a configuration value could use to break out of the statement.
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+def read_secret_file(path: str | Path) -> SecretStr:
+    """A secret kept in a file (a mounted Kubernetes or Docker secret): its text without the final newline."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+    return SecretStr(text.rstrip("\r\n"))
+
+
+def with_dsn_password(dsn: str, password: str) -> str:
+    """The server DSN with `password` set (percent-encoded), so the password can live outside the DSN."""
+    parts = urlsplit(dsn)
+    if not parts.hostname:
+        return dsn
+    user = parts.username or "default"
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}").geturl()
 
 
 class KafkaSettings(BaseModel):
@@ -52,6 +76,8 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    # The SASL password read from a file instead (wins over sasl_password).
+    sasl_password_file: Path | None = None
     # TLS (security_protocol SSL or SASL_SSL): CA bundle, client certificate and key, PEM files.
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
@@ -77,6 +103,8 @@ class OtlpSettings(BaseModel):
     grpc: str = "127.0.0.1:4317"
     http: str = "127.0.0.1:4318"
     token: SecretStr | None = None
+    # The bearer token read from a file instead (wins over token).
+    token_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_request_bytes: int = 16 * 1024 * 1024
@@ -91,6 +119,8 @@ class QuerySettings(BaseModel):
     http: str = "127.0.0.1:8123"
     user: str = "default"
     password: SecretStr | None = None
+    # The password read from a file instead (wins over password).
+    password_file: Path | None = None
     read_only: bool = True
 
 
@@ -165,6 +195,9 @@ class Settings(BaseSettings):
     )
 
     clickhouse_dsn: str = "chdb://./data/store"
+    # The server password kept out of the DSN (environment or a secret file); set into the DSN at start.
+    clickhouse_password: SecretStr | None = None
+    clickhouse_password_file: Path | None = None
     database: str = "fleetwatch"
     retention_days: int = Field(default=30, ge=1)
     # With a cluster name, migrations create Replicated tables with Distributed fronts ON CLUSTER.
@@ -186,7 +219,22 @@ class Settings(BaseSettings):
     jobs_enabled: bool = True
     # Where the pipeline sends its own metrics (OTLP/gRPC endpoint). Empty: kept in process only.
     self_telemetry_endpoint: str = ""
+    self_telemetry_interval_seconds: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
+
+    @field_validator("database")
+    @classmethod
+    def _database_is_identifier(cls, v: str) -> str:
+        if not _IDENTIFIER_RE.match(v):
+            raise ValueError(f"database {v!r} must be a plain identifier (letters, digits, underscore)")
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster_is_identifier(cls, v: str) -> str:
+        if v and not _IDENTIFIER_RE.match(v):
+            raise ValueError(f"cluster {v!r} must be a plain identifier (letters, digits, underscore)")
+        return v
 
     @field_validator("retention_days")
     @classmethod
@@ -207,6 +255,20 @@ class Settings(BaseSettings):
             self.otlp.token = self.otlp_token
         if self.query_http is not None:
             self.query.http = self.query_http
+        self._read_secret_files()
+
+    def _read_secret_files(self) -> None:
+        """`*_file` settings win over the inline secret, so a secret never has to sit in the environment."""
+        if self.otlp.token_file:
+            self.otlp.token = read_secret_file(self.otlp.token_file)
+        if self.query.password_file:
+            self.query.password = read_secret_file(self.query.password_file)
+        if self.kafka.sasl_password_file:
+            self.kafka.sasl_password = read_secret_file(self.kafka.sasl_password_file)
+        if self.clickhouse_password_file:
+            self.clickhouse_password = read_secret_file(self.clickhouse_password_file)
+        if self.clickhouse_password is not None and not self.embedded:
+            self.clickhouse_dsn = with_dsn_password(self.clickhouse_dsn, self.clickhouse_password.get_secret_value())
 
     @property
     def embedded(self) -> bool:

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 class Telemetry:
     """Counters and histograms describing the pipeline's own work."""
 
-    def __init__(self, endpoint: str = "", instance: str = "", export_interval_ms: int = 10_000) -> None:
+    def __init__(
+        self, endpoint: str = "", instance: str = "", export_interval_ms: int = 10_000,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.memory_reader = InMemoryMetricReader()
         readers: list[MetricReader] = [self.memory_reader]
         if endpoint:
@@ -31,7 +34,7 @@ class Telemetry:
 
             readers.append(
                 PeriodicExportingMetricReader(
-                    OTLPMetricExporter(endpoint=endpoint, insecure=not endpoint.startswith("https")),
+                    OTLPMetricExporter(endpoint=endpoint, insecure=not endpoint.startswith("https"), headers=headers),
                     export_interval_millis=export_interval_ms,
                 )
             )

@@ -323,7 +323,8 @@ def classify(line: str) -> tuple[int, object]:
     if "GC forced" in line and _GC_FORCED.search(line):
         return NOTICE, "gc_forced"
     if "gc " in line:
-        if _GC_HEAD.search(line):
+        # At column 0 "gc " is the runtime's own first token ("gc " + foreign text is a split gc line).
+        if line.startswith("gc ") or _GC_HEAD.search(line):
             return BROKEN, diagnose_gc(line)
         return WEAK, None
     if "SCHED " in line and _SCHED.search(line):

@@ -29,6 +29,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import status_pb2
 
+from pipeline.health import health_answer
 from pipeline.normalize.otlp import OtlpDecodeError, Signal, decode_request
 from pipeline.sources.otlp_export import InFlight, Status, export, success_response
 
@@ -131,6 +132,15 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     def do_GET(self) -> None:
+        health = health_answer(getattr(self.server.ctx, "health", None), self.path.split("?", 1)[0])
+        if health is not None and self.command == "GET":
+            status, body = health
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "OTLP/HTTP accepts POST only", "proto")
 
     do_PUT = do_DELETE = do_PATCH = do_GET

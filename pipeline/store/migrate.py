@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 _FILE_RE = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 class MigrationError(Exception):
@@ -51,6 +52,12 @@ class RenderContext:
     database: str
     ttl_days: int
     cluster: str = ""
+
+    def __post_init__(self) -> None:
+        # Both names are spliced into DDL text (identifiers cannot be query parameters): plain identifiers only.
+        for what, name in (("database", self.database), ("cluster", self.cluster)):
+            if (name or what == "database") and not _IDENTIFIER_RE.match(name):
+                raise MigrationError(f"{what} name {name!r} must be a plain identifier")
 
     def values(self) -> dict[str, str]:
         on_cluster = f"ON CLUSTER '{self.cluster}'" if self.cluster else ""

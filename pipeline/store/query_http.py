@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
+from pipeline.health import Health, health_answer
 from pipeline.store import sqlguard
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,8 @@ _TRANSPORT_PARAMS = frozenset({
     "query", "database", "default_format", "user", "password", "quota_key", "query_id", "session_id",
     "session_timeout", "session_check", "compress", "decompress", "buffer_size", "wait_end_of_query",
     "client_protocol_version", "role", "stacktrace", "enable_http_compression", "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms", "http_zlib_compression_level", "http_native_compression_disable_checksumming_on_decompress",
+    "http_headers_progress_interval_ms", "http_zlib_compression_level",
+    "http_native_compression_disable_checksumming_on_decompress",
     "default_role",
 })
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -282,8 +284,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "fleetwatch"
     gateway: EngineGateway
     config: EndpointConfig
+    health: Health | None = None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class names it so
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:
@@ -296,6 +299,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         body = self._read_body()
+        health = health_answer(self.health, parts.path)
+        if health is not None:
+            self._send(health[0], health[1], {"Content-Type": "application/json"})
+            return
         if parts.path in ("/ping", "/replicas_status") or (parts.path == "/" and "query" not in params and not body):
             self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
             return
@@ -353,18 +360,18 @@ class _Handler(BaseHTTPRequestHandler):
         if not (user_ok and password_ok):
             raise QueryFailure(
                 AUTHENTICATION_FAILED,
-                f"{user or 'default'}: Authentication failed: password is incorrect, or there is no user with such name",
+                f"{user or 'default'}: Authentication failed: password is incorrect, "
+                "or there is no user with such name",
                 "AUTHENTICATION_FAILED",
             )
 
     def _request(self, params: Mapping[str, str], body: bytes, *, read_only: bool, query_id: str) -> QueryRequest:
         text = params.get("query", "")
         if body:
-            text = f"{text}\n{body.decode('utf-8', errors='replace')}" if text else body.decode("utf-8", errors="replace")
+            decoded = body.decode("utf-8", errors="replace")
+            text = f"{text}\n{decoded}" if text else decoded
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or self.config.database
-        settings = {
-            k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")
-        }
+        settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")}
         parameters = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
         return QueryRequest(
             sql=text, database=database, default_format=params.get("default_format") or "TabSeparated",
@@ -416,9 +423,11 @@ class QueryEndpoint:
 
     name = "query endpoint"
 
-    def __init__(self, address: str, gateway: EngineGateway, config: EndpointConfig) -> None:
+    def __init__(
+        self, address: str, gateway: EngineGateway, config: EndpointConfig, health: Health | None = None
+    ) -> None:
         host, port = parse_address(address)
-        handler = type("Handler", (_Handler,), {"gateway": gateway, "config": config})
+        handler = type("Handler", (_Handler,), {"gateway": gateway, "config": config, "health": health})
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("Server", (_Server,), {"address_family": family})
         self.server = server_class((host, port), handler)
@@ -447,7 +456,7 @@ def start(ctx: Any) -> QueryEndpoint | None:
         password=password, timezone=gateway.timezone(),
     )
     started = time.monotonic()
-    endpoint = QueryEndpoint(settings.query.http, gateway, config).start()
+    endpoint = QueryEndpoint(settings.query.http, gateway, config, getattr(ctx, "health", None)).start()
     log.info(
         "query endpoint on http://%s (%s) in %.0f ms", endpoint.address,
         "read-only" if config.read_only else "read-write", (time.monotonic() - started) * 1000,

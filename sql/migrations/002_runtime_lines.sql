@@ -18,12 +18,12 @@ CREATE TABLE IF NOT EXISTS {{db}}.gc_events {{on_cluster}}
     cpu_background_ms  Float64 CODEC(Gorilla, ZSTD(1)),
     cpu_idle_ms        Float64 CODEC(Gorilla, ZSTD(1)),
     cpu_mark_term_ms   Float64 CODEC(Gorilla, ZSTD(1)),
-    heap_start_mb      UInt32 CODEC(Delta(4), ZSTD(1)),
-    heap_end_mb        UInt32 CODEC(Delta(4), ZSTD(1)),
-    heap_live_mb       UInt32 CODEC(Delta(4), ZSTD(1)),
-    heap_goal_mb       Nullable(UInt32) CODEC(ZSTD(1)),      -- NULL: a Go 1.5 development build without it
-    stacks_mb          Nullable(UInt32) CODEC(ZSTD(1)),      -- NULL before Go 1.18
-    globals_mb         Nullable(UInt32) CODEC(ZSTD(1)),      -- NULL before Go 1.18
+    heap_start_mb      UInt64 CODEC(Delta(8), ZSTD(1)),
+    heap_end_mb        UInt64 CODEC(Delta(8), ZSTD(1)),
+    heap_live_mb       UInt64 CODEC(Delta(8), ZSTD(1)),
+    heap_goal_mb       Nullable(UInt64) CODEC(ZSTD(1)),      -- NULL: a Go 1.5 development build without it
+    stacks_mb          Nullable(UInt64) CODEC(ZSTD(1)),      -- NULL before Go 1.18
+    globals_mb         Nullable(UInt64) CODEC(ZSTD(1)),      -- NULL before Go 1.18
     procs              UInt16 CODEC(ZSTD(1)),
     forced             UInt8,
     leak_check         UInt8,                                -- "(checking for goroutine leaks)", Go 1.26+

@@ -9,6 +9,8 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from pipeline.config import Settings
 from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, run_once
@@ -16,6 +18,8 @@ from pipeline.normalize.otlp import decode_request, normalize_request
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
 from pipeline.store.client import Store
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SIGNALS = {"/v1/logs": "logs", "/v1/traces": "traces", "/v1/metrics": "metrics"}
 

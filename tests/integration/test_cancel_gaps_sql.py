@@ -12,6 +12,8 @@ from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, run_once
 from pipeline.store.client import Store
 
+pytestmark = pytest.mark.integration
+
 SPAN_COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "SpanName", "SpanKind", "ServiceName", "ServiceInstance",
     "SpanAttributes", "Duration", "StatusCode", "StatusMessage", "RpcStatusCode",

@@ -116,8 +116,9 @@ def seed(store: Store, now: datetime) -> None:
                            "first_floor": 100.0, "last_floor": 400.0, "sen_slope_per_hour": 300.0 + s,
                            "relative_growth": 3.0, "hours_to_limit": 12.0, "run_id": "seed"})
         bucket = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
-        gaps.append({"bucket": bucket, "bucket_seconds": 60, "parent_service": "gateway", "parent_operation": "GET /pay",
-                     "child_service": service, "child_operation": "charge", "cancellations": 10, "overruns": 4,
+        gaps.append({"bucket": bucket, "bucket_seconds": 60, "parent_service": "gateway",
+                     "parent_operation": "GET /pay", "child_service": service, "child_operation": "charge",
+                     "cancellations": 10, "overruns": 4,
                      "doomed_starts": 1, "overrun_share": 0.4, "p50_overrun_ms": 120.0, "p99_overrun_ms": 900.0,
                      "max_overrun_ms": 950.0, "wasted_child_ms": 2400.0, "observed": 2, "observed_share": 0.2,
                      "instances": 1, "affected_instances": [instance], "example_trace_id": TRACE_ID,

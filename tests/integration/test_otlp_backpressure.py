@@ -94,7 +94,7 @@ def count(store, settings, service: str) -> int:
 
 
 def test_full_writer_answers_429_and_resource_exhausted_then_exporters_retry(receivers, store, settings) -> None:
-    ctx, http, grpc_receiver, gate, _ = receivers
+    ctx, http, _, gate, _ = receivers
     port = http.port
     gate.clear()
     with ThreadPoolExecutor(4) as pool:

@@ -133,7 +133,8 @@ def test_official_exporters_json_gzip_and_auth(fleetwatch_run) -> None:
     wrong = {"Content-Type": "application/x-protobuf", "Authorization": "Bearer nope"}
     status, _, _ = post(f"{fw.http_endpoint}/v1/logs", b"", wrong)
     assert status == 401
-    status, _, _ = post(f"{fw.http_endpoint}/v1/logs", b"\x0a\xff\xff", {**wrong, "Authorization": headers["Authorization"]})
+    garbage = {**wrong, "Authorization": headers["Authorization"]}
+    status, _, _ = post(f"{fw.http_endpoint}/v1/logs", b"\x0a\xff\xff", garbage)
     assert status == 400
     # 4 MiB of zeros compresses to a few KiB: refused once 1 MiB has been inflated.
     bomb = gzip.compress(b"\0" * (4 << 20))
@@ -163,44 +164,68 @@ def test_official_exporters_json_gzip_and_auth(fleetwatch_run) -> None:
 
     assert fw.terminate() == 0, fw.log()
 
+    queries: dict[str, str] = {}
     for service in ("svc-grpc", "svc-http"):
-        gc = fw.sql(f"SELECT gc_num, instance FROM fleetwatch.gc_events WHERE service = '{service}' ORDER BY gc_num")
+        queries.update(service_queries(service))
+    for service in ("svc-json", "svc-gzip"):
+        queries.update(json_service_queries(service))
+    queries["rejected"] = "SELECT source, signal, reason FROM fleetwatch.quarantine ORDER BY source"
+    queries["intruder"] = "SELECT count() AS n FROM fleetwatch.otel_logs WHERE ServiceName = 'intruder'"
+    got = fw.sql_many(queries)
+
+    for service in ("svc-grpc", "svc-http"):
+        gc = got[f"{service}/gc"]
         assert [(r["gc_num"], r["instance"]) for r in gc] == [(1, f"{service}-1"), (2, f"{service}-1")]
-        logs = fw.sql(f"SELECT Body FROM fleetwatch.otel_logs WHERE ServiceName = '{service}'")
-        assert [r["Body"] for r in logs] == [f"{service}: served 10 requests"]
-        spans = fw.sql(
-            "SELECT SpanName, SpanKind, ParentSpanId, RpcStatusCode, ServiceInstance, Events.Name AS ev, TraceId "
-            f"FROM fleetwatch.otel_traces WHERE ServiceName = '{service}' ORDER BY SpanName")
+        assert [r["Body"] for r in got[f"{service}/logs"]] == [f"{service}: served 10 requests"]
+        spans = got[f"{service}/spans"]
         assert [(s["SpanName"], s["SpanKind"], s["RpcStatusCode"], s["ServiceInstance"], s["ev"]) for s in spans] == [
             ("GET /orders", "Server", "CANCELLED", f"{service}-1", []),
             ("db.query", "Internal", "", f"{service}-1", ["cancel-event"]),
         ]
         assert len(spans[0]["TraceId"]) == 32 and spans[1]["ParentSpanId"] != ""
-        cancels = fw.sql("SELECT cause, stack_depth, operation, trace_id FROM fleetwatch.cancel_events "
-                         f"WHERE service = '{service}' ORDER BY stack_depth")
+        cancels = got[f"{service}/cancels"]
         assert [(c["cause"], c["stack_depth"], c["operation"]) for c in cancels] == [
             ("parent_cancelled", 9, "db.query"), ("timeout", 14, "")]
         assert {c["trace_id"] for c in cancels} == {spans[0]["TraceId"]}
-        metrics = fw.sql("SELECT metric, value, source_name FROM fleetwatch.runtime_metrics "
-                         f"WHERE service = '{service}' ORDER BY source_name")
+        metrics = got[f"{service}/metrics"]
         assert [(m["metric"], m["value"], m["source_name"]) for m in metrics] == [
             ("go.goroutine.count", 42.0, "go.goroutine.count"), ("go.goroutine.count", 43.0, "go_goroutines")]
-        other = fw.sql(f"SELECT MetricName, Value FROM fleetwatch.otel_metrics WHERE ServiceName = '{service}'")
-        assert [(m["MetricName"], m["Value"]) for m in other] == [("queue.depth", 7.0)]
+        assert [(m["MetricName"], m["Value"]) for m in got[f"{service}/other"]] == [("queue.depth", 7.0)]
 
     for service in ("svc-json", "svc-gzip"):
-        logs = fw.sql(f"SELECT Body, TraceId, SpanId, SeverityNumber, ResourceAttributes['process.pid'] AS pid "
-                      f"FROM fleetwatch.otel_logs WHERE ServiceName = '{service}'")
+        logs = got[f"{service}/logs"]
         assert [(r["Body"], r["TraceId"], r["SpanId"], r["SeverityNumber"], r["pid"]) for r in logs] == [
             ("hello", trace_hex, span_hex, 9, "4242")]
-        cancels = fw.sql(f"SELECT instance, trace_id, span_id, cause FROM fleetwatch.cancel_events "
-                         f"WHERE service = '{service}'")
-        assert cancels == [{"instance": "node-7:4242", "trace_id": trace_hex, "span_id": span_hex,
-                            "cause": "cancelled"}]
-    rejected = fw.sql("SELECT source, signal, reason FROM fleetwatch.quarantine ORDER BY source")
+        assert got[f"{service}/cancels"] == [{"instance": "node-7:4242", "trace_id": trace_hex, "span_id": span_hex,
+                                              "cause": "cancelled"}]
+    rejected = got["rejected"]
     assert len(rejected) == 2 and all(r["signal"] == "otlp_logs" and "cause" in r["reason"] for r in rejected)
-    assert fw.sql("SELECT count() AS n FROM fleetwatch.otel_logs WHERE ServiceName = 'intruder'") == [{"n": 0}]
+    assert got["intruder"] == [{"n": 0}]
 
+
+def service_queries(service: str) -> dict[str, str]:
+    where = f"WHERE service = '{service}'"
+    return {
+        f"{service}/gc": f"SELECT gc_num, instance FROM fleetwatch.gc_events {where} ORDER BY gc_num",
+        f"{service}/logs": f"SELECT Body FROM fleetwatch.otel_logs WHERE ServiceName = '{service}'",
+        f"{service}/spans": "SELECT SpanName, SpanKind, ParentSpanId, RpcStatusCode, ServiceInstance, "
+                            "Events.Name AS ev, TraceId FROM fleetwatch.otel_traces "
+                            f"WHERE ServiceName = '{service}' ORDER BY SpanName",
+        f"{service}/cancels": "SELECT cause, stack_depth, operation, trace_id FROM fleetwatch.cancel_events "
+                              f"{where} ORDER BY stack_depth",
+        f"{service}/metrics": f"SELECT metric, value, source_name FROM fleetwatch.runtime_metrics {where} "
+                              "ORDER BY source_name",
+        f"{service}/other": f"SELECT MetricName, Value FROM fleetwatch.otel_metrics WHERE ServiceName = '{service}'",
+    }
+
+
+def json_service_queries(service: str) -> dict[str, str]:
+    return {
+        f"{service}/logs": "SELECT Body, TraceId, SpanId, SeverityNumber, ResourceAttributes['process.pid'] AS pid "
+                           f"FROM fleetwatch.otel_logs WHERE ServiceName = '{service}'",
+        f"{service}/cancels": "SELECT instance, trace_id, span_id, cause FROM fleetwatch.cancel_events "
+                              f"WHERE service = '{service}'",
+    }
 
 def test_tiny_buffer_exporters_retry_until_everything_is_stored(fleetwatch_run) -> None:
     """With room for 5 pending rows, concurrent exporters are told 429 / RESOURCE_EXHAUSTED, back off, retry,

@@ -49,7 +49,7 @@ def test_clickhouse_connect_gets_typed_rows(client) -> None:
     )
     assert result.column_names == ("service", "n", "top", "last")
     assert [r[0] for r in result.result_rows] == sorted(SEED_SERVICES)
-    service, n, top, last = result.result_rows[0]
+    _, n, top, last = result.result_rows[0]
     assert n == 10 and isinstance(n, int)
     assert top == 190.0 and isinstance(top, float)
     assert isinstance(last, datetime)
@@ -67,7 +67,8 @@ def test_raw_formats_and_headers(running_pipeline: RunningPipeline) -> None:
 
     # query parameter + POST body are concatenated; default_format applies without a FORMAT clause
     status, headers, body = _http(
-        running_pipeline, "SELECT service, count() AS n", body=b"FROM runtime_metrics GROUP BY service ORDER BY service",
+        running_pipeline, "SELECT service, count() AS n",
+        body=b"FROM runtime_metrics GROUP BY service ORDER BY service",
         default_format="CSVWithNames",
     )
     assert status == 200, body
@@ -97,7 +98,7 @@ def test_errors_have_clickhouse_shape(running_pipeline: RunningPipeline, client)
     assert status == 404
     assert headers["X-ClickHouse-Exception-Code"] == "60"
     assert body.startswith(b"Code: 60. DB::Exception:")
-    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE|60"):
+    with pytest.raises(DatabaseError, match=r"UNKNOWN_TABLE|60"):
         client.query("SELECT * FROM no_such_table")
     status, _, body = _http(running_pipeline, "SELEC 1")
     assert status == 400 and body.startswith(b"Code: 62.")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, jobs_command, run_once
-from pipeline.jobs.windows import align_down
+from pipeline.jobs.windows import align_down, due_windows
 
 
 def _gc_rows(store, start: datetime, seconds: int, instances=("a", "b")) -> None:
@@ -73,7 +74,7 @@ def test_catch_up_after_downtime_is_contiguous(store, settings) -> None:
     caught = run_once(scheduler, jobs, later)
     for job in ("gc_storms", "leak_trends"):
         windows = sorted(r.window for r in results + caught if r.job == job)
-        assert all(a.end == b.start for a, b in zip(windows, windows[1:], strict=False))
+        assert all(a.end == b.start for a, b in itertools.pairwise(windows))
         assert windows[0].start == t0 - timedelta(seconds=60) and windows[-1].end == later
     assert scheduler.watermarks() == {"gc_storms": later, "leak_trends": later}
     assert scheduler.tick(now=later, jobs=jobs) == ([], False)
@@ -101,11 +102,7 @@ def test_a_claimed_window_is_left_to_its_holder(store, settings) -> None:
     now = align_down(datetime.now(UTC), 10)
     first = JobScheduler(settings, store, host="worker-1")
     second = JobScheduler(settings, store, host="worker-2")
-    window = first_window = None
-    from pipeline.jobs.windows import due_windows
-
-    first_window = due_windows(None, now, window_seconds=10, lag_seconds=0, backfill_seconds=60, limit=1)[0]
-    window = first_window
+    window = due_windows(None, now, window_seconds=10, lag_seconds=0, backfill_seconds=60, limit=1)[0]
     assert first.claim(jobs[0], window, "run-1")
     assert not second.claim(jobs[0], window, "run-2")
     results, _ = second.tick(now=now, jobs=jobs)

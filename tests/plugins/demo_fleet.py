@@ -41,7 +41,7 @@ def otlp_capture() -> Iterator[Capture]:
     capture = Capture(endpoint="")
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             with capture.lock:
                 capture.bodies.append((self.path, body))

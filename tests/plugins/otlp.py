@@ -39,6 +39,20 @@ def _port_open(port: int) -> bool:
         return False
 
 
+_SQL_MANY = """
+import json, sys
+from pipeline.config import load_settings
+from pipeline.present import _json_value
+from pipeline.store.client import Store
+store = Store.from_settings(load_settings(clickhouse_dsn=sys.argv[1]))
+out = {}
+for name, sql in json.load(sys.stdin).items():
+    result = store.query(sql)
+    out[name] = [{c: _json_value(v) for c, v in zip(result.column_names, row)} for row in result.result_rows]
+print(json.dumps(out))
+"""
+
+
 class FleetwatchProcess:
     """`fleetwatch run` with OTLP/gRPC and OTLP/HTTP on free ports and a store of its own."""
 
@@ -95,6 +109,17 @@ class FleetwatchProcess:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def sql_many(self, queries: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """Run several queries in one short process (opening the embedded store costs seconds)."""
+        assert self.proc is None or self.proc.poll() is not None, "stop the process before reading its store"
+        out = subprocess.run(
+            [sys.executable, "-c", _SQL_MANY, self.dsn], input=json.dumps(queries), env=self.env,
+            capture_output=True, text=True, timeout=120, cwd=self.workdir,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"queries failed: {out.stderr}")
+        return json.loads(out.stdout)
 
     def sql(self, query: str) -> list[dict[str, Any]]:
         """Run a query on the stopped process's store; rows as dicts."""

@@ -280,7 +280,7 @@ def test_split_lines_from_the_captures_are_repaired(prefix: str, foreign: str, s
 
 def test_repair_prefers_a_line_start_and_keeps_the_shipper_prefix() -> None:
     # The foreign text starts with digits (a log timestamp): the split must not steal them.
-    kind, _parsed, line, foreign = repair("scav 0 KiB work, 3424" + "00:04:28.434101 app: x", " KiB total, 9% util")
+    _kind, _parsed, line, foreign = repair("scav 0 KiB work, 3424" + "00:04:28.434101 app: x", " KiB total, 9% util")
     assert line == "scav 0 KiB work, 3424 KiB total, 9% util" and foreign == "00:04:28.434101 app: x"
     rows, stats = run(["Feb 26 13:56:33.456 gc 5 @0.013s 8%: 0.081+0.19+0.002 ms clock, app: tick",
                        "Feb 26 13:56:33.457 0.16+0/0.15/0.049+0.005 ms cpu, 32->32->32 MB, 57 MB goal, 0 MB stacks, "
@@ -292,7 +292,7 @@ def test_repair_prefers_a_line_start_and_keeps_the_shipper_prefix() -> None:
 
 def test_repair_skips_an_application_line_in_between() -> None:
     prefix, foreign, suffix = SPLITS[0]
-    rows, stats = run([prefix + foreign, "app: another line", suffix])
+    _rows, stats = run([prefix + foreign, "app: another line", suffix])
     assert (stats.events, stats.repaired, stats.logs, stats.quarantined) == (1, 1, 2, 0)
 
 

@@ -1,5 +1,6 @@
 """Window arithmetic, parameter plumbing and the copy-paste SQL of triage: pure functions."""
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,7 +27,7 @@ def test_due_windows_are_whole_closed_and_on_the_grid() -> None:
     assert got[0].start == datetime(2026, 3, 1, 11, 55, tzinfo=UTC)
     assert got[-1].end <= NOW - timedelta(seconds=30)
     assert all(w.seconds == 60 and w.start == align_down(w.start, 60) for w in got)
-    assert all(a.end == b.start for a, b in zip(got, got[1:], strict=False))
+    assert all(a.end == b.start for a, b in itertools.pairwise(got))
 
 
 def test_due_windows_resume_from_watermark_and_respect_limit() -> None:

@@ -203,7 +203,8 @@ def test_go_runtime_metrics_from_every_vocabulary_land_under_canonical_names() -
     allocs.sum.is_monotonic = True
     allocs.sum.data_points.add(time_unix_nano=NOW_NS, as_double=1e9)
     memory = metrics_pb2.Metric(name="go.memory.used", unit="By")
-    memory.sum.data_points.add(time_unix_nano=NOW_NS, as_int=1024, attributes=[kv("go.memory.type", string_value="stack")])
+    memory.sum.data_points.add(time_unix_nano=NOW_NS, as_int=1024,
+                               attributes=[kv("go.memory.type", string_value="stack")])
     other = metrics_pb2.Metric(name="http.server.duration", unit="ms")
     other.histogram.data_points.add(time_unix_nano=NOW_NS, count=2, sum=30, bucket_counts=[1, 1], explicit_bounds=[10])
     empty = metrics_pb2.Metric(name="nothing")

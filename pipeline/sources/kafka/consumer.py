@@ -258,11 +258,14 @@ class KafkaWorker:
             except (KafkaError, StoreUnavailable, StoreError) as exc:
                 log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
                 continue
-            if st.needs_seek:
-                self.consumer.seek(st.tp, start)
-                st.needs_seek = False
             while st.buffer and st.buffer[0].offset < start:
                 st.take(1)
+            if st.needs_seek or not st.buffer or st.buffer[0].offset != start:
+                # The client may keep a fetch position from before a rebalance (past records this worker
+                # buffered and dropped); fetch again from exactly the committed offset.
+                st.reset()
+                self.consumer.seek(st.tp, start)
+                st.needs_seek = False
             st.committed = start
             st.plan_end = plan_end if plan_end is not None and plan_end > start else None
             st.ready = True

@@ -1,0 +1,289 @@
+"""`python -m bench.run --quick|--full`: every path, the two references, one table, a dated record.
+
+Each path runs in a worker process of its own with a fresh embedded store in a temporary directory
+(bench/worker.py); the load (Kafka producer, OTLP senders) runs here, prepared before the clock starts.
+The table is printed and appended, with the exact command, load average and machine, to
+docs/benchmarks.md. Wall-clock rates depend on what else the machine runs; CPU seconds per million
+lines depend much less on it, so both are shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import clients, data
+from bench.measure import Result
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+RUNS_HEADING = "## Recorded runs"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    file_instances: int
+    file_lines_per_instance: int
+    big_file_instances: int         # the same per-instance length, more instances: peak RSS must stay flat
+    naive_sample: int
+    kafka_one_line_messages: int
+    kafka_batched_lines: int
+    kafka_lines_per_message: int
+    otlp_requests: int
+    otlp_records_per_request: int
+    jobs_instances: int
+    jobs_seconds: int
+
+
+QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=16, naive_sample=500,
+              kafka_one_line_messages=40_000, kafka_batched_lines=200_000, kafka_lines_per_message=1_000,
+              otlp_requests=100, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
+FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instances=100, naive_sample=3_000,
+             kafka_one_line_messages=300_000, kafka_batched_lines=2_000_000, kafka_lines_per_message=1_000,
+             otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_worker(scenario: str, args: dict, timeout: float = 900) -> Result:
+    proc = subprocess.run([sys.executable, "-m", "bench.worker", scenario, json.dumps(args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{scenario} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return Result.parse(proc.stdout)
+
+
+class Bench:
+    def __init__(self, sizes: Sizes, tmp: Path, only: set[str] | None) -> None:
+        self.sizes = sizes
+        self.tmp = tmp
+        self.only = only
+        self.results: dict[str, Result] = {}
+        self.jobs: dict | None = None
+        self.notes: list[str] = []
+
+    def wanted(self, name: str) -> bool:
+        return self.only is None or name in self.only
+
+    def dsn(self, name: str) -> str:
+        return f"chdb://{self.tmp / ('store-' + name)}"
+
+    def say(self, text: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def record(self, key: str, result: Result) -> None:
+        self.results[key] = result
+        self.say(f"{key}: {result.units} in, {result.rows} rows, {result.wall_s:.2f} s, "
+                 f"{result.rate:,.0f}/s, CPU {result.cpu_per_million:.1f} s/M, RSS {result.peak_rss_mb:.0f} MB")
+
+    # -- file ingest and the references -------------------------------------------------------------------
+    def files(self, instances: int) -> tuple[list[str], int, str]:
+        s = self.sizes
+        directory = self.tmp / f"files-{instances}"
+        paths = sorted(str(p) for p in directory.glob("*.log"))
+        if not paths:
+            paths = [str(p) for p in data.write_instance_files(directory, instances, s.file_lines_per_instance)]
+        start = datetime.now(UTC) - timedelta(seconds=data.span_seconds(s.file_lines_per_instance) + 600)
+        return paths, instances * s.file_lines_per_instance, start.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def file_paths(self) -> None:
+        s = self.sizes
+        paths, lines, start = self.files(s.file_instances)
+        if self.wanted("bare"):
+            self.record("bare", run_worker("bare", {"dsn": self.dsn("bare"), "paths": paths, "lines": lines}))
+        if self.wanted("naive"):
+            self.record("naive", run_worker("naive", {"dsn": self.dsn("naive"), "paths": paths,
+                                                      "start_time": start, "sample": s.naive_sample}))
+        if self.wanted("file"):
+            self.record("file", run_worker("file", {"dsn": self.dsn("file"), "paths": paths, "start_time": start,
+                                                    "lines": lines}))
+        if self.wanted("file_big"):
+            big, big_lines, start = self.files(s.big_file_instances)
+            self.record("file_big", run_worker("file", {"dsn": self.dsn("file-big"), "paths": big,
+                                                        "start_time": start, "lines": big_lines}))
+
+    # -- Kafka --------------------------------------------------------------------------------------------
+    def kafka_paths(self) -> None:
+        if not (self.wanted("kafka_lines") or self.wanted("kafka_batched")):
+            return
+        sys.path.insert(0, str(ROOT))
+        from tests.plugins.kafka_broker import Broker
+
+        s = self.sizes
+        broker = Broker().start()
+        try:
+            cases = [("kafka_lines", 1, s.kafka_one_line_messages), ("kafka_batched", s.kafka_lines_per_message,
+                                                                      s.kafka_batched_lines)]
+            for key, per_message, lines in cases:
+                if not self.wanted(key):
+                    continue
+                instances = 100
+                topic = f"bench-{key}-{uuid.uuid4().hex[:6]}"
+                t0 = time.perf_counter()
+                messages = clients.produce_gctrace(broker.bootstrap, topic, instances=instances,
+                                                   lines_per_instance=lines // instances,
+                                                   lines_per_message=per_message)
+                self.say(f"{key}: produced {messages} messages in {time.perf_counter() - t0:.1f} s")
+                result = run_worker("kafka", {"dsn": self.dsn(key), "bootstrap": broker.bootstrap, "topic": topic,
+                                              "group": f"g-{topic}", "lines": lines})
+                result.name = key
+                self.record(key, result)
+        finally:
+            broker.stop()
+
+    # -- OTLP ---------------------------------------------------------------------------------------------
+    def otlp_paths(self) -> None:
+        s = self.sizes
+        transports = [t for t in ("http", "grpc") if self.wanted(f"otlp_{t}")]
+        if not transports:
+            return
+        bodies = list(clients.log_requests(100, s.otlp_records_per_request, s.otlp_requests))
+        records = s.otlp_requests * s.otlp_records_per_request
+        for transport in transports:
+            port = _free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bench.worker", "otlp",
+                 json.dumps({"dsn": self.dsn(f"otlp-{transport}"), "transport": transport, "port": port})],
+                cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            )
+            try:
+                assert proc.stdin is not None and proc.stdout is not None
+                self._expect(proc, "READY")
+                proc.stdin.write("mark\n")
+                proc.stdin.flush()
+                self._expect(proc, "MARKED")
+                send = clients.send_http if transport == "http" else clients.send_grpc
+                wall = send(port, bodies)
+                out, _ = proc.communicate(f"stop {records} {wall}\n", timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            if proc.returncode != 0:
+                raise RuntimeError(f"otlp {transport} worker failed ({proc.returncode})")
+            self.record(f"otlp_{transport}", Result.parse(out))
+
+    @staticmethod
+    def _expect(proc: subprocess.Popen[str], word: str) -> None:
+        assert proc.stdout is not None
+        for _ in range(1000):
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the worker exited before saying {word}")
+            if line.strip() == word:
+                return
+        raise RuntimeError(f"the worker never said {word}")
+
+    # -- detection jobs -----------------------------------------------------------------------------------
+    def jobs_path(self) -> None:
+        if not self.wanted("jobs"):
+            return
+        s = self.sizes
+        proc = subprocess.run([sys.executable, "-m", "bench.jobs_bench", "--instances", str(s.jobs_instances),
+                               "--seconds", str(s.jobs_seconds), "--store", self.dsn("jobs")],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"jobs bench failed:\n{proc.stderr[-3000:]}")
+        self.jobs = json.loads(proc.stdout)
+        per_run = sum(j["one_window_s"] for j in self.jobs["jobs"].values())
+        self.say(f"jobs: {per_run:.2f} s per run over {sum(self.jobs['rows'].values()):,} rows")
+
+    # -- report -------------------------------------------------------------------------------------------
+    def table(self) -> str:
+        bare = self.results.get("bare")
+        naive = self.results.get("naive")
+        labels = {
+            "file": "file ingest (`fleetwatch ingest gctrace`)",
+            "file_big": "file ingest, more input (RSS check)",
+            "kafka_lines": "Kafka, one line per message",
+            "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
+            "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
+            "otlp_grpc": f"OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request",
+            "bare": "reference: bare String-column insert",
+            "naive": "reference: pydantic + row-wise insert",
+        }
+        out = ["| path | lines in | rows stored | wall s | lines/s | CPU s per M | peak RSS MB | x bare | x naive |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for key, label in labels.items():
+            r = self.results.get(key)
+            if r is None:
+                continue
+            ok = "" if r.rows == r.units else " (MISMATCH)"
+            rate = r.extra.get("steady_rate") or r.rate
+            shown = f"{r.rate:,.0f}" + (f" (steady {rate:,.0f})" if "steady_rate" in r.extra else "")
+            x_bare = f"{rate / bare.rate:.2f}" if bare and key not in ("bare", "naive") else ""
+            x_naive = f"{rate / naive.rate:,.0f}" if naive and key != "naive" else ""
+            out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
+                       f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} |")
+        if self.jobs:
+            jobs = self.jobs["jobs"]
+            per_run = sum(j["one_window_s"] for j in jobs.values())
+            detail = ", ".join(f"{name} {j['one_window_s']:.2f} s" for name, j in jobs.items())
+            ok = all(j["status"] == "ok" for j in jobs.values())
+            rows = sum(self.jobs["rows"].values())
+            out.append("")
+            out.append(f"Detection jobs, one run (every job, one {self.jobs['window_seconds']} s window) over "
+                       f"{self.jobs['instances']:,} instances x {self.jobs['seconds_of_data'] // 3600} h "
+                       f"({rows:,} rows): **{per_run:.2f} s** ({detail}){'' if ok else ' - A JOB FAILED'}.")
+        return "\n".join(out)
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return (f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), Python "
+            f"{platform.python_version()}, load average {load[0]:.1f} / {load[1]:.1f} at the start")
+
+
+def record(command: str, header: str, table: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
+    if RUNS_HEADING not in text:
+        text = text.rstrip("\n") + f"\n\n{RUNS_HEADING}\n"
+    text = text.rstrip("\n") + f"\n\n### {stamp}: `{command}`\n\n{header}\n\n{table}\n"
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
+    mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
+    parser.add_argument("--only", help="comma-separated subset: file,file_big,bare,naive,kafka_lines,"
+                                       "kafka_batched,otlp_http,otlp_grpc,jobs")
+    parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    only = set(args.only.split(",")) if args.only else None
+    command = "python -m bench.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    header = machine()
+    with tempfile.TemporaryDirectory(prefix="fleetwatch-bench-") as tmp:
+        bench = Bench(sizes, Path(tmp), only)
+        bench.file_paths()
+        bench.kafka_paths()
+        bench.otlp_paths()
+        bench.jobs_path()
+    table = bench.table()
+    print(f"\n{command}\n{header}\n\n{table}")
+    if not args.no_record:
+        record(command, header, table)
+    mismatch = [k for k, r in bench.results.items() if r.rows != r.units]
+    return 1 if mismatch else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

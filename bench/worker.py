@@ -1,0 +1,278 @@
+"""One benchmark path in a process of its own: `python -m bench.worker SCENARIO JSON-ARGS`.
+
+The runner starts one worker per path because the embedded store allows one store path per process. A
+worker opens its own store, migrates it (not timed), runs the path, counts the rows it stored and prints
+a `measure.Result`. Scenarios:
+
+* file   -- `fleetwatch ingest gctrace` (pipeline.cli.main, the real command) over instance files
+* bare   -- the limit: the same raw lines inserted as one String column, nothing parsed
+* naive  -- the approach users write first: a pydantic model per line and one row-wise insert per line
+* kafka  -- the Kafka source run until caught up (what `fleetwatch run --until-caught-up` does)
+* otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
+            `stop <units> <client wall seconds>` once its client has had every request acknowledged
+
+With BENCH_PROFILE=<path>, the timed section runs under pyinstrument and its text report goes to <path>.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from bench.measure import Result, Stopwatch, peak_rss_mb
+from pipeline.config import KafkaSettings, Settings, load_settings
+from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings, migrate, render, split_statements
+
+BENCH_SQL = Path(__file__).resolve().parent / "sql"
+SERVICE = "bench"
+BATCH_LINES = 50_000
+
+
+def _settings(dsn: str, **extra: Any) -> Settings:
+    return load_settings(clickhouse_dsn=dsn, jobs_enabled=False, **extra)
+
+
+def _open(settings: Settings) -> Store:
+    store = Store.from_settings(settings)
+    migrate(store, settings.sql_dir, context_from_settings(settings))
+    return store
+
+
+def _count(store: Store, table: str) -> int:
+    return int(store.scalar(f"SELECT count() FROM {store.database}.{table}"))
+
+
+@contextmanager
+def _profiled(name: str) -> Iterator[None]:
+    target = os.environ.get("BENCH_PROFILE")
+    if not target:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.002)
+    profiler.start()
+    try:
+        yield
+    finally:
+        profiler.stop()
+        Path(target).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        print(f"{name}: profile written to {target}", file=sys.stderr)
+
+
+def _read_lines(paths: list[str]) -> Iterator[list[str]]:
+    """Lines of every file, a megabyte at a time (a final unterminated line included)."""
+    for path in paths:
+        with open(path, "rb") as f:
+            pending = b""
+            while chunk := f.read(1 << 20):
+                chunk = pending + chunk
+                cut = chunk.rfind(b"\n") + 1
+                pending = chunk[cut:]
+                if cut:
+                    yield chunk[:cut - 1].decode().split("\n")
+            if pending:
+                yield [pending.decode()]
+
+
+# -- file ingest -----------------------------------------------------------------------------------------
+def file_scenario(args: dict) -> Result:
+    from pipeline import cli
+
+    _open(_settings(args["dsn"])).close()
+    argv = ["ingest", "gctrace", "--clickhouse-dsn", args["dsn"], "--service", SERVICE,
+            "--start-time", args["start_time"], "--log-level", "WARNING", *args["paths"]]
+    with _profiled("file"), Stopwatch() as sw:
+        code = cli.main(argv)
+    if code != 0:
+        raise RuntimeError(f"fleetwatch ingest exited with {code}")
+    store = Store.from_settings(_settings(args["dsn"]))
+    return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+
+
+# -- references ------------------------------------------------------------------------------------------
+def bare_scenario(args: dict) -> Result:
+    settings = _settings(args["dsn"])
+    store = _open(settings)
+    ddl = render((BENCH_SQL / "raw_lines.sql").read_text(), context_from_settings(settings))
+    for statement in split_statements(ddl):
+        store.command(statement)
+    with Stopwatch() as sw:
+        batch: list[str] = []
+        for lines in _read_lines(args["paths"]):
+            batch.extend(lines)
+            if len(batch) >= BATCH_LINES:
+                store.insert_columns("bench_raw_lines", {"line": batch})
+                batch = []
+        store.insert_columns("bench_raw_lines", {"line": batch})
+    return Result("bare", args["lines"], _count(store, "bench_raw_lines"), sw.wall, sw.cpu, peak_rss_mb())
+
+
+_NAIVE_GC = re.compile(
+    r"gc (?P<gc_num>\d+) @(?P<since_start_s>[\d.]+)s (?P<gc_cpu_pct>\d+)%: "
+    r"(?P<stw_sweep_term_ms>[\d.]+)\+(?P<mark_ms>[\d.]+)\+(?P<stw_mark_term_ms>[\d.]+) ms clock, "
+    r"(?P<cpu_sweep_term_ms>[\d.]+)\+(?P<cpu_assist_ms>[\d.]+)/(?P<cpu_background_ms>[\d.]+)/"
+    r"(?P<cpu_idle_ms>[\d.]+)\+(?P<cpu_mark_term_ms>[\d.]+) ms cpu, "
+    r"(?P<heap_start_mb>\d+)->(?P<heap_end_mb>\d+)->(?P<heap_live_mb>\d+) MB, (?P<heap_goal_mb>\d+) MB goal, "
+    r"(?:(?P<stacks_mb>\d+) MB stacks, (?P<globals_mb>\d+) MB globals, )?(?P<procs>\d+) P"
+)
+
+
+class NaiveGcEvent(BaseModel):
+    """What a first implementation looks like: one validated object per line."""
+
+    service: str
+    instance: str
+    ts: datetime
+    gc_num: int
+    since_start_s: float
+    gc_cpu_pct: int
+    stw_sweep_term_ms: float
+    mark_ms: float
+    stw_mark_term_ms: float
+    cpu_sweep_term_ms: float
+    cpu_assist_ms: float
+    cpu_background_ms: float
+    cpu_idle_ms: float
+    cpu_mark_term_ms: float
+    heap_start_mb: int
+    heap_end_mb: int
+    heap_live_mb: int
+    heap_goal_mb: int
+    stacks_mb: int | None
+    globals_mb: int | None
+    procs: int
+    process_start: datetime
+    source: str = "file"
+    received_at: datetime
+
+
+def naive_scenario(args: dict) -> Result:
+    store = _open(_settings(args["dsn"]))
+    client = store.client()
+    table = f"{store.database}.gc_events"
+    start = datetime.fromisoformat(args["start_time"])
+    sample: list[tuple[str, str]] = []
+    for path in args["paths"]:
+        for lines in _read_lines([path]):
+            sample.extend((Path(path).name, line) for line in lines)
+            if len(sample) >= args["sample"]:
+                break
+        if len(sample) >= args["sample"]:
+            break
+    sample = sample[:args["sample"]]
+    names = list(NaiveGcEvent.model_fields)
+    with Stopwatch() as sw:
+        for instance, line in sample:
+            fields = _NAIVE_GC.search(line).groupdict()  # type: ignore[union-attr]
+            ts = start.timestamp() + float(fields["since_start_s"])
+            event = NaiveGcEvent(service=SERVICE, instance=instance, ts=datetime.fromtimestamp(ts, UTC),
+                                 process_start=start, received_at=datetime.now(UTC), **fields)
+            row = event.model_dump()
+            client.insert(table, [[row[n] for n in names]], column_names=names)
+    return Result("naive", len(sample), _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+
+
+# -- Kafka -----------------------------------------------------------------------------------------------
+def kafka_scenario(args: dict) -> Result:
+    """The Kafka source until caught up. Besides end to end, a steady rate excludes the group join: lines
+    after the first batch over the time after the first batch was stored."""
+    from pipeline.app import build_context
+    from pipeline.sources import kafka
+
+    kafka_settings = KafkaSettings(
+        bootstrap=args["bootstrap"], group_id=args["group"], topic_gctrace=args["topic"],
+        topic_cancel_events=f"{args['topic']}-none-c", topic_otlp_logs=f"{args['topic']}-none-l",
+        topic_otlp_spans=f"{args['topic']}-none-s", topic_otlp_metrics=f"{args['topic']}-none-m",
+        session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=50, topic_refresh_seconds=1.0,
+        **args.get("kafka", {}),
+    )
+    settings = _settings(args["dsn"], kafka=kafka_settings)
+    ctx = build_context(settings, until_caught_up=True)
+    first: dict[str, float] = {}
+    write = ctx.sink.write
+
+    def timed_write(rows: Any, **kw: Any) -> dict[str, int]:
+        counts = write(rows, **kw)
+        if "t" not in first:
+            first["t"] = time.perf_counter()
+            first["rows"] = sum(counts.values())
+        return counts
+
+    ctx.sink.write = timed_write  # type: ignore[method-assign]
+    with _profiled("kafka"), Stopwatch() as sw:
+        component = kafka.start(ctx)
+        assert component is not None
+        if not ctx.stop_event.wait(args.get("timeout", 600)):
+            raise RuntimeError("the Kafka source did not catch up in time")
+        component.stop(30)
+    end = sw.wall0 + sw.wall
+    rows = _count(ctx.store, "gc_events")
+    steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
+    ctx.writer.stop()
+    return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
+                  extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0})
+
+
+# -- OTLP receivers --------------------------------------------------------------------------------------
+def otlp_scenario(args: dict) -> Result:
+    from pipeline.app import build_context
+    from pipeline.sources import otlp_grpc, otlp_http
+
+    transport = args["transport"]
+    address = f"127.0.0.1:{args['port']}"
+    settings = _settings(args["dsn"], otlp_grpc=address if transport == "grpc" else "",
+                         otlp_http=address if transport == "http" else "")
+    ctx = build_context(settings)
+    component = (otlp_grpc if transport == "grpc" else otlp_http).start(ctx)
+    assert component is not None
+    print("READY", flush=True)
+    sw = Stopwatch()
+    units, client_wall = 0, 0.0
+    stack = None
+    for line in sys.stdin:
+        command, *rest = line.split()
+        if command == "mark":
+            stack = _profiled(f"otlp_{transport}")
+            stack.__enter__()
+            sw.__enter__()
+            print("MARKED", flush=True)
+        elif command == "stop":
+            sw.__exit__()
+            if stack is not None:
+                stack.__exit__(None, None, None)
+            units, client_wall = int(rest[0]), float(rest[1])
+            break
+    component.stop(10)
+    ctx.writer.stop()
+    rows = _count(ctx.store, "gc_events")
+    return Result(f"otlp_{transport}", units, rows, client_wall, sw.cpu, peak_rss_mb(),
+                  extra={"server_wall_s": sw.wall})
+
+
+SCENARIOS: dict[str, Callable[[dict], Result]] = {
+    "file": file_scenario, "bare": bare_scenario, "naive": naive_scenario, "kafka": kafka_scenario,
+    "otlp": otlp_scenario,
+}
+
+
+def main() -> None:
+    scenario, raw = sys.argv[1], sys.argv[2]
+    threading.current_thread().name = f"bench-{scenario}"
+    SCENARIOS[scenario](json.loads(raw)).emit()
+
+
+if __name__ == "__main__":
+    main()

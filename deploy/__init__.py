@@ -1,0 +1,1 @@
+"""Deployment material: compose files, Kubernetes manifests, the demo fleet."""

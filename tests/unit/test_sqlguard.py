@@ -1,0 +1,49 @@
+"""The read-only check over the engine's EXPLAIN AST output (captured from the real engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.store.sqlguard import ACCESS_DENIED, READONLY, Refusal, check_read_only, output_format
+
+SELECT_FILE = """SelectWithUnionQuery (children 1)
+ ExpressionList (children 1)
+  SelectQuery (children 2)
+   ExpressionList (children 1)
+    Asterisk
+   TablesInSelectQuery (children 1)
+    TablesInSelectQueryElement (children 1)
+     TableExpression (children 1)
+      Function FiLe (children 1)
+       ExpressionList (children 1)
+        Literal \\'x\\'
+"""
+SELECT_NUMBERS = SELECT_FILE.replace("Function FiLe", "Function numbers")
+
+
+def test_reads_pass() -> None:
+    check_read_only("SELECT * FROM numbers(3)", SELECT_NUMBERS)
+    check_read_only("SHOW TABLES", "ShowTables\n")
+
+
+@pytest.mark.parametrize(
+    ("sql", "ast", "code"),
+    [
+        ("SELECT * FROM file('x')", SELECT_FILE, ACCESS_DENIED),
+        ("SELECT * FROM loop(t)", SELECT_FILE.replace("Function FiLe", "Function loop"), ACCESS_DENIED),
+        ("KILL QUERY WHERE 1", "KillQueryQuery Literal_UInt64_1 ASYNC (children 1)\n Literal UInt64_1\n", READONLY),
+        ("SELECT 1 INTO OUTFILE 'x'", SELECT_NUMBERS, ACCESS_DENIED),
+        ("SELECT 1", "", READONLY),
+    ],
+)
+def test_refusals(sql: str, ast: str, code: int) -> None:
+    with pytest.raises(Refusal) as refusal:
+        check_read_only(sql, ast)
+    assert refusal.value.code == code
+
+
+def test_output_format() -> None:
+    assert output_format("SELECT 1 FORMAT JSON") == "JSON"
+    assert output_format("SELECT 1 FORMAT JSON SETTINGS max_threads = 1") == "JSON"
+    assert output_format("SELECT 'x FORMAT CSV'") is None
+    assert output_format("SELECT 1 AS FORMAT") is None
