@@ -79,7 +79,7 @@ def _spread(bodies: list[bytes], senders: int) -> list[list[bytes]]:
     return [bodies[i::senders] for i in range(senders)]
 
 
-def send_http(port: int, bodies: list[bytes], senders: int = 4) -> float:
+def send_http(port: int, bodies: list[bytes], senders: int = 16) -> float:
     """POST every body to /v1/logs over `senders` keep-alive connections; wall seconds until all got 200."""
     errors: list[str] = []
 
@@ -103,7 +103,7 @@ def send_http(port: int, bodies: list[bytes], senders: int = 4) -> float:
     return _timed_threads(run, _spread(bodies, senders), errors)
 
 
-def send_grpc(port: int, bodies: list[bytes], senders: int = 4) -> float:
+def send_grpc(port: int, bodies: list[bytes], senders: int = 16) -> float:
     """Export every request over one channel from `senders` threads; wall seconds until all succeeded."""
     import grpc
     from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc

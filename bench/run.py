@@ -47,10 +47,10 @@ class Sizes:
     jobs_seconds: int
 
 
-QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=16, naive_sample=500,
+QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=8, naive_sample=200,
               kafka_one_line_messages=40_000, kafka_batched_lines=200_000, kafka_lines_per_message=1_000,
               otlp_requests=100, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
-FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instances=100, naive_sample=3_000,
+FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instances=100, naive_sample=2_000,
              kafka_one_line_messages=300_000, kafka_batched_lines=2_000_000, kafka_lines_per_message=1_000,
              otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
 
@@ -62,7 +62,9 @@ def _free_port() -> int:
 
 
 def run_worker(scenario: str, args: dict, timeout: float = 900) -> Result:
-    proc = subprocess.run([sys.executable, "-m", "bench.worker", scenario, json.dumps(args)], cwd=ROOT,
+    """Run one worker; BENCH_WRAP (e.g. "py-spy record -o /tmp/x.svg --") prefixes its command line."""
+    wrap = shlex.split(os.environ.get("BENCH_WRAP", ""))
+    proc = subprocess.run([*wrap, sys.executable, "-m", "bench.worker", scenario, json.dumps(args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"{scenario} worker failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -113,6 +115,9 @@ class Bench:
         if self.wanted("file"):
             self.record("file", run_worker("file", {"dsn": self.dsn("file"), "paths": paths, "start_time": start,
                                                     "lines": lines}))
+        if self.wanted("engine_parse"):
+            self.record("engine_parse", run_worker("engine_parse", {"dsn": self.dsn("engine"), "paths": paths,
+                                                                    "start_time": start, "lines": lines}))
         if self.wanted("file_big"):
             big, big_lines, start = self.files(s.big_file_instances)
             self.record("file_big", run_worker("file", {"dsn": self.dsn("file-big"), "paths": big,
@@ -158,7 +163,7 @@ class Bench:
         for transport in transports:
             port = _free_port()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.worker", "otlp",
+                [*shlex.split(os.environ.get("BENCH_WRAP", "")), sys.executable, "-m", "bench.worker", "otlp",
                  json.dumps({"dsn": self.dsn(f"otlp-{transport}"), "transport": transport, "port": port})],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
@@ -214,6 +219,7 @@ class Bench:
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
             "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
             "otlp_grpc": f"OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request",
+            "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
             "naive": "reference: pydantic + row-wise insert",
         }
@@ -263,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
-    parser.add_argument("--only", help="comma-separated subset: file,file_big,bare,naive,kafka_lines,"
+    parser.add_argument("--only", help="comma-separated subset: file,file_big,engine_parse,bare,naive,kafka_lines,"
                                        "kafka_batched,otlp_http,otlp_grpc,jobs")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)

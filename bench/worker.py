@@ -68,7 +68,7 @@ def _profiled(name: str) -> Iterator[None]:
         yield
     finally:
         profiler.stop()
-        Path(target).write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        Path(target).write_text(profiler.output_text(unicode=False, color=False, show_all=False, timeline=False))
         print(f"{name}: profile written to {target}", file=sys.stderr)
 
 
@@ -90,6 +90,7 @@ def _read_lines(paths: list[str]) -> Iterator[list[str]]:
 # -- file ingest -----------------------------------------------------------------------------------------
 def file_scenario(args: dict) -> Result:
     from pipeline import cli
+    from pipeline.sources import files  # noqa: F401 - imported before the clock starts, like a running CLI
 
     _open(_settings(args["dsn"])).close()
     argv = ["ingest", "gctrace", "--clickhouse-dsn", args["dsn"], "--service", SERVICE,
@@ -118,6 +119,35 @@ def bare_scenario(args: dict) -> Result:
                 batch = []
         store.insert_columns("bench_raw_lines", {"line": batch})
     return Result("bare", args["lines"], _count(store, "bench_raw_lines"), sw.wall, sw.cpu, peak_rss_mb())
+
+
+def engine_parse_scenario(args: dict) -> Result:
+    """Prototype: raw lines in, the engine parses (bench/sql/parse_in_engine.sql). Same files as `file`."""
+    settings = _settings(args["dsn"])
+    store = _open(settings)
+    ddl = render((BENCH_SQL / "parse_in_engine.sql").read_text(), context_from_settings(settings))
+    for statement in split_statements(ddl):
+        store.command(statement)
+    start = datetime.fromisoformat(args["start_time"])
+    received = datetime.now(UTC)
+    with _profiled("engine_parse"), Stopwatch() as sw:
+        for path in args["paths"]:
+            instance = Path(path).name
+            batch: list[str] = []
+            for lines in _read_lines([path]):
+                batch.extend(lines)
+                if len(batch) >= BATCH_LINES:
+                    _send_raw(store, instance, start, received, batch)
+                    batch = []
+            _send_raw(store, instance, start, received, batch)
+    return Result("engine_parse", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+
+
+def _send_raw(store: Store, instance: str, start: datetime, received: datetime, lines: list[str]) -> None:
+    n = len(lines)
+    store.insert_columns("bench_gc_lines", {"service": [SERVICE] * n, "instance": [instance] * n,
+                                            "process_start": [start] * n, "received_at": [received] * n,
+                                            "line": lines})
 
 
 _NAIVE_GC = re.compile(
@@ -263,8 +293,8 @@ def otlp_scenario(args: dict) -> Result:
 
 
 SCENARIOS: dict[str, Callable[[dict], Result]] = {
-    "file": file_scenario, "bare": bare_scenario, "naive": naive_scenario, "kafka": kafka_scenario,
-    "otlp": otlp_scenario,
+    "file": file_scenario, "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
+    "kafka": kafka_scenario, "otlp": otlp_scenario,
 }
 
 

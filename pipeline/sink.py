@@ -63,11 +63,13 @@ class Sink:
             table_token = f"{token}/{table}" if token else None
             try:
                 n = self.store.insert_columns(table, columns, dedup_token=table_token)
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
+                exc.written_tables = dict(written)  # type: ignore[attr-defined]
                 raise
-            except StoreError:
+            except StoreError as exc:
                 self.telemetry.insert_errors.add(1, {"table": table, "kind": "rejected"})
+                exc.written_tables = dict(written)  # type: ignore[attr-defined]
                 raise
             written[table] = n
             self.telemetry.rows_written.add(n, {"table": table})
@@ -172,16 +174,35 @@ class BatchingWriter:
                 rows += item.size
             return batch
 
+    def _write_each(self, batch: list[_Pending], done: dict[str, int]) -> None:
+        """Write each request of a refused merged batch on its own, skipping the tables already stored."""
+        for item in batch:
+            rest = Rows(tables={t: cols for t, cols in item.rows.tables.items() if t not in done})
+            try:
+                result = self.write_fn(rest) if rest.total() else {}
+            except BaseException as exc:
+                item.future.set_exception(exc)
+            else:
+                item.future.set_result({**{t: item.rows.count(t) for t in done if t in item.rows.tables}, **result})
+
     def _run(self) -> None:
         while True:
             batch = self._take_batch()
             if not batch:
                 return
-            merged = Rows()
-            for item in batch:
-                merged.extend(item.rows)
             try:
+                merged = Rows()
+                for item in batch:
+                    merged.extend(item.rows)
                 result = self.write_fn(merged)
+            except StoreError as exc:
+                if len(batch) > 1:
+                    # One request's rows refused by the store must not fail the requests merged with it.
+                    log.warning("write of %d merged requests refused (%s); writing them one by one",
+                                len(batch), str(exc).splitlines()[0][:200])
+                    self._write_each(batch, getattr(exc, "written_tables", {}))
+                else:
+                    batch[0].future.set_exception(exc)
             except BaseException as exc:  # every waiting caller must hear about the failure
                 log.warning("write of %d rows failed: %s", merged.total(), exc)
                 for item in batch:

@@ -60,6 +60,44 @@ _RUNTIME_KINDS = (rl.GC, rl.SCAV, rl.PACER, rl.NOTICE)
 _LINE_START = re.compile(r"\d{4}[/-]\d\d[/-]\d\d|\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ \d]\d |[\[{<]")
 
 
+# Values a runtime line can spell but a column cannot hold (a corrupted or forged line): such a line is
+# quarantined with the reason instead of failing the insert of every row batched with it.
+_I64 = 2**63
+_MAX_SINCE_US = 2**64 // 1000  # the largest @T the runtime can print (a wrapped uint64 nanosecond clock)
+_GC_LIMITS = ((0, "gc number", 2**32), (2, "GC CPU percentage", 256), (17, "P count", 65_536))
+_FIELD_LIMITS = {"util_pct": 256, "workers_dedicated": 2**32}
+_REJECT = "reject"
+
+
+def _range_problem(kind: int, parsed: Any) -> str | None:
+    """Why a parsed runtime line cannot be stored, or None."""
+    if kind == rl.GC:
+        if not 0 <= parsed[1] <= _MAX_SINCE_US:
+            return "time since process start (@...s) is out of range"
+        for index, what, limit in _GC_LIMITS:
+            if parsed[index] >= limit:
+                return f"{what} {parsed[index]} is out of range"
+        values: Iterable[tuple[str, Any]] = (("value", v) for v in parsed)
+    elif kind == rl.SCAV:
+        values = zip(rl.SCAV_FIELDS, parsed, strict=False)
+    elif kind == rl.PACER:
+        values = zip(rl.PACER_FIELDS, parsed, strict=False)
+    else:
+        return None
+    for name, value in values:
+        if isinstance(value, int) and not -_I64 <= value < _FIELD_LIMITS.get(name, _I64):
+            return f"{name} {value} is out of range"
+    return None
+
+
+def _classify(line: str) -> tuple[Any, Any]:
+    """`runtime_lines.classify`, with numbers too large to convert turned into a rejection."""
+    try:
+        return rl.classify(line)
+    except (OverflowError, ValueError) as exc:
+        return _REJECT, f"number out of range: {exc}"
+
+
 @dataclass
 class LineStats:
     """What became of the lines of one call: lines == events + other_runtime + logs + quarantined + blank."""
@@ -216,7 +254,7 @@ class _Normalizer:
         pacer_times: list[tuple] = []
         notice_times: list[tuple] = []
         count = 0
-        classify = rl.classify
+        classify = _classify
         parse_gc = rl.parse_gc
         n = len(work)
         for i in range(limit):
@@ -227,13 +265,19 @@ class _Normalizer:
             obs = observed[i] if observed is not None else 0
             # Fast path: a well-formed gc line (the most common runtime line), without the general dispatch.
             if " ms clock, " in line:
-                p = parse_gc(line)
-                if p is not None:
+                try:
+                    p = parse_gc(line)
+                except (OverflowError, ValueError):
+                    p = None  # the general path below quarantines it with the reason
+                if p is not None and _range_problem(rl.GC, p) is None:
                     gc_times.append(clock.gc(p[0], p[1], p[21], obs))
                     gc_rows.append(p)
                     self.last_gc_num = p[0]
                     continue
             kind, parsed = classify(line)
+            if kind == _REJECT:
+                self._quarantine(rows, stats, line, str(parsed), i, location)
+                continue
             if kind == rl.APP:
                 if not line or line.isspace():
                     stats.blank += 1
@@ -256,6 +300,10 @@ class _Normalizer:
                 self._log(rows, stats, foreign, clock.other(obs)[0])
                 line = rebuilt
                 obs = observed[j] if observed is not None else obs
+            problem = _range_problem(kind, parsed)
+            if problem is not None:
+                self._quarantine(rows, stats, line, problem, i, location)
+                continue
             if kind == rl.GC:
                 p = parsed  # type: ignore[assignment]
                 gc_times.append(clock.gc(p[0], p[1], p[21], obs))
@@ -330,9 +378,12 @@ class _Normalizer:
             nxt = work[j]
             if nxt is None:
                 return None
-            kind, _ = rl.classify(nxt)
+            kind, _ = _classify(nxt)
             if kind == rl.FRAGMENT:
-                fixed = repair(broken, nxt)
+                try:
+                    fixed = repair(broken, nxt)
+                except (OverflowError, ValueError):
+                    return None
                 return None if fixed is None else (j, *fixed)
             if kind != rl.APP:
                 return None

@@ -52,7 +52,8 @@ def append_log(
     cols["SpanId"].append(span_id)
     cols["TraceFlags"].append(trace_flags)
     cols["SeverityText"].append(severity_text)
-    cols["SeverityNumber"].append(severity_number)
+    # OTLP enums are open: an unknown number outside the UInt8 column is stored as 0 (unspecified).
+    cols["SeverityNumber"].append(severity_number if 0 <= severity_number <= 255 else 0)
     cols["ServiceName"].append(service)
     cols["Body"].append(body)
     cols["ResourceSchemaUrl"].append(resource_schema_url)

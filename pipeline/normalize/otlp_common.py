@@ -105,6 +105,16 @@ def identity(resource_attributes: dict[str, str]) -> tuple[str, str]:
     return service, instance
 
 
+# DateTime64(9) columns hold signed 64-bit nanoseconds (until 2262-04-11). OTLP times are unsigned 64-bit, so a
+# larger value cannot be stored at all; such a time is treated like 0 (unknown) instead of failing the insert.
+MAX_STORABLE_NS = 2**63 - 1
+
+
+def storable_ns(value: int, fallback: int = 0) -> int:
+    """`value` when a DateTime64(9) column can hold it, else `fallback`."""
+    return value if 0 <= value <= MAX_STORABLE_NS else fallback
+
+
 def hex_id(raw: bytes) -> str:
     """Trace and span ids as lowercase hex; all-zero (or absent) ids become the empty string."""
     if not raw or not any(raw):

@@ -29,6 +29,7 @@ from pipeline.normalize.otlp_common import (
     attributes,
     hex_id,
     identity,
+    storable_ns,
 )
 
 # The fixed heads of runtime lines, searched anywhere in a line because log shippers prepend stamps.
@@ -63,7 +64,8 @@ def normalize_logs(request: ExportLogsServiceRequest, ctx: Context) -> OtlpResul
             scope = scope_logs.scope
             for record in scope_logs.log_records:
                 result.accepted += 1
-                ts = record.time_unix_nano or record.observed_time_unix_nano or ctx.received_ns
+                ts = storable_ns(record.time_unix_nano) or storable_ns(record.observed_time_unix_nano) \
+                    or ctx.received_ns
                 record_attrs = attributes(record.attributes) if record.attributes else {}
                 event_name = record.event_name or record_attrs.get("event.name", "")
                 if event_name == CANCEL_EVENT_NAME:

@@ -18,7 +18,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, M
 
 from pipeline.normalize import go_metrics
 from pipeline.normalize.otlp import OtlpResult, quarantine_message
-from pipeline.normalize.otlp_common import Context, attributes, identity
+from pipeline.normalize.otlp_common import Context, attributes, identity, storable_ns
 
 RUNTIME_TABLE = "runtime_metrics"
 RUNTIME_COLUMNS = (
@@ -43,7 +43,7 @@ def _number(point: Any) -> float:
 
 def _process_start(point: Any, cumulative: bool) -> datetime:
     """A cumulative point's start time is when its counting began: the process start, give or take."""
-    if cumulative and point.start_time_unix_nano:
+    if cumulative and storable_ns(point.start_time_unix_nano):
         return datetime.fromtimestamp(point.start_time_unix_nano / 1e9, UTC)
     return _EPOCH
 
@@ -85,7 +85,7 @@ def _runtime_points(
     def add(point: Any, name: str, value: float, unit: str, attrs: dict[str, str]) -> None:
         cols["service"].append(service)
         cols["instance"].append(instance)
-        cols["ts"].append(point.time_unix_nano or ctx.received_ns)
+        cols["ts"].append(storable_ns(point.time_unix_nano) or ctx.received_ns)
         cols["metric"].append(name)
         cols["value"].append(value)
         cols["unit"].append(unit)
@@ -164,8 +164,8 @@ def _other_points(
         cols["ResourceAttributes"].append(resource)
         cols["ScopeName"].append(scope_name)
         cols["ScopeVersion"].append(scope_version)
-        cols["StartTimeUnix"].append(point.start_time_unix_nano)
-        cols["TimeUnix"].append(point.time_unix_nano or ctx.received_ns)
+        cols["StartTimeUnix"].append(storable_ns(point.start_time_unix_nano))
+        cols["TimeUnix"].append(storable_ns(point.time_unix_nano) or ctx.received_ns)
         cols["Value"].append(value)
         cols["Count"].append(count)
         cols["Sum"].append(total)

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from pipeline.models import CancelEvent
 from pipeline.normalize.cancel import append_cancel, describe_errors
 from pipeline.normalize.otlp import OtlpResult, quarantine_message
-from pipeline.normalize.otlp_common import CANCEL_EVENT_NAME, Context, attributes, hex_id, identity
+from pipeline.normalize.otlp_common import CANCEL_EVENT_NAME, Context, attributes, hex_id, identity, storable_ns
 
 TABLE = "otel_traces"
 COLUMNS = (
@@ -95,8 +95,8 @@ def _append_span(
     cols: dict[str, list[Any]], span: Span, trace_id: str, span_id: str, span_attrs: dict[str, str],
     service: str, instance: str, resource: dict[str, str], scope_name: str, scope_version: str,
 ) -> None:
-    start = span.start_time_unix_nano
-    end = span.end_time_unix_nano
+    start = storable_ns(span.start_time_unix_nano)
+    end = storable_ns(span.end_time_unix_nano)
     kind = span.kind
     code = span.status.code
     cols["Timestamp"].append(start)
@@ -115,7 +115,7 @@ def _append_span(
     cols["StatusCode"].append(STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else str(code))
     cols["StatusMessage"].append(span.status.message)
     events = span.events
-    cols["Events.Timestamp"].append([e.time_unix_nano for e in events])
+    cols["Events.Timestamp"].append([storable_ns(e.time_unix_nano) for e in events])
     cols["Events.Name"].append([e.name for e in events])
     cols["Events.Attributes"].append([attributes(e.attributes) for e in events])
     links = span.links

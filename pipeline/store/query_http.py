@@ -194,6 +194,11 @@ class EngineGateway:
                 raise QueryFailure(UNKNOWN_SETTING, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
             if name == "readonly" and request.read_only and value in ("1", "2"):
                 continue  # asking for read-only on a read-only session changes nothing
+            if request.read_only:
+                try:
+                    sqlguard.check_setting(name)
+                except sqlguard.Refusal as refusal:
+                    raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", "ACCESS_DENIED") from None
             literal = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
             self._engine(conn, f"SET {name} = {literal}")
 

@@ -43,6 +43,18 @@ OUTSIDE_FUNCTIONS = frozenset({
     "paimon", "arrowflight", "arrowflightsql", "ytsaurus", "fuzzjson", "fuzzquery", "filesystemcache",
 })
 
+# Settings whose values are SQL the engine runs (row filters) or that switch the parser to another dialect:
+# their text never reaches the AST check above, so a filter like `throwIf(1, (SELECT ... FROM file(...)))`
+# would read a file and hand it back in the error message. Refused as URL parameters and in SETTINGS clauses.
+SQL_CARRYING_SETTINGS = frozenset({
+    "additional_table_filters", "additional_result_filter", "dialect", "allow_experimental_kusto_dialect",
+    "allow_experimental_prql_dialect", "implicit_select", "implicit_table_at_top_level",
+})
+_SQL_SETTING_RE = re.compile(
+    r"`?\b(" + "|".join(sorted(SQL_CARRYING_SETTINGS)) + r")\b`?\s*=", re.IGNORECASE
+)
+_STRING_RE = re.compile(r"'(?:[^'\\]|\\.)*'")
+
 _NODE_RE = re.compile(r"^(?P<indent> *)(?P<kind>\S+)(?: (?P<name>[^ (]+))?")
 _QUOTED_RE = re.compile(r"'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`|\"(?:[^\"\\]|\\.)*\"")
 _OUTFILE_RE = re.compile(r"\bINTO\s+OUTFILE\b|\bFROM\s+INFILE\b", re.IGNORECASE)
@@ -93,10 +105,19 @@ def output_format(normalized_sql: str) -> str | None:
     return match.group(1) if match else None
 
 
+def check_setting(name: str) -> None:
+    """Raise `Refusal` for a setting the read-only endpoint may not change (see SQL_CARRYING_SETTINGS)."""
+    if name.lower() in SQL_CARRYING_SETTINGS:
+        raise Refusal(ACCESS_DENIED, f"setting {name} carries SQL and is not allowed on the query endpoint")
+
+
 def check_read_only(normalized_sql: str, explain_ast: str) -> None:
     """Raise `Refusal` unless the statement only reads tables and in-memory generators."""
     if _OUTFILE_RE.search(without_literals(normalized_sql)):
         raise Refusal(ACCESS_DENIED, "INTO OUTFILE and FROM INFILE are not allowed on the query endpoint")
+    found = _SQL_SETTING_RE.search(_STRING_RE.sub("''", normalized_sql))
+    if found:
+        check_setting(found.group(1))
     nodes = parse_explain_ast(explain_ast)
     if not nodes:
         raise Refusal(READONLY, "Cannot execute an empty statement in readonly mode")

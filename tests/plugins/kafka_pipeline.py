@@ -8,6 +8,8 @@ of its own (`fleetwatch_env`, `store_query`).
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -160,7 +162,8 @@ def store_query(store_path: Path, sql: str) -> list[list[str]]:
     proc = subprocess.run([FLEETWATCH, "sql", "--clickhouse-dsn", f"chdb://{store_path}", "--format", "csv", sql],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return [line.split(",") for line in proc.stdout.strip().splitlines()]
+    lines = list(csv.reader(io.StringIO(proc.stdout.strip())))
+    return lines[1:]  # without the header
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:

@@ -47,8 +47,8 @@ def mutated_real_line(draw: st.DrawFn) -> str:
         if edit == "cut":
             line = line[:at] + line[at + draw(st.integers(1, 5)):]
         elif edit == "insert":
-            line = line[:at] + draw(st.sampled_from(["9" * 30, "-", "+", "/", " ", "->", "%", "@", "\x00", "é", "NaN"])) \
-                + line[at:]
+            junk = draw(st.sampled_from(["9" * 30, "-", "+", "/", " ", "->", "%", "@", "\x00", "é", "NaN"]))
+            line = line[:at] + junk + line[at:]
         elif edit == "digit":
             line = line[:at] + draw(st.sampled_from("0123456789")) + line[at + 1:]
         elif edit == "double":
@@ -93,7 +93,7 @@ def test_gctrace_stream_mode_accounts_for_every_line_whatever_the_batching(lines
     stream.finish(rows)
     assert_accounted(stream.stats, rows, len(lines))
     for ts in rows.tables.get("gc_events", {}).get("ts", []):
-        assert isinstance(ts, datetime)
+        assert isinstance(ts, (int, datetime))
 
 
 json_values = st.recursive(

@@ -20,7 +20,7 @@ def test_plain_identifiers_are_accepted(name: str) -> None:
     ["", "a b", "x; DROP DATABASE fleetwatch", "db`", "db'", "db.other", "1db", "db--", "d\u00e9j\u00e0", "a" * 64],
 )
 def test_database_and_cluster_must_be_identifiers(name: str) -> None:
-    with pytest.raises(ValidationError, match="plain identifier|database|cluster"):
+    with pytest.raises(ValidationError, match=r"plain identifier|database|cluster"):
         load_settings(database=name)
     if name:
         with pytest.raises(ValidationError, match="plain identifier"):
@@ -31,7 +31,8 @@ def test_database_and_cluster_must_be_identifiers(name: str) -> None:
 
 def test_secret_files_win_and_lose_their_final_newline(tmp_path, monkeypatch) -> None:
     files = {}
-    for name, value in {"token": "tok-from-file", "password": "pw from file", "sasl": "sasl-pw", "ch": "c:h@p/w"}.items():
+    secrets = {"token": "tok-from-file", "password": "pw from file", "sasl": "sasl-pw", "ch": "c:h@p/w"}
+    for name, value in secrets.items():
         files[name] = tmp_path / name
         files[name].write_text(value + "\n")
     monkeypatch.setenv("FLEETWATCH_OTLP__TOKEN", "tok-from-env")

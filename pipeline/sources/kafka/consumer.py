@@ -170,6 +170,7 @@ class KafkaWorker:
         self._backoff = settings.retry_initial_seconds
         self._paused: set[TopicPartition] = set()
         self._lag_at = 0.0
+        self.pauses = 0  # partitions paused so far (for tests and health pages)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -409,11 +410,13 @@ class KafkaWorker:
                 wanted.add(tp)
         to_pause, to_resume = wanted - self._paused, self._paused - wanted
         if to_pause:
+            self.pauses += len(to_pause)
             self.consumer.pause(*to_pause)
             log.info("kafka: paused %d partition(s) (%d bytes buffered, store %s)",
                      len(to_pause), total, "unavailable" if store_down else "ok")
         if to_resume:
             self.consumer.resume(*[tp for tp in to_resume if tp in self.consumer.assignment()])
+            _release_parked_records(self.consumer)
         self._paused = wanted
 
     def _report_lag(self) -> None:
@@ -439,6 +442,22 @@ class KafkaWorker:
             if not st.ready or st.pending_commit is not None or st.buffer or high is None or st.committed < high:
                 return False
         return True
+
+
+def _release_parked_records(consumer: KafkaConsumer) -> None:
+    """Work around kafka-python 3.0.x losing a resumed partition.
+
+    Records fetched for a partition that is then paused are parked in the fetcher; on resume they are
+    handed back only when the fetcher's in-line slot is None, but a drained slot keeps its (empty) record
+    set, so the parked partition is never returned nor fetched again. Clearing a drained slot lets the
+    fetcher pick the parked records up on the next poll. Without the private attribute this does nothing.
+    """
+    fetcher = getattr(consumer, "_fetcher", None)
+    if fetcher is None or not getattr(fetcher, "_paused_partition_records", None):
+        return
+    current = getattr(fetcher, "_next_partition_records", None)
+    if current is not None and not current:
+        fetcher._next_partition_records = None
 
 
 def _name(tp: TopicPartition) -> str:
