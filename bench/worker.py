@@ -7,6 +7,8 @@ a `measure.Result`. Scenarios:
 * file   -- `fleetwatch ingest gctrace` (pipeline.cli.main, the real command) over instance files
 * bare   -- the limit: the same raw lines inserted as one String column, nothing parsed
 * naive  -- the approach users write first: a pydantic model per line and one row-wise insert per line
+* engine_parse -- a measured idea, not the product: raw lines into a Null table, a materialized view
+            parses them (bench/sql/parse_in_engine.sql)
 * kafka  -- the Kafka source run until caught up (what `fleetwatch run --until-caught-up` does)
 * otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
             `stop <units> <client wall seconds>` once its client has had every request acknowledged

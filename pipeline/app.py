@@ -145,7 +145,10 @@ def run(settings: Settings, *, until_caught_up: bool = False, install_signals: b
             ctx.store, settings.database, len(started),
         )
         print(f"fleetwatch running: store {redact_dsn(ctx.store.dsn)}, database {settings.database}", flush=True)
-        ctx.stop_event.wait()
+        # Wake up now and then: a signal delivered to another thread only runs its Python handler when the
+        # main thread returns to the interpreter, and a wait without a timeout may never return.
+        while not ctx.stop_event.wait(0.5):
+            pass
     finally:
         for component in reversed(started):
             try:

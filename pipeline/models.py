@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _HEX16 = re.compile(r"^[0-9a-f]{16}$")
@@ -40,6 +40,15 @@ _CAUSE_ALIASES = {
     "context canceled": CancelCause.cancelled,
     "parent_cancelled": CancelCause.parent_cancelled,
     "parent_canceled": CancelCause.parent_cancelled,
+}
+
+
+# Every spelling the validator maps onto a cause (any letter case), so a schema-valid event is a valid event.
+_CAUSE_SCHEMA = {
+    "type": "string",
+    "enum": sorted({v for alias in _CAUSE_ALIASES for v in (alias, alias.upper())}),
+    "description": "timeout, cancelled or parent_cancelled; also accepted: canceled, parent_canceled, "
+    "deadline_exceeded, 'context canceled', 'context deadline exceeded'",
 }
 
 
@@ -83,14 +92,18 @@ def _lower_hex(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+# The published schema must accept what the validator accepts: the Python type is int (nanoseconds), but on
+# the wire either spelling is fine, so the schema replaces pydantic's "type": "integer" outright.
 TimestampNs = Annotated[
     int,
     BeforeValidator(parse_timestamp_ns),
-    Field(
-        json_schema_extra={
+    WithJsonSchema(
+        {
             "anyOf": [
                 {"type": "string", "format": "date-time", "description": "RFC 3339, up to nanoseconds"},
-                {"type": "integer", "description": "unix time in nanoseconds"},
+                {"type": "integer", "minimum": _MIN_NS, "maximum": _MAX_NS,
+                 "description": "unix time in nanoseconds"},
+                {"type": "string", "pattern": "^[0-9]{19}$", "description": "unix time in nanoseconds, as text"},
             ]
         }
     ),
@@ -103,14 +116,16 @@ class CancelEvent(BaseModel):
     model_config = ConfigDict(extra="ignore", title="Fleetwatch cancel-event")
 
     trace_id: Annotated[str, BeforeValidator(_lower_hex)] = Field(
-        description="W3C trace id: 32 hex digits", examples=["4bf92f3577b34da6a3ce929d0e0e4736"]
+        description="W3C trace id: 32 hex digits, not all zero", examples=["4bf92f3577b34da6a3ce929d0e0e4736"],
+        json_schema_extra={"pattern": "^[0-9a-fA-F]{32}$"},
     )
     span_id: Annotated[str, BeforeValidator(_lower_hex)] = Field(
-        description="span id of the work whose context was cancelled: 16 hex digits", examples=["00f067aa0ba902b7"]
+        description="span id of the work whose context was cancelled: 16 hex digits, not all zero",
+        examples=["00f067aa0ba902b7"], json_schema_extra={"pattern": "^[0-9a-fA-F]{16}$"},
     )
     cancel_at: TimestampNs = Field(description="when the context was cancelled")
-    cause: Annotated[CancelCause, BeforeValidator(_cause)] = Field(
-        description="timeout | cancelled | parent_cancelled (the spelling 'canceled' is accepted)"
+    cause: Annotated[CancelCause, BeforeValidator(_cause), WithJsonSchema(_CAUSE_SCHEMA)] = Field(
+        description="timeout | cancelled | parent_cancelled; stored under these three names"
     )
     stack_depth: int = Field(ge=0, le=65535, description="goroutine stack depth when the cancel was seen")
     service: str = Field(default="", max_length=256, description="service name (else from the transport)")

@@ -64,6 +64,10 @@ class Telemetry:
         self.consumer_lag = meter.create_histogram(
             "fleetwatch.kafka.lag", unit="{message}", description="Messages behind the high watermark, per poll"
         )
+        self.kafka_buffered = meter.create_histogram(
+            "fleetwatch.kafka.buffered", unit="{message}",
+            description="Messages fetched and waiting to be written (the Kafka source's queue), per second",
+        )
         self.job_duration = meter.create_histogram(
             "fleetwatch.job.duration", unit="s", description="Detection job run time"
         )

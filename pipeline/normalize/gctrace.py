@@ -65,6 +65,8 @@ _LINE_START = re.compile(r"\d{4}[/-]\d\d[/-]\d\d|\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ 
 _I64 = 2**63
 _MAX_SINCE_US = 2**64 // 1000  # the largest @T the runtime can print (a wrapped uint64 nanosecond clock)
 _GC_LIMITS = ((0, "gc number", 2**32), (2, "GC CPU percentage", 256), (17, "P count", 65_536))
+# runtime_lines.GC_FIELDS positions of the other integers: heap start/end/live, goal, stacks, globals, clock_us.
+_GC_UNBOUNDED = (11, 12, 13, 14, 15, 16, 21)
 _FIELD_LIMITS = {"util_pct": 256, "workers_dedicated": 2**32}
 _REJECT = "reject"
 
@@ -77,9 +79,15 @@ def _range_problem(kind: int, parsed: Any) -> str | None:
         for index, what, limit in _GC_LIMITS:
             if parsed[index] >= limit:
                 return f"{what} {parsed[index]} is out of range"
-        values: Iterable[tuple[str, Any]] = (("value", v) for v in parsed)
-    elif kind == rl.SCAV:
-        values = zip(rl.SCAV_FIELDS, parsed, strict=False)
+        # Every gc line passes here, so only the integers not bounded above are looked at (the regex admits
+        # no sign): heap sizes, goal, stacks, globals and the wall-clock duration.
+        for index in _GC_UNBOUNDED:
+            value = parsed[index]
+            if value is not None and value >= _I64:
+                return f"value {value} is out of range"
+        return None
+    if kind == rl.SCAV:
+        values: Iterable[tuple[str, Any]] = zip(rl.SCAV_FIELDS, parsed, strict=False)
     elif kind == rl.PACER:
         values = zip(rl.PACER_FIELDS, parsed, strict=False)
     else:

@@ -151,6 +151,7 @@ def ingest_stream(
                 flush(final=False)
                 last_flush = now
     flush(final=True)
+    sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
 
 

@@ -93,8 +93,13 @@ def test_store_outage_pauses_and_resumes_without_loss(settings, store, kafka_boo
     finally:
         worker.stop_requested.set()
         thread.join(30)
+        recorded = telemetry.snapshot()
         telemetry.shutdown()
     assert not errors, errors
+    # the source reported what it received, its lag and its queue while it worked
+    assert recorded["fleetwatch.records.received{signal=gctrace,source=kafka}"] == partitions * per_partition
+    assert any(k.startswith("fleetwatch.kafka.lag{") for k in recorded), sorted(recorded)
+    assert "fleetwatch.kafka.buffered" in recorded, sorted(recorded)
     assert paused_seen, "fetching was never paused during the outage"
     assert sink.refused >= 2
     assert not worker._paused

@@ -103,7 +103,7 @@ class Sender:
 
 def test_sigkill_during_ingestion_loses_nothing_acknowledged(restartable) -> None:
     fw = restartable().start()
-    senders = [Sender("http", fw.http_url, 80), Sender("grpc", fw.grpc_endpoint, 80)]
+    senders = [Sender("http", fw.http_url, 50), Sender("grpc", fw.grpc_endpoint, 50)]
     threads = [threading.Thread(target=s.run, daemon=True) for s in senders]
     # An official exporter as well: its own retries must complete its records across the crash.
     provider = LoggerProvider(resource=Resource.create({"service.name": "kill-exporter"}))
@@ -121,11 +121,11 @@ def test_sigkill_during_ingestion_loses_nothing_acknowledged(restartable) -> Non
     for t in threads:
         t.start()
     deadline = time.monotonic() + 60
-    while sum(len(s.acked_at) for s in senders) < 40 and time.monotonic() < deadline:
+    while sum(len(s.acked_at) for s in senders) < 30 and time.monotonic() < deadline:
         time.sleep(0.02)
     killed_at = time.monotonic()
     fw.kill()
-    assert sum(len(s.acked_at) for s in senders) >= 40, fw.log()[-3000:]
+    assert sum(len(s.acked_at) for s in senders) >= 30, fw.log()[-3000:]
     acked_before = {s.transport: {r for r, at in s.acked_at.items() if at < killed_at} for s in senders}
     time.sleep(0.5)  # the senders meet a dead port for a while
     fw.start()
@@ -162,11 +162,11 @@ def receivers_with_outage(settings, store):
     telemetry = Telemetry()
     sink = Sink(store, telemetry)
     writer = BatchingWriter(sink, max_delay=0.02).start()
-    outage = {"until": 0.0, "refused": 0}
+    outage = {"until": 0.0, "refused": 0}  # refused: rows whose write failed during the outage
 
     def write_during_outage(rows: Rows):
         if time.monotonic() < outage["until"]:
-            outage["refused"] += 1
+            outage["refused"] += rows.total()
             raise StoreUnavailable("injected outage: connection refused")
         return sink.write(rows)
 
@@ -206,7 +206,7 @@ def test_store_outage_exporters_retry_and_everything_lands_once(receivers_with_o
     for job in jobs:
         job.join(120)
     assert not any(job.is_alive() for job in jobs)
-    assert outage["refused"] >= 2, "the exporters never met the outage"
+    assert outage["refused"] >= 2, "the exporters never met the outage"  # rows refused: one per exporter at least
     for service in ("outage-http", "outage-grpc"):
         rows = store.rows(f"SELECT Body, count() FROM {settings.database}.otel_logs WHERE ServiceName = {{s:String}} "
                           "GROUP BY Body", {"s": service})

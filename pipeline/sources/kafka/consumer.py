@@ -429,6 +429,7 @@ class KafkaWorker:
             if high is not None and st.ready:
                 self.telemetry.consumer_lag.record(max(high - st.committed, 0),
                                                    {"topic": tp.topic, "partition": tp.partition})
+        self.telemetry.kafka_buffered.record(sum(len(st.buffer) for st in self.states.values()))
 
     def _is_caught_up(self) -> bool:
         """Joined, and every assigned partition has committed up to the high watermark of its last fetch."""
