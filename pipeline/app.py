@@ -17,6 +17,7 @@ from typing import Protocol
 
 from pipeline.config import Settings
 from pipeline.health import Health
+from pipeline.normalize.rows import Rows
 from pipeline.sink import BatchingWriter, Sink
 from pipeline.store.client import Store, StoreUnavailable, redact_dsn
 from pipeline.store.migrate import context_from_settings, migrate
@@ -86,12 +87,24 @@ def build_context(settings: Settings, *, until_caught_up: bool = False) -> RunCo
     sink = Sink(store, telemetry)
     writer = BatchingWriter(
         sink,
+        max_rows=settings.otlp.batch_max_rows,
+        max_delay=settings.otlp.batch_max_seconds,
         max_pending_rows=settings.otlp.max_pending_rows,
         retry_after=float(settings.otlp.retry_after_seconds),
     ).start()
     ctx = RunContext(settings, store, sink, writer, telemetry, until_caught_up=until_caught_up, health=health)
     health.start()
     if deferred:
+        # Until the tables exist a write would be refused as a permanent error (500, dropped by exporters);
+        # answer "unavailable" instead, so exporters retry.
+        write = writer.write_fn
+
+        def write_after_migrations(rows: Rows) -> dict[str, int]:
+            if not health.migrated.is_set():
+                raise StoreUnavailable("the store's tables are not created yet (migrations pending)")
+            return write(rows)
+
+        writer.write_fn = write_after_migrations
         threading.Thread(target=_migrate_when_reachable, args=(ctx,), name="fleetwatch-migrate", daemon=True).start()
     return ctx
 

@@ -53,10 +53,15 @@ def with_dsn_password(dsn: str, password: str) -> str:
 class KafkaSettings(BaseModel):
     """Where the Kafka source reads and how it batches. Off while `bootstrap` is empty."""
 
+    # Bootstrap servers, comma-separated (host:port). Empty: the Kafka source is off.
     bootstrap: str = ""
+    # Consumer group: every worker with the same id shares the partitions.
     group_id: str = "fleetwatch"
+    # Raw runtime lines or JSON envelopes (docs/kafka.md).
     topic_gctrace: str = "gctrace"
+    # CancelTrace cancel-events, JSON object or array (schemas/cancel_event.schema.json).
     topic_cancel_events: str = "cancel-events"
+    # OTLP topics as the Collector's Kafka exporter writes them.
     topic_otlp_logs: str = "otlp_logs"
     topic_otlp_spans: str = "otlp_spans"
     topic_otlp_metrics: str = "otlp_metrics"
@@ -64,14 +69,20 @@ class KafkaSettings(BaseModel):
     otlp_encoding: str = "otlp_proto"
     # A partition's pending messages are written when either limit is reached.
     batch_max_messages: int = 20_000
+    # Bytes of message values in one partition batch.
     batch_max_bytes: int = 16 * 1024 * 1024
+    # Age of a partition's oldest pending message before its batch is written.
     batch_max_seconds: float = 1.0
     # Above this many buffered bytes across partitions, fetching pauses until the writer catches up.
     max_buffered_bytes: int = 128 * 1024 * 1024
+    # Group membership timeouts; a dead worker's partitions move after about session_timeout.
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
+    # Longest a fetch waits for data; bounds tailing latency.
     fetch_max_wait_ms: int = 100
+    # Where a new group starts: earliest reads what the topic retains.
     auto_offset_reset: str = "earliest"
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, with the SASL settings below.
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
@@ -100,36 +111,52 @@ class KafkaSettings(BaseModel):
 class OtlpSettings(BaseModel):
     """The OTLP receivers. An empty address turns one transport off."""
 
+    # OTLP/gRPC listen address; empty turns it off (also FLEETWATCH_OTLP_GRPC, --otlp-grpc).
     grpc: str = "127.0.0.1:4317"
+    # OTLP/HTTP listen address; empty turns it off (also FLEETWATCH_OTLP_HTTP, --otlp-http).
     http: str = "127.0.0.1:4318"
+    # Bearer token every exporter must send (Authorization: Bearer ...); none: no auth.
     token: SecretStr | None = None
     # The bearer token read from a file instead (wins over token).
     token_file: Path | None = None
+    # PEM certificate and key: both receivers serve TLS when set.
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Largest request body after decompression; checked while inflating.
     max_request_bytes: int = 16 * 1024 * 1024
     # Rows waiting for the writer across all requests; past this, requests get 429 / RESOURCE_EXHAUSTED.
     max_pending_rows: int = 2_000_000
+    # Base delay sent with 429 / RESOURCE_EXHAUSTED (times a random 1..3, so refused exporters spread out).
     retry_after_seconds: int = 1
+    # The shared writer inserts when this many rows wait, or when the first waiting request is this old.
+    # While an insert runs, further requests queue and go into the next insert together (group commit), so
+    # batches grow with load; the delay only bounds how long a lone request waits for company.
+    batch_max_rows: int = 200_000
+    batch_max_seconds: float = 0.05
 
 
 class QuerySettings(BaseModel):
     """The ClickHouse-compatible HTTP endpoint served over the embedded store."""
 
+    # ClickHouse HTTP interface over the embedded store; empty turns it off (off in server mode).
     http: str = "127.0.0.1:8123"
+    # With a password set, readers must log in as this user.
     user: str = "default"
     password: SecretStr | None = None
     # The password read from a file instead (wins over password).
     password_file: Path | None = None
+    # Refuse DDL, INSERT and table functions reaching files, URLs or other servers.
     read_only: bool = True
 
 
 class DetectSettings(BaseModel):
     """Detection thresholds. docs/detections.md explains each one and where its default comes from."""
 
+    # How often the scheduler looks for closed windows to run.
     interval_seconds: float = 30.0
     # How far behind now a window closes, so late rows still land inside the window that owns them.
     lag_seconds: float = 30.0
+    # Detection window length; jobs run once per closed window.
     window_seconds: int = 60
     # A job seen for the first time starts this far back; later, downtime is caught up from its watermark.
     jobs_backfill_seconds: int = 900
@@ -137,15 +164,21 @@ class DetectSettings(BaseModel):
     jobs_max_windows_per_tick: int = 20
     # How long a worker's claim on a (job, window) keeps other workers off it.
     jobs_lease_seconds: int = 300
-    # GC storms
+    # GC storms. GC CPU share of GOMAXPROCS time (assist + background + STW, idle excluded): warn, critical.
     gc_cpu_warn: float = 0.25
     gc_cpu_critical: float = 0.45
+    # Mutator-assist share of CPU above which allocation outpaces the GC.
     assist_share_warn: float = 0.05
+    # GC cycles per second that count as hot.
     gc_rate_warn_per_s: float = 1.0
+    # p99 stop-the-world pause (sweep + mark termination), warn and critical, ms.
     stw_p99_warn_ms: float = 1.0
     stw_p99_critical_ms: float = 10.0
+    # Live heap at or above this share of the goal: the heap is pinned at its goal.
     squeeze_live_vs_goal: float = 0.9
+    # Goal / live heap at or below this (GOGC near 0 without a limit): misconfiguration.
     tiny_gogc_goal_ratio: float = 1.1
+    # Consecutive hot windows before a storm is reported, so one spike does not page.
     sustained_windows: int = 3
     # Fewer GC cycles than this in a window: not evaluated as a storm (rates from 1-2 cycles are noise).
     gc_min_cycles: int = 3
@@ -153,14 +186,21 @@ class DetectSettings(BaseModel):
     squeeze_goal_vs_limit: float = 0.9
     # go.config.gogc at or below this (when reported) is a misconfiguration during a storm.
     tiny_gogc_max: float = 25.0
-    # Goroutine and heap leak trends
+    # Leak trends. History the trend is fitted over.
     leak_lookback_seconds: int = 6 * 3600
+    # Bucket whose minimum (the floor) forms the series, so load swings do not read as leaks.
     leak_bucket_seconds: int = 300
+    # Buckets needed before a trend is evaluated.
     leak_min_buckets: int = 10
+    # Start of each process run ignored (warm-up growth is not a leak).
     leak_warmup_seconds: int = 120
+    # Mann-Kendall Z at or above which the rise is significant (one-sided p < 0.01).
     leak_mk_z: float = 2.33
+    # Spearman rank correlation with time needed as well.
     leak_spearman_min: float = 0.6
+    # Goroutines per hour below which a rise is too slow to matter.
     leak_min_slope_per_hour: float = 5.0
+    # Growth over the lookback, as a share of the starting floor, needed to report.
     leak_min_relative_growth: float = 0.1
     # heap_live slope floor, MiB per hour (leak_min_slope_per_hour is for goroutines, per hour).
     leak_heap_min_slope_mb_per_hour: float = 1.0
@@ -173,7 +213,7 @@ class DetectSettings(BaseModel):
     restart_jitter_seconds: float = 60.0
     # A leak projected to reach its limit within this many hours is critical.
     leak_critical_hours: float = 24.0
-    # Cancellation propagation
+    # Cancellation. A child may outlive its cancelled parent by max(grace ms, fraction x parent duration).
     cancel_grace_ms: float = 50.0
     cancel_grace_fraction: float = 0.1
     # How far before a window the cancel-gaps job looks for the cancelled ancestors of the window's spans.
@@ -194,14 +234,18 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
+    # chdb:///path (ClickHouse embedded in the process) or http(s)://user:pass@host:8123 (a server).
     clickhouse_dsn: str = "chdb://./data/store"
     # The server password kept out of the DSN (environment or a secret file); set into the DSN at start.
     clickhouse_password: SecretStr | None = None
     clickhouse_password_file: Path | None = None
+    # Database holding every table (a plain identifier).
     database: str = "fleetwatch"
+    # TTL of every table, in days. Rows older than this are dropped, even when ingested late.
     retention_days: int = Field(default=30, ge=1)
     # With a cluster name, migrations create Replicated tables with Distributed fronts ON CLUSTER.
     cluster: str = ""
+    # Where migrations, jobs, views and queries are read from.
     sql_dir: Path = REPO_SQL_DIR
 
     # Short spellings of the common addresses; they fill the nested sections below.
@@ -216,10 +260,12 @@ class Settings(BaseSettings):
     query: QuerySettings = QuerySettings()
     detect: DetectSettings = DetectSettings()
 
+    # Run the detection scheduler inside `fleetwatch run` (--no-jobs turns it off).
     jobs_enabled: bool = True
     # Where the pipeline sends its own metrics (OTLP/gRPC endpoint). Empty: kept in process only.
     self_telemetry_endpoint: str = ""
     self_telemetry_interval_seconds: float = Field(default=10.0, gt=0)
+    # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
 
     @field_validator("database")

@@ -53,6 +53,7 @@ def _field_comments(cls: type) -> dict[str, str]:
     source = inspect.getsource(cls)
     lines = source.splitlines()
     comments: dict[str, str] = {}
+    previous = ""
     for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             block: list[str] = []
@@ -60,7 +61,12 @@ def _field_comments(cls: type) -> dict[str, str]:
             while index >= 0 and lines[index].strip().startswith("#"):
                 block.insert(0, lines[index].strip().lstrip("#").strip())
                 index -= 1
-            comments[node.target.id] = " ".join(block)
+            follows_field = index >= 0 and bool(lines[index].strip()) and not block
+            # A comment above a run of fields (no blank line between them) describes the whole run.
+            comments[node.target.id] = " ".join(block) or (previous if follows_field else "")
+            previous = comments[node.target.id]
+        else:
+            previous = ""
     return comments
 
 

@@ -99,7 +99,7 @@ class BatchingWriter:
         sink: Sink,
         *,
         max_rows: int = 200_000,
-        max_delay: float = 0.2,
+        max_delay: float = 0.05,
         max_pending_rows: int = 2_000_000,
         retry_after: float = 1.0,
     ) -> None:

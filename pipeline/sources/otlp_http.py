@@ -234,6 +234,8 @@ class _Handler(BaseHTTPRequestHandler):
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise BadBody("invalid chunked encoding") from None
+            if size < 0:  # read(-1) would read to the end of the connection, past every limit
+                raise BadBody("invalid chunk size")
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hmac
+import io
 import json
 import logging
 import os
@@ -63,6 +64,10 @@ _CODE_RE = re.compile(r"Code: (\d+)\.")
 _NAME_RE = re.compile(r"\(([A-Z_]+)\)\s*$")
 
 UNKNOWN_SETTING = 115
+BAD_BODY = 27
+BODY_TOO_LARGE = 396
+# The largest request body (after decompression) read into memory; queries are text, far below this.
+MAX_BODY_BYTES = 64 * 1024 * 1024
 AUTHENTICATION_FAILED = 516
 SYNTAX_ERROR = 62
 
@@ -73,7 +78,7 @@ _STATUS_BY_CODE: dict[int, int] = {
     SYNTAX_ERROR: 400, 6: 400, 25: 400, 27: 400, 36: 400, 38: 400, 41: 400, 42: 400, 43: 400, 44: 400,
     53: 400, 69: 400, 70: 400, 72: 400, 73: 400, UNKNOWN_SETTING: 400, 456: 400, 457: 400,
     16: 404, 46: 404, 47: 404, 60: 404, 81: 404, 85: 404,
-    159: 504, 394: 500,
+    159: 504, 394: 500, BODY_TOO_LARGE: 413,
 }
 
 _CONTENT_TYPES = {
@@ -244,22 +249,37 @@ def compress(body: bytes, encoding: str) -> bytes:
     raise ValueError(encoding)
 
 
-def decompress(body: bytes, encoding: str) -> bytes:
+def decompress(body: bytes, encoding: str, limit: int | None = None) -> bytes:
+    """Decompress a request body, refusing (413) as soon as the output passes `limit` bytes: a small
+    compression bomb must not be able to fill the memory of the process that holds the store."""
+    limit = MAX_BODY_BYTES if limit is None else limit
     if encoding in ("", "identity"):
-        return body
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    if encoding == "zstd":
+        out = body
+    elif encoding in ("gzip", "deflate"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+        try:
+            out = inflater.decompress(body, limit + 1)
+        except zlib.error as exc:
+            raise QueryFailure(BAD_BODY, f"Cannot decompress the {encoding} body: {exc}", "CANNOT_DECOMPRESS") from None
+    elif encoding == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
-    if encoding == "lz4":
+        try:
+            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)).read(limit + 1)
+        except zstandard.ZstdError as exc:
+            raise QueryFailure(BAD_BODY, f"Cannot decompress the zstd body: {exc}", "CANNOT_DECOMPRESS") from None
+    elif encoding == "lz4":
         import lz4.frame
 
-        return lz4.frame.decompress(body)
-    raise QueryFailure(1, f"Unsupported Content-Encoding: {encoding}", "UNKNOWN_ENCODING")
+        try:
+            out = lz4.frame.LZ4FrameDecompressor().decompress(body, max_length=limit + 1)
+        except RuntimeError as exc:
+            raise QueryFailure(BAD_BODY, f"Cannot decompress the lz4 body: {exc}", "CANNOT_DECOMPRESS") from None
+    else:
+        raise QueryFailure(1, f"Unsupported Content-Encoding: {encoding}", "UNKNOWN_ENCODING")
+    if len(out) > limit:
+        raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {limit} bytes", "TOO_LARGE_REQUEST")
+    return out
 
 
 _SUPPORTED_ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
@@ -303,7 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, read_only: bool) -> None:
         parts = urlsplit(self.path)
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        body = self._read_body()
+        try:
+            body = self._read_body()
+        except QueryFailure as failure:
+            self.close_connection = True  # the rest of the body may still be on the wire
+            self._send_failure(failure, "")
+            return
         health = health_answer(self.health, parts.path)
         if health is not None:
             self._send(health[0], health[1], {"Content-Type": "application/json"})
@@ -333,19 +358,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, answer.body, headers, query_id=query_id, params=params)
 
     def _read_body(self) -> bytes:
+        """The request body, decompressed; at most MAX_BODY_BYTES are ever read or produced."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
+            total = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                try:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
+                except ValueError:
+                    raise QueryFailure(BAD_BODY, "Invalid chunked encoding", "CANNOT_PARSE_INPUT") from None
+                if size < 0:
+                    raise QueryFailure(BAD_BODY, "Invalid chunk size", "CANNOT_PARSE_INPUT")
                 if size == 0:
-                    self.rfile.readline()
+                    self.rfile.readline(1024)
                     break
+                total += size
+                if total > MAX_BODY_BYTES:
+                    raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes",
+                                       "TOO_LARGE_REQUEST")
                 chunks.append(self.rfile.read(size))
-                self.rfile.readline()
+                self.rfile.readline(1024)
             raw = b"".join(chunks)
         else:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                raise QueryFailure(BAD_BODY, "Invalid Content-Length", "CANNOT_PARSE_INPUT") from None
+            if length > MAX_BODY_BYTES:
+                raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes", "TOO_LARGE_REQUEST")
+            raw = self.rfile.read(length) if length > 0 else b""
         return decompress(raw, self.headers.get("Content-Encoding", "").lower()) if raw else raw
 
     def _authenticate(self, params: Mapping[str, str]) -> None:

@@ -8,6 +8,7 @@ real components, started the way `fleetwatch run` starts them.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.parse
@@ -24,7 +25,7 @@ from pipeline.app import RunContext
 from pipeline.health import Health
 from pipeline.sink import BatchingWriter, Sink
 from pipeline.sources import otlp_grpc, otlp_http
-from pipeline.store.query_http import EndpointConfig, EngineGateway, QueryEndpoint, escape_param
+from pipeline.store.query_http import MAX_BODY_BYTES, EndpointConfig, EngineGateway, QueryEndpoint, escape_param
 from pipeline.telemetry import Telemetry
 from pipeline.triage import build_report
 from tests.conftest import free_port
@@ -248,3 +249,43 @@ def test_oversize_bomb_and_garbage_bodies_get_clear_errors(pipeline, store, sett
     db = settings.database
     assert store.scalar(f"SELECT length(LogAttributes) FROM {db}.otel_logs WHERE ServiceName = 'wide'") == 20_000
     assert store.scalar(f"SELECT count() FROM {db}.otel_logs WHERE ServiceName = 'utf8'") == 0
+
+
+def raw_http(port: int, request: bytes) -> bytes:
+    """Send raw bytes, read the answer until the server closes the connection (bounded by the timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:
+        conn.sendall(request)
+        answer = b""
+        for _ in range(1000):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def test_query_endpoint_bodies_are_bounded_before_authentication(pipeline) -> None:
+    import gzip
+
+    _, http, endpoint = pipeline
+    port = int(endpoint.address.rsplit(":", 1)[1])
+    bomb = gzip.compress(b"S" * (MAX_BODY_BYTES + 1024))  # about 64 KiB on the wire
+    cases = [
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(bomb) + bomb,
+         b" 413 "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000\r\n\r\n", b" 413 "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n", b" 400 "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", b" 400 "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n", b" 400 "),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: zstd\r\nContent-Length: 4\r\n\r\nabcd", b" 400 "),
+    ]
+    for request, status in cases:
+        answer = raw_http(port, request)
+        assert answer.split(b"\r\n", 1)[0].endswith(status.strip()) or status in answer.split(b"\r\n", 1)[0], \
+            (request[:80], answer[:300])
+        assert b"Code: " in answer
+    # the OTLP receiver refuses a negative chunk size instead of reading to the end of the connection
+    answer = raw_http(http.port, b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                                 b"Transfer-Encoding: chunked\r\n\r\n-1\r\n")
+    assert b" 400 " in answer.split(b"\r\n", 1)[0], answer[:300]
+    assert query(endpoint, "SELECT 1") == (200, b"1\n")  # still serving
