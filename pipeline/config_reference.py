@@ -83,10 +83,7 @@ def _default(info: FieldInfo) -> str:
     if isinstance(value, SecretStr):
         return "*(secret)*"
     if isinstance(value, Path):
-        try:
-            return f"`{value.relative_to(Path.cwd())}`"
-        except ValueError:
-            return "`sql/` of the installed package" if value == config.REPO_SQL_DIR else f"`{value}`"
+        return "`sql/` beside the package" if value == config.REPO_SQL_DIR else f"`{value}`"
     return f"`{value}`"
 
 
