@@ -39,6 +39,10 @@ _TRANSIENT_CODES = {
 }
 
 
+# Embedded store paths this process has opened: the engine keeps them locked until the process exits.
+OPENED_HERE: set[str] = set()
+
+
 class StoreError(Exception):
     """A statement failed for a reason that retrying will not fix (bad SQL, bad data)."""
 
@@ -106,7 +110,9 @@ class Store:
             if self.path is not None:
                 if self.path != ":memory:":
                     os.makedirs(self.path, exist_ok=True)
-                return clickhouse_connect.get_client(interface="chdb", path=self.path)
+                client = clickhouse_connect.get_client(interface="chdb", path=self.path)
+                OPENED_HERE.add(self.path)
+                return client
             return clickhouse_connect.get_client(
                 dsn=self.dsn, connect_timeout=self._connect_timeout, send_receive_timeout=300
             )

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from pipeline.config import Settings
 from pipeline.present import FORMATTERS
-from pipeline.store.client import Store, StoreUnavailable
+from pipeline.store.client import OPENED_HERE, Store, StoreUnavailable
 
 
 def open_reader(settings: Settings) -> Store:
@@ -26,21 +26,17 @@ def open_reader(settings: Settings) -> Store:
     the ClickHouse HTTP interface that process serves at `query.http`.
     """
     store = Store.from_settings(settings)
-    if not store.embedded:
+    if store.path is None or store.path == ":memory:" or store.path in OPENED_HERE:
         return store
-    try:
-        store.client()
+    # Checked before opening: a refused open costs seconds and makes the engine print to stderr.
+    if not held_by_another_process(store.path):
         return store
-    except StoreUnavailable:
-        store.close()
-        if store.path is None or not held_by_another_process(store.path):
-            raise
-        if not settings.query.http:
-            raise StoreUnavailable(
-                f"the store at {store.path} is held by another process and no query endpoint is configured "
-                "(set --query-http / FLEETWATCH_QUERY_HTTP to the running pipeline's address)"
-            ) from None
-        return endpoint_store(settings)
+    if not settings.query.http:
+        raise StoreUnavailable(
+            f"the store at {store.path} is held by another process and no query endpoint is configured "
+            "(set --query-http / FLEETWATCH_QUERY_HTTP to the running pipeline's address)"
+        )
+    return endpoint_store(settings)
 
 
 def held_by_another_process(path: str) -> bool:

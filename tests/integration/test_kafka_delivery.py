@@ -129,15 +129,15 @@ def test_two_workers_with_a_rebalance_midway_store_every_row_once(
     a, a_thread = start_worker_thread(ks, store)
     b = b_thread = None
     try:
-        wait_for(lambda: stored(store)[0] >= 100, 30, "worker A to store rows")
+        wait_for(lambda: stored(store)[0] >= 100, 60, "worker A to store rows")
         b, b_thread = start_worker_thread(ks, store)  # joins: the group rebalances under load
-        wait_for(lambda: b.states and a.states, 30, "both workers to own partitions")
+        wait_for(lambda: b.states and a.states, 60, "both workers to own partitions")
         assert len(a.states) + len(b.states) == partitions
-        wait_for(lambda: stored(store)[0] >= 4 * feeder.per_partition * partitions // 5, 30, "both to make progress")
+        wait_for(lambda: stored(store)[0] >= 4 * feeder.per_partition * partitions // 5, 60, "both to make progress")
         a.stop_requested.set()  # A leaves midway: B takes over everything A had
         a_thread.join(30)
         assert not a_thread.is_alive()
-        wait_for(lambda: len(b.states) == partitions, 30, "worker B to own all partitions")
+        wait_for(lambda: len(b.states) == partitions, 60, "worker B to own all partitions")
         assert feeder.is_alive(), "the feed ended before the second rebalance; the test proved nothing"
         time.sleep(0.5)
         feeder.enough.set()

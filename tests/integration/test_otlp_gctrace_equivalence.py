@@ -36,11 +36,28 @@ COMPARED = ("instance, toString(ts) AS ts_text, toString(process_start) AS start
 # stream, 1, 2, ... from a file, 0 in observed mode where each record carries its own time.
 
 
+def whole_gc_line(lines: list[str], i: int) -> str:
+    """The gc line starting at lines[i], rejoined when application output was written into its middle.
+
+    `runtime.GC()` returns before the runtime finishes printing the cycle's line, so the program's next
+    write can land inside it (`gc 62 @0.046s 16gcchurn: forced cycle 2` then `% : 0.1+...`).
+    """
+    line = lines[i]
+    if GC_TIMES.search(line) or "gc " not in line:
+        return line
+    for follower in lines[i + 1 : i + 3]:
+        for cut in range(len(line), 0, -1):
+            joined = line[:cut] + follower
+            if GC_TIMES.search(joined) and re.search(r" P( \(forced\))?$", joined):
+                return joined
+    return line
+
+
 def observed_times(lines: list[str], start_ns: int) -> list[int]:
     """When each line was 'seen': the end of its cycle for gc lines, the previous line's time otherwise."""
     times, last = [], start_ns
-    for line in lines:
-        m = GC_TIMES.search(line)
+    for i in range(len(lines)):
+        m = GC_TIMES.search(whole_gc_line(lines, i))
         if m:
             since, c1, c2, c3 = (Decimal(x) for x in m.groups())
             last = start_ns + int(since * 10**9) + int((c1 + c2 + c3) * 10**6)
