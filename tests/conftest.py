@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,20 +20,14 @@ import pytest
 from pipeline.config import Settings, load_settings
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, migrate
+from tests.net import VENV_BIN
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
-VENV_BIN = Path(sys.executable).parent
 
 pytest_plugins = sorted(
     f"tests.plugins.{p.stem}" for p in (Path(__file__).parent / "plugins").glob("*.py") if p.stem != "__init__"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

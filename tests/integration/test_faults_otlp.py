@@ -32,7 +32,7 @@ from pipeline.sink import BatchingWriter, Sink
 from pipeline.sources import otlp_grpc, otlp_http
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
-from tests.conftest import free_port
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 

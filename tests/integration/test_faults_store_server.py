@@ -21,8 +21,9 @@ from kafka import KafkaConsumer, TopicPartition
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 
 from tests.integration.test_faults_otlp import logs_request
+from tests.net import free_port
 from tests.plugins.kafka_pipeline import FLEETWATCH, create_topics, fleetwatch_env, gctrace_line, send, store_query
-from tests.plugins.reliability import free_port, http_get
+from tests.plugins.reliability import http_get
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

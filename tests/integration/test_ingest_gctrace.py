@@ -155,7 +155,7 @@ def test_leak_check_cycles_are_flagged(settings, store, name) -> None:
 
 def test_store_errors_exit_1(tmp_path, capsys) -> None:
     from pipeline.config import load_settings
-    from tests.conftest import free_port
+    from tests.net import free_port
 
     log = tmp_path / "a.log"
     log.write_text("GC forced\n")

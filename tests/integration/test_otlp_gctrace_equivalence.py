@@ -21,7 +21,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from tests.plugins.otlp import FLEETWATCH
+from tests.net import FLEETWATCH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.store.client import Store
 from pipeline.store.query_http import EndpointConfig, EngineGateway, QueryEndpoint
-from tests.conftest import free_port
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -28,8 +28,8 @@ from pipeline.sources import otlp_grpc, otlp_http
 from pipeline.store.query_http import MAX_BODY_BYTES, EndpointConfig, EngineGateway, QueryEndpoint, escape_param
 from pipeline.telemetry import Telemetry
 from pipeline.triage import build_report
-from tests.conftest import free_port
 from tests.integration.test_faults_otlp import logs_request
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 

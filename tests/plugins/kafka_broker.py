@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.net import free_port
+
 GROUP_KW = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 1000}
 
 
@@ -27,17 +29,11 @@ def tansu_bin() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
     """One tansu process; `restart()` keeps the port (data survives only with a durable engine)."""
 
     def __init__(self, storage: str = "memory://tansu/", env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"tcp://127.0.0.1:{self.port}"
         self.storage = storage
         self.env = env or {}

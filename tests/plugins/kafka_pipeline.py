@@ -13,7 +13,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -32,8 +31,8 @@ from pipeline.sources.kafka.delivery import BatchLedger
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings
 from pipeline.telemetry import Telemetry
+from tests.net import FLEETWATCH
 
-FLEETWATCH = str(Path(sys.executable).parent / "fleetwatch")
 GCTRACE_TAIL = "0.015+0.51+0.003 ms clock, 0.12+0.20/0.41/0.10+0.024 ms cpu, 4->4->1 MB, 5 MB goal, 0 MB stacks, " \
                "0 MB globals, 8 P"
 # Test-speed consumer settings: Tansu holds a JoinGroup for session_timeout/2, so keep it short.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,23 +20,7 @@ from typing import Any
 
 import pytest
 
-VENV_BIN = Path(sys.executable).parent
-FLEETWATCH = str(VENV_BIN / "fleetwatch")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
-
+from tests.net import FLEETWATCH, free_port, port_open
 
 _SQL_MANY = """
 import json, sys
@@ -60,8 +43,8 @@ class FleetwatchProcess:
         self.workdir = workdir
         self.store_path = workdir / "store"
         self.dsn = f"chdb://{self.store_path}"
-        self.grpc_port = _free_port()
-        self.http_port = _free_port()
+        self.grpc_port = free_port()
+        self.http_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETWATCH_", "OTEL_"))}
         self.env.update(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
@@ -83,7 +66,7 @@ class FleetwatchProcess:
             cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
-        while not (_port_open(self.grpc_port) and _port_open(self.http_port)):
+        while not (port_open(self.grpc_port) and port_open(self.http_port)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"fleetwatch run exited with {self.proc.returncode}:\n{self.log()}")
             if time.monotonic() > deadline:

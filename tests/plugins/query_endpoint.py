@@ -67,7 +67,7 @@ def seed(dsn: str, database: str) -> None:
 
 @pytest.fixture(scope="module")
 def running_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPipeline]:
-    from tests.conftest import free_port
+    from tests.net import free_port
 
     base = tmp_path_factory.mktemp("pipeline")
     dsn = f"chdb://{base / 'store'}"

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -21,24 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.net import FLEETWATCH, VENV_BIN, free_port, port_open
 from tests.plugins.kafka_broker import Broker
-
-VENV_BIN = Path(sys.executable).parent
-FLEETWATCH = str(VENV_BIN / "fleetwatch")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False
 
 
 def http_get(url: str, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
