@@ -75,7 +75,11 @@ def _pct(x: Any) -> str:
 def _num(x: Any, digits: int = 2) -> str:
     if x is None:
         return "n/a"
-    return f"{float(x):.{digits}f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
+    if not isinstance(x, float):
+        return str(x)
+    text = f"{x:.{digits}f}"
+    # Trailing zeros go only after a decimal point: 550 must not become 55.
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def gc_storm_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: dict[str, Any]) -> list[Finding]:

@@ -63,3 +63,13 @@ def test_fill_parameters_quotes_values() -> None:
     sql = "SELECT * FROM t WHERE s = {service:String} AND ts >= {since:DateTime64(3, 'UTC')}"
     got = fill_parameters(sql, {"service": "it's", "since": NOW})
     assert got == "SELECT * FROM t WHERE s = 'it\\'s' AND ts >= '2026-03-01 12:00:45.500'"
+
+
+def test_triage_numbers_keep_their_integer_digits() -> None:
+    from pipeline.triage import _num
+
+    assert _num(549.92, 0) == "550"
+    assert _num(130.10, 1) == "130.1"
+    assert _num(2.0, 2) == "2"
+    assert _num(None) == "n/a"
+    assert _num(7) == "7"
