@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -220,6 +220,25 @@ def repair(broken: str, suffix: str) -> tuple[int, object, str, str] | None:
     return None if best is None else best[1]
 
 
+@dataclass(slots=True)
+class _Pending:
+    """Parsed typed rows and their times, waiting to be written as columns (one flush per call)."""
+
+    gc_rows: list[tuple] = field(default_factory=list)
+    scav_rows: list[tuple] = field(default_factory=list)
+    pacer_rows: list[tuple] = field(default_factory=list)
+    notice_rows: list[tuple] = field(default_factory=list)
+    gc_times: list[tuple[int, int, int]] = field(default_factory=list)
+    scav_times: list[tuple] = field(default_factory=list)
+    pacer_times: list[tuple] = field(default_factory=list)
+    notice_times: list[tuple] = field(default_factory=list)
+
+    def tables(self) -> tuple[tuple[str, Sequence[str], list[tuple]], ...]:
+        """(table, columns, rows) in the order `_Normalizer.flush` writes them."""
+        return ((GC_TABLE, GC_COLUMNS, self.gc_rows), (SCAV_TABLE, SCAV_COLUMNS, self.scav_rows),
+                (PACER_TABLE, PACER_COLUMNS, self.pacer_rows), (NOTICE_TABLE, NOTICE_COLUMNS, self.notice_rows))
+
+
 class _Normalizer:
     """The per-line loop shared by both modes; collects row tuples and flushes them as columns."""
 
@@ -252,15 +271,31 @@ class _Normalizer:
         location: Callable[[int], str] | None = None,
     ) -> None:
         """Handle work[0:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
+        pending = _Pending()
+        self.scan(work, observed, limit, rows, stats, pending, location)
+        self.flush(rows, stats, pending)
+
+    def scan(
+        self,
+        work: list[str | None],
+        observed: Sequence[int] | None,
+        limit: int,
+        rows: Rows,
+        stats: LineStats,
+        pending: _Pending,
+        location: Callable[[int], str] | None = None,
+    ) -> None:
+        """The per-line loop: typed rows go to `pending` (flushed as columns later), logs and quarantine rows
+        straight to `rows`."""
         clock = self.clock
-        gc_rows: list[tuple] = []
-        scav_rows: list[tuple] = []
-        pacer_rows: list[tuple] = []
-        notice_rows: list[tuple] = []
-        gc_times: list[tuple[int, int, int]] = []
-        scav_times: list[tuple] = []
-        pacer_times: list[tuple] = []
-        notice_times: list[tuple] = []
+        gc_rows = pending.gc_rows
+        scav_rows = pending.scav_rows
+        pacer_rows = pending.pacer_rows
+        notice_rows = pending.notice_rows
+        gc_times = pending.gc_times
+        scav_times = pending.scav_times
+        pacer_times = pending.pacer_times
+        notice_times = pending.notice_times
         count = 0
         classify = _classify
         parse_gc = rl.parse_gc
@@ -331,12 +366,15 @@ class _Normalizer:
                     notice_rows.append((parsed, line))
                     notice_times.append(when)
         stats.lines += count
-        stats.events += len(gc_rows)
-        stats.other_runtime += len(pacer_rows) + len(scav_rows) + len(notice_rows)
-        self._flush_gc(rows, gc_rows, gc_times)
-        self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, scav_rows, scav_times)
-        self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, pacer_rows, pacer_times)
-        self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, notice_rows, notice_times)
+
+    def flush(self, rows: Rows, stats: LineStats, pending: _Pending) -> None:
+        """The typed rows collected by `scan` -> columns of their tables."""
+        stats.events += len(pending.gc_rows)
+        stats.other_runtime += len(pending.pacer_rows) + len(pending.scav_rows) + len(pending.notice_rows)
+        self._flush_gc(rows, pending.gc_rows, pending.gc_times)
+        self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, pending.scav_rows, pending.scav_times)
+        self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, pending.pacer_rows, pending.pacer_times)
+        self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, pending.notice_rows, pending.notice_times)
 
     def _flush_other(
         self, rows: Rows, table: str, columns: Sequence[str], parsed: list[tuple], times: list[tuple]
@@ -444,6 +482,44 @@ def normalize_lines(
     normalizer = _Normalizer(service=service, instance=instance, source=source, received_at=received_at,
                              clock=_ObservedClock(), quarantine=quarantine)
     normalizer.process(work, observed, len(work), rows, stats)
+    return stats
+
+
+def normalize_segments(
+    segments: Iterable[tuple[Sequence[str], int, dict | None]],
+    *,
+    service: str,
+    instance: str,
+    source: str,
+    received_at: datetime,
+    rows: Rows,
+) -> LineStats:
+    """Observed mode for many small independent pieces of one (service, instance), e.g. Kafka messages.
+
+    Each segment is (lines without line terminators, observed_ns, quarantine) and gives exactly the rows a
+    `normalize_lines` call of its own would (its own clock, no repair across segments, its own quarantine
+    arguments), appended in the same order, tables included: only the per-call work (a normalizer, a Rows,
+    a flush, a merge) is shared, which is most of the cost when a segment is a single line.
+    """
+    stats = LineStats()
+    pending = _Pending()
+    typed = pending.tables()
+    tables = rows.tables
+    clock = _ObservedClock()
+    normalizer = _Normalizer(service=service, instance=instance, source=source, received_at=received_at,
+                             clock=clock, quarantine=None)
+    scan = normalizer.scan
+    for lines, observed_ns, quarantine in segments:
+        work: list[str | None] = list(lines)
+        clock.process_start_us = 0  # what a fresh clock starts with
+        normalizer.last_gc_num = 0
+        normalizer.quarantine_kw = quarantine or {}  # only read, never changed
+        scan(work, [observed_ns] * len(work), len(work), rows, stats, pending)
+        # A separate call would have created its typed tables after its logs and quarantine rows: do the same.
+        for table, columns, parsed in typed:
+            if parsed and table not in tables:
+                rows.columns(table, columns)
+    normalizer.flush(rows, stats, pending)
     return stats
 
 

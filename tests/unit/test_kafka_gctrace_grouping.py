@@ -1,0 +1,84 @@
+"""Consecutive raw-text gctrace messages are normalized in one pass: the rows must be exactly those of one
+`normalize_lines` call per message (values, types, order, tables, quarantine offsets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.normalize.gctrace import normalize_lines
+from pipeline.normalize.kafka_messages import (
+    SOURCE,
+    KafkaMessage,
+    Kind,
+    identity_from_transport,
+    normalize_messages,
+)
+from pipeline.normalize.rows import Rows
+
+RECEIVED = datetime(2026, 1, 2, tzinfo=UTC)
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "go-runtime"
+GC_LINE = ("gc 7 @1.500s 2%: 0.1+2.0+0.05 ms clock, 0.4+0.5/1.0/2.0+0.2 ms cpu, 4->5->2 MB, 8 MB goal, "
+           "0 MB stacks, 0 MB globals, 8 P")
+
+
+def _message(offset: int, value: bytes | None, key: bytes = b"api/pod-1") -> KafkaMessage:
+    return KafkaMessage(topic="gc", partition=3, offset=offset, timestamp_ms=1_767_312_000_000 + offset, key=key,
+                        value=value)
+
+
+def _one_call_per_message(messages: list[KafkaMessage]) -> Rows:
+    """The reference: what normalizing each message on its own gives (whole-message failures excluded)."""
+    rows = Rows()
+    for msg in messages:
+        own = Rows()
+        service, instance = identity_from_transport(msg)
+        assert msg.value is not None
+        lines = [line for line in msg.value.decode().splitlines() if line.strip()]
+        normalize_lines(lines, observed_ns=msg.timestamp_ms * 1_000_000, service=service, instance=instance,
+                        source=SOURCE, received_at=RECEIVED, rows=own, quarantine=msg.where)
+        rows.extend(own)
+    return rows
+
+
+def _typed(rows: Rows) -> list:
+    return [(table, [(name, [(type(v).__name__, v) for v in values]) for name, values in cols.items()])
+            for table, cols in rows.tables.items()]
+
+
+def test_grouped_messages_give_the_rows_of_one_call_per_message() -> None:
+    lines = [line for path in sorted(SAMPLES.glob("*.txt")) for line in path.read_text().splitlines()][:3000]
+    lines += [
+        "gc 8 @2.000s 3%: 0.1+2.0+0.05 ms clock, this is not a number",  # quarantined, keeps its own offset
+        "scav 1 KiB work, 2 KiB total, 999% util",  # out of range: quarantined
+        "pacer: 25% CPU (25 exp.) for 1+2+3 B work (6 B exp.) in 7 B -> 8 B (∆goal 9, cons/mark 1.5e+00)",
+        "gc 9 @3.000s 3%: 0.1+2.0+0.05 ms clock, 0.4+0.5/1.0/2.0+0.2 ms cpu, 4->5->2 MB, 8 MB goal, 0 MB stacks,",
+        "app: hello",  # would repair the line above if both were in one message; separate messages must not
+        " 0 MB globals, 8 P",
+    ]
+    messages = [_message(i, line.encode(), key=b"api/pod-%d" % (1 + i // 700)) for i, line in enumerate(lines)]
+    messages.append(_message(len(messages), f"{GC_LINE}\nnot runtime\n\n".encode()))
+
+    grouped = Rows()
+    assert normalize_messages(Kind.gctrace, messages, rows=grouped, received_at=RECEIVED) == 0
+    expected = _one_call_per_message(messages)
+    assert _typed(grouped) == _typed(expected)
+    assert grouped.count("quarantine") >= 3
+    offsets = grouped.tables["quarantine"]["offset"]
+    assert {len(lines) - 6, len(lines) - 5} <= set(offsets)
+
+
+def test_whole_message_failures_keep_their_place_between_groups() -> None:
+    messages = [
+        _message(0, GC_LINE.encode()),
+        _message(1, b"\xff\xfe"),
+        _message(2, b"app line"),
+        _message(3, None),
+        _message(4, b'{"line": "%s", "service": "api", "instance": "pod-1"}' % GC_LINE.encode()),
+        _message(5, b"gc 1 @0.1s 0%: broken"),
+    ]
+    grouped = Rows()
+    assert normalize_messages(Kind.gctrace, messages, rows=grouped, received_at=RECEIVED) == 2
+    assert grouped.tables["quarantine"]["offset"] == [1, 3, 5]
+    assert grouped.count("gc_events") == 2
+    assert list(grouped.tables) == ["gc_events", "quarantine", "otel_logs"]
