@@ -18,6 +18,7 @@ With BENCH_PROFILE=<path>, the timed section runs under pyinstrument and its tex
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -303,6 +304,10 @@ SCENARIOS: dict[str, Callable[[dict], Result]] = {
 def main() -> None:
     scenario, raw = sys.argv[1], sys.argv[2]
     threading.current_thread().name = f"bench-{scenario}"
+    # The same collector settings `fleetwatch` applies at start, for the paths run in-process here.
+    from pipeline.cli import GC_THRESHOLDS
+
+    gc.set_threshold(*GC_THRESHOLDS)
     SCENARIOS[scenario](json.loads(raw)).emit()
 
 
