@@ -5,7 +5,6 @@ moto_server) that keeps topics, data and committed offsets across a broker resta
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -19,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.net import FLEETWATCH, VENV_BIN, free_port, port_open
+from tests.net import VENV_BIN, free_port, port_open
 from tests.plugins.kafka_broker import Broker
+from tests.process import FleetwatchProcess
 
 
 def http_get(url: str, timeout: float = 10, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -31,97 +31,16 @@ def http_get(url: str, timeout: float = 10, headers: dict[str, str] | None = Non
         return err.code, err.read()
 
 
-class Restartable:
-    """`fleetwatch run` on fixed ports and a store of its own; `kill()` + `start()` is a crash and a restart."""
-
-    def __init__(self, workdir: Path, *, env: dict[str, str] | None = None, query: bool = False,
-                 extra_args: list[str] | None = None) -> None:
-        self.workdir = workdir
-        self.store_path = workdir / "store"
-        self.dsn = f"chdb://{self.store_path}"
-        self.grpc_port, self.http_port = free_port(), free_port()
-        self.query_port = free_port() if query else None
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETWATCH_", "OTEL_"))}
-        self.env.update(env or {})
-        self.extra_args = extra_args or []
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / "fleetwatch.log"
-
-    @property
-    def grpc_endpoint(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def query_url(self) -> str:
-        return f"http://127.0.0.1:{self.query_port}"
-
-    def args(self) -> list[str]:
-        dsn = [] if "FLEETWATCH_CLICKHOUSE_DSN" in self.env else ["--clickhouse-dsn", self.dsn]
-        query = f"127.0.0.1:{self.query_port}" if self.query_port else ""
-        return [FLEETWATCH, "run", *dsn, "--otlp-grpc", self.grpc_endpoint, "--otlp-http",
-                f"127.0.0.1:{self.http_port}", "--query-http", query, "--no-jobs", *self.extra_args]
-
-    def start(self, timeout: float = 60.0) -> Restartable:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - lives with the process
-        self.proc = subprocess.Popen(self.args(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                     env=self.env, start_new_session=True)
-        ports = [self.grpc_port, self.http_port] + ([self.query_port] if self.query_port else [])
-        deadline = time.monotonic() + timeout
-        while not all(port_open(p) for p in ports):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"fleetwatch run exited with {self.proc.returncode}:\n{self.log()[-5000:]}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"fleetwatch run did not open its ports:\n{self.log()[-5000:]}")
-            time.sleep(0.05)
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def sql(self, query: str) -> list[dict[str, Any]]:
-        """A query on the store after the process exited (this test process holds another chdb path)."""
-        assert not self.alive(), "stop the process before reading its store"
-        out = subprocess.run([FLEETWATCH, "sql", "--clickhouse-dsn", self.dsn, "--format", "json", query],
-                             env=self.env, capture_output=True, text=True, timeout=120, cwd=self.workdir)
-        if out.returncode != 0:
-            raise RuntimeError(f"fleetwatch sql failed: {out.stderr}")
-        return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-
-
 @pytest.fixture
 def restartable() -> Iterator[Any]:
-    """Factory for `Restartable` processes; all are killed and their directories removed at the end."""
-    made: list[Restartable] = []
+    """Factory for processes that tests kill and restart; all are killed and their directories removed."""
+    made: list[FleetwatchProcess] = []
     dirs: list[tempfile.TemporaryDirectory[str]] = []
 
-    def _make(**kw: Any) -> Restartable:
+    def _make(**kw: Any) -> FleetwatchProcess:
         tmp = tempfile.TemporaryDirectory(prefix="fw-fault-", dir="/tmp")
         dirs.append(tmp)
-        proc = Restartable(Path(tmp.name), **kw)
+        proc = FleetwatchProcess(Path(tmp.name), **kw)
         made.append(proc)
         return proc
 
