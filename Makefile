@@ -6,7 +6,15 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench bench-quick demo clean venv
+.PHONY: run test lint bench bench-quick demo clean venv go119
+
+# Debian's Go 1.19 prints the older runtime formats (KB scavenger lines, text goroutine dumps without the
+# goroutineleak profile) that the tests produce for real. Installed once, when missing.
+GO119 := /usr/lib/go-1.19/bin/go
+$(GO119):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-1.19-go >/dev/null
+
+go119: $(GO119)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +27,7 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/fleetwatch run
 
-test: $(STAMP)
+test: $(STAMP) $(GO119)
 	$(VENV)/bin/ruff check pipeline tests bench
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
