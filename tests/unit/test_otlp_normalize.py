@@ -233,10 +233,17 @@ def test_go_runtime_metrics_from_every_vocabulary_land_under_canonical_names() -
     assert cols["attributes"][-1] == {"go.memory.type": "stack"}
     assert set(cols["instance"]) == {"h:9"}
     assert cols["process_start"][2] == datetime.fromtimestamp((NOW_NS - 10**10) / 1e9, UTC)
-    other_cols = rows.tables["otel_metrics"]
-    assert other_cols["MetricName"] == ["http.server.duration"]
-    assert (other_cols["Count"], other_cols["Sum"], other_cols["BucketCounts"]) == ([2], [30.0], [[1, 1]])
-    assert math.isnan(other_cols["Max"][0])
+    # Every point is also stored as sent in the Collector table of its type, runtime metrics included.
+    histograms = rows.tables["otel_metrics_histogram"]
+    assert histograms["MetricName"] == ["process.runtime.go.gc.pause_ns", "http.server.duration"]
+    assert (histograms["Count"][1], histograms["Sum"][1], histograms["BucketCounts"][1]) == (2, 30.0, [1, 1])
+    assert histograms["Max"][0] == 2_000_000 and math.isnan(histograms["Max"][1])
+    assert rows.tables["otel_metrics_gauge"]["MetricName"] == ["go_goroutines"]
+    assert rows.tables["otel_metrics_sum"]["MetricName"] == [
+        "process.runtime.go.goroutines", "process.runtime.go.gc.pause_total_ns", "go_memstats_alloc_bytes",
+        "go.memory.used"]
+    summaries = rows.tables["otel_metrics_summary"]
+    assert summaries["ValueAtQuantiles.Quantile"] == [[1.0]] and summaries["ValueAtQuantiles.Value"] == [[0.002]]
 
 
 def test_every_reference_metric_name_has_one_canonical_name() -> None:
