@@ -274,14 +274,13 @@ def cluster_statements(statement: str, ctx: RenderContext, keys: dict[str, str] 
     if exchange:
         # The data lives in the local tables: swap those, then rebuild both fronts over them, so each
         # front's columns are its (new) local table's columns.
-        db, a, b = exchange.group("db"), exchange.group("a"), exchange.group("b")
-        on = f"ON CLUSTER '{ctx.cluster}'"
+        db, table, other = exchange.group("db"), exchange.group("a"), exchange.group("b")
         return [
-            f"EXCHANGE TABLES {db}.{a}{LOCAL_SUFFIX} AND {db}.{b}{LOCAL_SUFFIX} {on}",
-            f"DROP TABLE IF EXISTS {db}.{a} {on} SYNC",
-            f"DROP TABLE IF EXISTS {db}.{b} {on} SYNC",
-            _front(ctx, db, a, keys.get(b) or keys.get(a) or "rand()"),
-            _front(ctx, db, b, keys.get(a) or keys.get(b) or "rand()"),
+            f"EXCHANGE TABLES {db}.{table}{LOCAL_SUFFIX} AND {db}.{other}{LOCAL_SUFFIX} ON CLUSTER '{ctx.cluster}'",
+            f"DROP TABLE IF EXISTS {db}.{table} ON CLUSTER '{ctx.cluster}' SYNC",
+            f"DROP TABLE IF EXISTS {db}.{other} ON CLUSTER '{ctx.cluster}' SYNC",
+            _front(ctx, db, table, keys.get(other) or keys.get(table) or "rand()"),
+            _front(ctx, db, other, keys.get(table) or keys.get(other) or "rand()"),
         ]
     dropped = _DROP_OR_TRUNCATE_RE.match(statement)
     if dropped and not dropped.group("table").endswith(LOCAL_SUFFIX):
