@@ -1,5 +1,5 @@
 -- Metric points in the OpenTelemetry Collector ClickHouse exporter's five tables (layout of its
--- metrics_*_table.sql templates, unchanged from v0.122 through v0.152): otel_metrics_gauge, _sum,
+-- metrics_*_table.sql templates as of v0.152): otel_metrics_gauge, _sum,
 -- _histogram, _exponential_histogram and _summary. Every point OTLP carries is stored as sent, Go runtime
 -- metrics included (they also go to runtime_metrics under canonical names). Fleetwatch's own columns:
 --   ServiceInstance  the resource's instance identity (service.instance.id, else host.name:process.pid);
