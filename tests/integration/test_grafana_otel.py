@@ -6,6 +6,8 @@ link, logs carrying the trace id). Then:
   the `otel_traces_trace_id_ts` lookup table, the logs view, the logs of one trace;
 * every query of the plugin's example dashboards (traces explorer with its service map, logs explorer,
   service dashboard) runs, and the service map returns the service-to-service edges;
+* the example queries of the Collector exporter's README (logs, traces by id through the lookup table,
+  metrics in otel_metrics_sum) find what they look for;
 * the provisioning turns OTel mode fully on and names only columns the store has; the plugin is pinned in
   compose; every Fleetwatch dashboard query on otel_traces is bounded in time.
 """
@@ -22,12 +24,14 @@ import clickhouse_connect
 import pytest
 import yaml
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from pipeline.normalize.otlp_common import Context
 from pipeline.normalize.otlp_logs import normalize_logs
+from pipeline.normalize.otlp_metrics import normalize_metrics
 from pipeline.normalize.otlp_traces import normalize_traces
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
@@ -320,3 +324,64 @@ def test_every_fleetwatch_trace_query_is_bounded_in_time() -> None:
                     by_lookup = "otel_traces_trace_id_ts" in sql and re.search(r"Timestamp\s*>=\s*\w+_start", sql)
                     assert time_filtered or by_lookup, (path.name, panel["title"])
     assert found >= 1
+
+
+def _readme_seed(store: Store, now: datetime) -> None:
+    """Logs, spans and a sum metric carrying the values the Collector README's example queries look for."""
+    now_ns = int(now.timestamp()) * 10**9 - 60 * 10**9
+    service = _kv("service.name", "clickhouse-exporter")
+    logs = ExportLogsServiceRequest()
+    rl = logs.resource_logs.add()
+    rl.resource.attributes.append(service)
+    records = rl.scope_logs.add().log_records
+    for n, body in enumerate(("GET http /index 200", '{"bytes": 2048, "path": "/big"}')):
+        record = records.add(time_unix_nano=now_ns + n, severity_text="INFO", severity_number=9)
+        record.body.string_value = body
+        record.attributes.append(_kv("container_name", "/example_flog_1"))
+    spans = ExportTraceServiceRequest()
+    rs = spans.resource_spans.add()
+    rs.resource.attributes.append(service)
+    span = rs.scope_spans.add().spans.add(
+        trace_id=bytes.fromhex("391dae938234560b16bb63f51501cb6f"), span_id=_span_id(7), name="lets-go",
+        kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=now_ns, end_time_unix_nano=now_ns + 2 * 10**9)
+    span.attributes.append(_kv("peer.service", "telemetrygen-server"))
+    span.status.CopyFrom(Status(code=Status.STATUS_CODE_ERROR, message="boom"))
+    metrics = ExportMetricsServiceRequest()
+    rm = metrics.resource_metrics.add()
+    rm.resource.attributes.append(service)
+    calls = rm.scope_metrics.add().metrics.add(name="calls", unit="1")
+    calls.sum.is_monotonic, calls.sum.aggregation_temporality = True, 2
+    point = calls.sum.data_points.add(time_unix_nano=now_ns, as_int=5)
+    point.attributes.append(_kv("service_name", "featureflagservice"))
+    rows = Rows()
+    ctx = Context(rows=rows, source="otlp_test", received_at=now)
+    normalize_logs(logs, ctx)
+    normalize_traces(spans, ctx)
+    normalize_metrics(metrics, ctx)
+    Sink(store).write(rows, token=f"readme-{time.time_ns()}")
+
+
+@pytest.mark.integration
+def test_collector_readme_queries_run_on_fleetwatch_tables(store: Store) -> None:
+    """The example queries of the Collector exporter's README, as written, find what they look for."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    _readme_seed(store, now)
+    queries = json.loads((DATA / "collector_readme_queries.json").read_text())["queries"]
+    assert len(queries) >= 14
+    client = _client(store)
+    failures = []
+    try:
+        for label, sql in queries.items():
+            try:
+                rows = client.query(sql).result_rows
+            except Exception as exc:  # collect them all
+                failures.append(f"{label}: {exc}")
+                continue
+            if not rows:
+                failures.append(f"{label}: no rows")
+        by_id = client.query(queries["Find traces with traceID (using time primary index and TraceID skip index)"])
+        assert [row[4] for row in by_id.result_rows] == ["lets-go"]
+        assert client.query(queries["Find log with body json extract"]).result_rows[0][1].startswith('{"bytes"')
+    finally:
+        client.close()
+    assert not failures, "\n".join(failures)
