@@ -100,15 +100,18 @@ def normalize_metrics(request: ExportMetricsServiceRequest, ctx: Context) -> Otl
                     continue
                 monotonic = kind == "sum" and metric.sum.is_monotonic
                 found = go_metrics.lookup(metric.name, metric.unit, monotonic_sum=monotonic)
+                point_attributes = [
+                    attributes(p.attributes) if p.attributes else {} for p in getattr(metric, kind).data_points
+                ]
                 if found is not None:
-                    _runtime_points(metric, kind, found, service, instance, ctx)
-                result.accepted += _collector_points(metric, kind, origin, ctx)
+                    _runtime_points(metric, kind, found, service, instance, point_attributes, ctx)
+                result.accepted += _collector_points(metric, kind, origin, point_attributes, ctx)
     return result
 
 
 def _runtime_points(
     metric: Metric, kind: str, found: tuple[go_metrics.Canonical, float], service: str, instance: str,
-    ctx: Context,
+    point_attributes: list[dict[str, str]], ctx: Context,
 ) -> int:
     canonical, scale = found
     cols = ctx.rows.columns(RUNTIME_TABLE, RUNTIME_COLUMNS)
@@ -128,11 +131,10 @@ def _runtime_points(
         cols["received_at"].append(ctx.received_at)
 
     points = 0
-    for point in data.data_points:
+    for point, attrs in zip(data.data_points, point_attributes, strict=True):
         if point.flags & _NO_RECORDED_VALUE:
             continue
         points += 1
-        attrs = attributes(point.attributes) if point.attributes else {}
         if kind in ("gauge", "sum"):
             add(point, canonical.name, _number(point) * scale, canonical.unit, attrs)
             continue
@@ -168,13 +170,20 @@ class Origin:
     scope_schema_url: str
 
 
-def _exemplars(point: Any, cols: dict[str, list[Any]]) -> None:
-    exemplars = point.exemplars
-    cols["Exemplars.FilteredAttributes"].append([attributes(e.filtered_attributes) for e in exemplars])
-    cols["Exemplars.TimeUnix"].append([storable_ns(e.time_unix_nano) for e in exemplars])
-    cols["Exemplars.Value"].append([_number(e) for e in exemplars])
-    cols["Exemplars.SpanId"].append([hex_id(e.span_id) for e in exemplars])
-    cols["Exemplars.TraceId"].append([hex_id(e.trace_id) for e in exemplars])
+def _exemplars(points: Any, cols: dict[str, list[Any]]) -> None:
+    if not any(p.exemplars for p in points):
+        empty: list[list[Any]] = [[] for _ in points]
+        for name in ("Exemplars.FilteredAttributes", "Exemplars.TimeUnix", "Exemplars.Value", "Exemplars.SpanId",
+                     "Exemplars.TraceId"):
+            cols[name].extend(empty)
+        return
+    for point in points:
+        exemplars = point.exemplars
+        cols["Exemplars.FilteredAttributes"].append([attributes(e.filtered_attributes) for e in exemplars])
+        cols["Exemplars.TimeUnix"].append([storable_ns(e.time_unix_nano) for e in exemplars])
+        cols["Exemplars.Value"].append([_number(e) for e in exemplars])
+        cols["Exemplars.SpanId"].append([hex_id(e.span_id) for e in exemplars])
+        cols["Exemplars.TraceId"].append([hex_id(e.trace_id) for e in exemplars])
 
 
 def _optional(point: Any, name: str) -> float:
@@ -182,56 +191,59 @@ def _optional(point: Any, name: str) -> float:
     return float(getattr(point, name)) if point.HasField(name) else _NAN
 
 
-def _collector_points(metric: Metric, kind: str, origin: Origin, ctx: Context) -> int:
-    """Every point of one metric, as sent, into the Collector table of its type."""
+def _collector_points(
+    metric: Metric, kind: str, origin: Origin, point_attributes: list[dict[str, str]], ctx: Context
+) -> int:
+    """Every point of one metric, as sent, into the Collector table of its type.
+
+    What is the same for every point of the metric (resource, scope, name) is extended in one go rather
+    than appended point by point: this runs for every point OTLP delivers.
+    """
     cols = ctx.rows.columns(TABLES[kind], COLUMNS[kind])
     data = getattr(metric, kind)
-    temporality = int(getattr(data, "aggregation_temporality", 0))
-    for point in data.data_points:
-        cols["ResourceAttributes"].append(origin.resource)
-        cols["ResourceSchemaUrl"].append(origin.resource_schema_url)
-        cols["ScopeName"].append(origin.scope_name)
-        cols["ScopeVersion"].append(origin.scope_version)
-        cols["ScopeAttributes"].append(origin.scope_attributes)
-        cols["ScopeDroppedAttrCount"].append(origin.scope_dropped)
-        cols["ScopeSchemaUrl"].append(origin.scope_schema_url)
-        cols["ServiceName"].append(origin.service)
-        cols["ServiceInstance"].append(origin.instance)
-        cols["MetricName"].append(metric.name)
-        cols["MetricDescription"].append(metric.description)
-        cols["MetricUnit"].append(metric.unit)
-        cols["Attributes"].append(attributes(point.attributes) if point.attributes else {})
-        cols["StartTimeUnix"].append(storable_ns(point.start_time_unix_nano))
-        cols["TimeUnix"].append(storable_ns(point.time_unix_nano) or ctx.received_ns)
-        cols["Flags"].append(point.flags)
-        cols["received_at"].append(ctx.received_at)
-        if kind == "summary":
-            cols["Count"].append(point.count)
-            cols["Sum"].append(point.sum)
-            cols["ValueAtQuantiles.Quantile"].append([q.quantile for q in point.quantile_values])
-            cols["ValueAtQuantiles.Value"].append([q.value for q in point.quantile_values])
-            continue
-        _exemplars(point, cols)
-        if kind in ("gauge", "sum"):
-            cols["Value"].append(_number(point))
-            if kind == "sum":
-                cols["AggregationTemporality"].append(temporality)
-                cols["IsMonotonic"].append(bool(data.is_monotonic))
-            continue
-        cols["Count"].append(point.count)
-        cols["Sum"].append(_optional(point, "sum"))
-        cols["Min"].append(_optional(point, "min"))
-        cols["Max"].append(_optional(point, "max"))
-        cols["AggregationTemporality"].append(temporality)
-        if kind == "histogram":
-            cols["BucketCounts"].append(list(point.bucket_counts))
-            cols["ExplicitBounds"].append(list(point.explicit_bounds))
-        else:
-            cols["Scale"].append(point.scale)
-            cols["ZeroCount"].append(point.zero_count)
-            cols["ZeroThreshold"].append(point.zero_threshold)
-            cols["PositiveOffset"].append(point.positive.offset)
-            cols["PositiveBucketCounts"].append(list(point.positive.bucket_counts))
-            cols["NegativeOffset"].append(point.negative.offset)
-            cols["NegativeBucketCounts"].append(list(point.negative.bucket_counts))
-    return len(data.data_points)
+    points = data.data_points
+    n = len(points)
+    for name, value in (
+        ("ResourceAttributes", origin.resource), ("ResourceSchemaUrl", origin.resource_schema_url),
+        ("ScopeName", origin.scope_name), ("ScopeVersion", origin.scope_version),
+        ("ScopeAttributes", origin.scope_attributes), ("ScopeDroppedAttrCount", origin.scope_dropped),
+        ("ScopeSchemaUrl", origin.scope_schema_url), ("ServiceName", origin.service),
+        ("ServiceInstance", origin.instance), ("MetricName", metric.name),
+        ("MetricDescription", metric.description), ("MetricUnit", metric.unit), ("received_at", ctx.received_at),
+    ):
+        cols[name].extend([value] * n)
+    received_ns = ctx.received_ns
+    cols["Attributes"].extend(point_attributes)
+    cols["StartTimeUnix"].extend([storable_ns(p.start_time_unix_nano) for p in points])
+    cols["TimeUnix"].extend([storable_ns(p.time_unix_nano) or received_ns for p in points])
+    cols["Flags"].extend([p.flags for p in points])
+    if kind == "summary":
+        cols["Count"].extend([p.count for p in points])
+        cols["Sum"].extend([p.sum for p in points])
+        cols["ValueAtQuantiles.Quantile"].extend([[q.quantile for q in p.quantile_values] for p in points])
+        cols["ValueAtQuantiles.Value"].extend([[q.value for q in p.quantile_values] for p in points])
+        return n
+    _exemplars(points, cols)
+    if kind in ("gauge", "sum"):
+        cols["Value"].extend([_number(p) for p in points])
+        if kind == "sum":
+            cols["AggregationTemporality"].extend([int(data.aggregation_temporality)] * n)
+            cols["IsMonotonic"].extend([bool(data.is_monotonic)] * n)
+        return n
+    cols["Count"].extend([p.count for p in points])
+    cols["Sum"].extend([_optional(p, "sum") for p in points])
+    cols["Min"].extend([_optional(p, "min") for p in points])
+    cols["Max"].extend([_optional(p, "max") for p in points])
+    cols["AggregationTemporality"].extend([int(data.aggregation_temporality)] * n)
+    if kind == "histogram":
+        cols["BucketCounts"].extend([list(p.bucket_counts) for p in points])
+        cols["ExplicitBounds"].extend([list(p.explicit_bounds) for p in points])
+        return n
+    cols["Scale"].extend([p.scale for p in points])
+    cols["ZeroCount"].extend([p.zero_count for p in points])
+    cols["ZeroThreshold"].extend([p.zero_threshold for p in points])
+    cols["PositiveOffset"].extend([p.positive.offset for p in points])
+    cols["PositiveBucketCounts"].extend([list(p.positive.bucket_counts) for p in points])
+    cols["NegativeOffset"].extend([p.negative.offset for p in points])
+    cols["NegativeBucketCounts"].extend([list(p.negative.bucket_counts) for p in points])
+    return n
