@@ -312,19 +312,26 @@ def guards_of(statement: str) -> tuple[Guard, ...]:
     )
 
 
-def guard_holds(store: Store, ctx: RenderContext, guard: Guard) -> bool:
-    if guard.column:
-        found = store.scalar(
+def _catalog_count(store: Store, ctx: RenderContext, table: str, column: str) -> int:
+    if column:
+        return int(store.scalar(
             "SELECT count() FROM system.columns WHERE database = {d:String} AND table = {t:String} "
             "AND name = {c:String}",
-            {"d": ctx.database, "t": guard.table, "c": guard.column},
-        )
-    else:
-        found = store.scalar(
-            "SELECT count() FROM system.tables WHERE database = {d:String} AND name = {t:String}",
-            {"d": ctx.database, "t": guard.table},
-        )
-    return bool(found) == guard.present
+            {"d": ctx.database, "t": table, "c": column},
+        ) or 0)
+    return int(store.scalar(
+        "SELECT count() FROM system.tables WHERE database = {d:String} AND name = {t:String}",
+        {"d": ctx.database, "t": table},
+    ) or 0)
+
+
+def guard_holds(store: Store, ctx: RenderContext, guard: Guard) -> bool:
+    """On a cluster the data is in `<table>_local`: its state decides (a front can lag behind it when a
+    swap was interrupted between the local tables and the fronts). Other objects are checked by name."""
+    table = guard.table
+    if ctx.cluster and _catalog_count(store, ctx, table + LOCAL_SUFFIX, ""):
+        table += LOCAL_SUFFIX
+    return bool(_catalog_count(store, ctx, table, guard.column)) == guard.present
 
 
 def render_guarded(sql: str, ctx: RenderContext) -> list[tuple[tuple[Guard, ...], str]]:

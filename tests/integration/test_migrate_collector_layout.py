@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.config import REPO_SQL_DIR
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate, render_statements
+from pipeline.store.migrate import Guard, RenderContext, guard_holds, migrate, render_statements
 
 pytestmark = pytest.mark.integration
 
@@ -151,5 +151,22 @@ def test_copy_interrupted_before_the_swap_is_redone_whole(store: Store, settings
         migrate(store, REPO_SQL_DIR, ctx)
         assert _fingerprint(store, f"{db}.otel_logs", LOG_FINGERPRINT) == before
         assert "TimestampTime" not in _columns(store, db, "otel_logs")
+    finally:
+        store.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+
+
+def test_on_a_cluster_guards_read_the_local_table(store: Store, settings) -> None:
+    """A swap interrupted between the local tables and their fronts: the local table's columns decide."""
+    db = settings.database + "_guard"
+    ctx = RenderContext(db, 1, cluster="fleet")
+    store.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    try:
+        store.command(f"CREATE TABLE {db}.otel_logs_local (Timestamp DateTime64(9)) ENGINE = MergeTree ORDER BY ()")
+        store.command(f"CREATE TABLE {db}.otel_logs (Timestamp DateTime64(9), TimestampTime DateTime) "
+                      "ENGINE = MergeTree ORDER BY ()")  # a front still showing the old columns
+        assert not guard_holds(store, ctx, Guard("otel_logs", "TimestampTime", True))
+        assert guard_holds(store, ctx, Guard("otel_logs", "TimestampTime", False))
+        assert guard_holds(store, ctx, Guard("otel_traces_trace_id_ts_mv", "", False))  # no local: by name
+        assert guard_holds(store, RenderContext(db, 1), Guard("otel_logs", "TimestampTime", True))  # single node
     finally:
         store.command(f"DROP DATABASE IF EXISTS {db} SYNC")
