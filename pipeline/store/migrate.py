@@ -343,7 +343,16 @@ def render_guarded(sql: str, ctx: RenderContext) -> list[tuple[tuple[Guard, ...]
         if not ctx.cluster:
             out.append((guards, statement))
             continue
-        out.extend((guards, s) for s in cluster_statements(statement, ctx, keys))
+        expanded = cluster_statements(statement, ctx, keys)
+        exchange = _EXCHANGE_RE.match(_LEADING_COMMENTS_RE.sub("", statement))
+        if exchange:
+            # The swap of the local tables keeps the statement's guards; the fronts are rebuilt whenever
+            # their local table exists, so a run interrupted between the two catches up.
+            swap, drop_a, drop_b, front_a, front_b = expanded
+            has_a, has_b = (Guard(exchange.group("a"), "", True),), (Guard(exchange.group("b"), "", True),)
+            out.extend([(guards, swap), (has_a, drop_a), (has_b, drop_b), (has_a, front_a), (has_b, front_b)])
+            continue
+        out.extend((guards, s) for s in expanded)
     return out
 
 

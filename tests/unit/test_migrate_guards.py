@@ -46,3 +46,13 @@ def test_exchange_on_a_cluster_swaps_local_tables_and_rebuilds_fronts() -> None:
         "DROP TABLE IF EXISTS fw.otel_logs_next ON CLUSTER 'fleet' SYNC",
         "SELECT 1",
     ]
+
+
+def test_on_a_cluster_the_fronts_are_rebuilt_whenever_their_local_table_exists() -> None:
+    guarded = render_guarded(SWAP, CLUSTER)[2:7]
+    swap_guards = (Guard("otel_logs", "TimestampTime", True), Guard("otel_logs_next", "", True))
+    assert [guards for guards, _ in guarded] == [
+        swap_guards,
+        (Guard("otel_logs", "", True),), (Guard("otel_logs_next", "", True),),
+        (Guard("otel_logs", "", True),), (Guard("otel_logs_next", "", True),),
+    ]
