@@ -1,7 +1,7 @@
 """Every OTLP metric type round-trips into the Collector exporter's five tables, every field checked by name.
 
 Gauges, sums, explicit and exponential histograms (with exemplars, recorded inside a sampled span) come
-from the official SDK through the official OTLP/HTTP exporter; summaries, which the SDK cannot produce,
+from the official SDK through the official OTLP/HTTP and OTLP/gRPC exporters; summaries, which the SDK cannot produce,
 are a hand-built ExportMetricsServiceRequest posted as protobuf. The exporter is wrapped to keep the batch
 it sent, encoded with the exporter's own encoder, so each stored row is compared with the point that was
 on the wire, and a few values are also checked against what the test recorded.
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -45,6 +46,16 @@ class KeepingExporter(OTLPMetricExporter):
         return super().export(metrics_data, timeout_millis, **kwargs)
 
 
+class KeepingGrpcExporter(GrpcMetricExporter):
+    """The official gRPC exporter, keeping what it exported."""
+
+    sent: list[MetricsData]
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        self.sent = [*getattr(self, "sent", []), metrics_data]
+        return super().export(metrics_data, timeout_millis, **kwargs)
+
+
 def _attrs(kvs: Any) -> dict[str, str]:
     out = {}
     for kv in kvs:
@@ -58,10 +69,14 @@ def _number(point: Any) -> float:
     return float(point.as_int) if point.WhichOneof("value") == "as_int" else point.as_double
 
 
-def send_sdk_metrics(fw) -> KeepingExporter:
+def send_sdk_metrics(fw, transport: str) -> KeepingExporter | KeepingGrpcExporter:
     resource = Resource.create({"service.name": SERVICE, "service.instance.id": "rt-1", "deployment.env": "test"},
                                schema_url="https://opentelemetry.io/schemas/1.26.0")
-    exporter = KeepingExporter(endpoint=f"{fw.http_endpoint}/v1/metrics")
+    exporter: KeepingExporter | KeepingGrpcExporter
+    if transport == "grpc":
+        exporter = KeepingGrpcExporter(endpoint=fw.grpc_endpoint, insecure=True)
+    else:
+        exporter = KeepingExporter(endpoint=f"{fw.http_endpoint}/v1/metrics")
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(resource=resource, metric_readers=[reader], views=[
         View(instrument_name="rpc.latency.exp", aggregation=ExponentialBucketHistogramAggregation(max_size=20)),
@@ -147,9 +162,10 @@ def check_exemplars(row: dict[str, Any], point: Any) -> None:
     assert row["Exemplars.FilteredAttributes"] == [_attrs(e.filtered_attributes) for e in sent]
 
 
-def test_every_metric_type_round_trips_into_the_collector_tables(fleetwatch_run) -> None:
+@pytest.mark.parametrize("transport", ["http", "grpc"])
+def test_every_metric_type_round_trips_into_the_collector_tables(fleetwatch_run, transport: str) -> None:
     fw = fleetwatch_run()
-    exporter = send_sdk_metrics(fw)
+    exporter = send_sdk_metrics(fw, transport)
     handbuilt = summary_request()
     assert post_proto(fw, handbuilt) == 200
     assert fw.terminate() == 0, fw.log()
