@@ -55,6 +55,22 @@ def test_json_ids_are_hex_enums_names_or_numbers_int64_strings_or_numbers() -> N
     assert cols["Links.SpanId"][0] == [SPAN]
 
 
+def test_span_keeps_what_the_exporter_table_has_no_column_for() -> None:
+    doc = {"resourceSpans": [{"schemaUrl": "https://opentelemetry.io/schemas/1.26.0", "scopeSpans": [{
+        "schemaUrl": "https://example.test/s", "scope": {"name": "lib", "version": "2",
+                                                         "attributes": [{"key": "k", "value": {"intValue": 3}}]},
+        "spans": [{"traceId": TRACE, "spanId": SPAN, "name": "a", "flags": 769, "droppedAttributesCount": 2,
+                   "droppedEventsCount": 3, "droppedLinksCount": 4, "startTimeUnixNano": NOW_NS,
+                   "endTimeUnixNano": NOW_NS + 1}]}]}]}
+    rows, _ = normalize("traces", decode_request("traces", json.dumps(doc).encode(), "json"))
+    cols = rows.tables["otel_traces"]
+    assert (cols["ResourceSchemaUrl"], cols["ScopeSchemaUrl"]) == (
+        ["https://opentelemetry.io/schemas/1.26.0"], ["https://example.test/s"])
+    assert (cols["ScopeName"], cols["ScopeVersion"], cols["ScopeAttributes"]) == (["lib"], ["2"], [{"k": "3"}])
+    assert (cols["SpanFlags"], cols["DroppedAttributesCount"], cols["DroppedEventsCount"],
+            cols["DroppedLinksCount"]) == ([769], [2], [3], [4])
+
+
 @pytest.mark.parametrize(("body", "encoding", "needle"), [
     (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}', "json", "not hex"),
     (b"[1, 2]", "json", "object"),
