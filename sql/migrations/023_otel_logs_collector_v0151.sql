@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS {{db}}.otel_logs_next {{on_cluster}}
     `__otel_materialized_k8s.pod.name` LowCardinality(String) MATERIALIZED ResourceAttributes['k8s.pod.name'] CODEC(ZSTD(1)),
     `__otel_materialized_k8s.pod.uid` LowCardinality(String) MATERIALIZED ResourceAttributes['k8s.pod.uid'] CODEC(ZSTD(1)),
     `__otel_materialized_deployment.environment.name` LowCardinality(String) MATERIALIZED ResourceAttributes['deployment.environment.name'] CODEC(ZSTD(1)),
+    -- Fleetwatch's own column (the default keeps the Collector's inserts working): OTLP's
+    -- observed_time_unix_nano (0 when not sent), which the exporter's table has no place for.
+    ObservedTimestamp  DateTime64(9, 'UTC') DEFAULT Timestamp CODEC(Delta(8), ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,

@@ -172,6 +172,7 @@ def test_other_log_records_keep_their_metadata() -> None:
     cols = rows.tables["otel_logs"]
     assert cols["Body"] == ["disk almost full", ""]
     assert cols["Timestamp"] == [NOW_NS, NOW_NS + 5]
+    assert cols["ObservedTimestamp"] == [0, NOW_NS + 5]  # as sent: 0 when the record has none
     assert cols["SeverityNumber"][0] == 13 and cols["TraceId"][0] == TRACE and cols["TraceFlags"][0] == 1
     assert cols["LogAttributes"][0] == {"k": "3"}
     assert cols["ResourceAttributes"][0]["service.instance.id"] == "i-1"
