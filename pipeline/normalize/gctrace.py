@@ -282,10 +282,11 @@ class _Normalizer:
         rows: Rows,
         stats: LineStats,
         location: Callable[[int], str] | None = None,
+        start: int = 0,
     ) -> None:
-        """Handle work[0:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
+        """Handle work[start:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
         pending = _Pending()
-        self.scan(work, observed, limit, rows, stats, pending, location)
+        self.scan(work, observed, limit, rows, stats, pending, location, start)
         self.flush(rows, stats, pending)
 
     def scan(
@@ -297,9 +298,10 @@ class _Normalizer:
         stats: LineStats,
         pending: _Pending,
         location: Callable[[int], str] | None = None,
+        start: int = 0,
     ) -> None:
-        """The per-line loop: typed rows go to `pending` (flushed as columns later), logs and quarantine rows
-        straight to `rows`."""
+        """The per-line loop over work[start:limit]: typed rows go to `pending` (flushed as columns later),
+        logs and quarantine rows straight to `rows`."""
         clock = self.clock
         gc_rows = pending.gc_rows
         scav_rows = pending.scav_rows
@@ -313,7 +315,7 @@ class _Normalizer:
         classify = _classify
         parse_gc = rl.parse_gc
         n = len(work)
-        for i in range(limit):
+        for i in range(start, limit):
             line = work[i]
             if line is None:
                 continue
@@ -537,6 +539,17 @@ def normalize_segments(
     return stats
 
 
+@dataclass(frozen=True, slots=True)
+class StreamClockState:
+    """The stream clock of a fixed-start stream between two lines (see `_StreamClock`)."""
+
+    start_us: int              # start of the current incarnation
+    last_end_us: int | None    # end of the last cycle seen, None before the first
+    incarnation: int
+    last_num: int              # -1 before the first gc line
+    last_since_us: int         # -1 before the first gc line
+
+
 class GctraceStream:
     """Stream mode: the stderr of one process (or of its restarts), fed in batches.
 
@@ -577,6 +590,61 @@ class GctraceStream:
     def finish(self, rows: Rows) -> LineStats:
         """Handle the lines held back for repairs across batches."""
         return self._run(self._carry, rows, final=True)
+
+    @property
+    def received_ms(self) -> int:
+        """received_at of every row, in unix milliseconds as stored."""
+        return self._normalizer.received_ms
+
+    # -- for a fast path that hands runs of plain gc lines to the engine (pipeline/sources/gctrace_fast.py) --
+    def pending_work(self, lines: Iterable[str], *, terminated: bool = True) -> list[str | None]:
+        """The lines a `feed` would handle: those held back from the last batch, then `lines`."""
+        return self._carry + (_strip(lines) if terminated else list(lines))
+
+    def clock_state(self) -> StreamClockState | None:
+        """The stream clock before the next line, or None when it is anchored on the wall clock (no fast path
+        can reproduce that)."""
+        clock = self._normalizer.clock
+        assert isinstance(clock, _StreamClock)
+        if not clock.fixed:
+            return None
+        assert clock.start_us is not None
+        return StreamClockState(start_us=clock.start_us, last_end_us=clock.last_end_us,
+                                incarnation=clock.incarnation, last_num=clock.last_num,
+                                last_since_us=clock.last_since_us)
+
+    def set_clock(self, state: StreamClockState) -> None:
+        """Continue after gc lines stored elsewhere, after which the clock is `state` (count them with
+        `count_stored`)."""
+        clock = self._normalizer.clock
+        assert isinstance(clock, _StreamClock) and clock.fixed
+        clock.start_us = state.start_us
+        clock.last_end_us = state.last_end_us
+        clock.incarnation = state.incarnation
+        clock.last_num = state.last_num
+        clock.last_since_us = state.last_since_us
+        if state.last_num >= 0:  # -1: no gc line yet, and after_gc_num stays 0
+            self._normalizer.last_gc_num = state.last_num
+
+    @staticmethod
+    def count_stored(gc_lines: int, stats: LineStats) -> None:
+        """Account for gc lines turned into gc_events rows elsewhere."""
+        stats.lines += gc_lines
+        stats.events += gc_lines
+
+    def normalize_range(self, work: list[str | None], start: int, end: int, rows: Rows, stats: LineStats) -> None:
+        """The reference normalizer over work[start:end] of a batch from `pending_work` (repairs may consume
+        lines up to end + REPAIR_WINDOW, as in `feed`)."""
+        first = self._first_line
+        name = self.name or "stdin"
+        self._normalizer.process(work, None, end, rows, stats, location=lambda i: f"{name}:{first + i}",
+                                 start=start)
+
+    def finish_batch(self, work: list[str | None], limit: int, stats: LineStats) -> None:
+        """Close a batch handled range by range: keep work[limit:] for the next one."""
+        self._carry = work[limit:]
+        self._first_line += limit
+        self.stats.add(stats)
 
     def _run(self, work: list[str | None], rows: Rows, *, final: bool) -> LineStats:
         limit = len(work) if final else max(0, len(work) - REPAIR_WINDOW)

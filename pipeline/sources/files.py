@@ -29,6 +29,7 @@ from pipeline.config import Settings
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
@@ -117,10 +118,15 @@ def ingest_stream(
     service: str,
     start_ns: int | None,
     batch_lines: int = BATCH_LINES,
+    fast: GctraceFastPath | None = None,
 ) -> LineStats:
-    """Read one input to its end, writing every batch to the store; returns what became of its lines."""
+    """Read one input to its end, writing every batch to the store; returns what became of its lines.
+
+    With `fast` and a known start, runs of plain gc lines are parsed and stored by the engine
+    (pipeline/sources/gctrace_fast.py); the rows are the same.
+    """
     is_stdin = source.name == "-"
-    stream = GctraceStream(
+    reference = GctraceStream(
         service=service,
         instance=source.instance,
         source="stdin" if is_stdin else "file",
@@ -129,6 +135,10 @@ def ingest_stream(
         now_ns=time.time_ns,
         name="stdin" if is_stdin else source.name,
     )
+    stream: GctraceStream | FastGctraceStream = reference
+    if fast is not None and start_ns is not None:
+        stream = fast.stream(reference, service=service, instance=source.instance,
+                             source="stdin" if is_stdin else "file")
     sink = Sink(store)
     batch: list[str] = []
     last_flush = time.monotonic()
@@ -151,6 +161,8 @@ def ingest_stream(
                 flush(final=False)
                 last_flush = now
     flush(final=True)
+    if isinstance(stream, FastGctraceStream):
+        stream.close()
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
 
@@ -185,13 +197,15 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     store = Store.from_settings(settings)
     try:
-        migrate(store, settings.sql_dir, context_from_settings(settings))
+        ctx = context_from_settings(settings)
+        migrate(store, settings.sql_dir, ctx)
+        fast = GctraceFastPath(store, settings.sql_dir, ctx)
         total = LineStats()
         for source in inputs:
             anchor = start_ns
             if anchor is None and source.name != "-":
                 anchor = file_start_ns(source.name)
-            stats = ingest_stream(store, source, service=args.service, start_ns=anchor)
+            stats = ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
             total.add(stats)
             print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
         if len(inputs) > 1:
