@@ -153,16 +153,18 @@ def ingest_stream(
         if rows:
             sink.write(rows)
 
-    with open_binary(source.name) as binary:
-        for chunk in iter_line_chunks(binary):
-            batch.extend(chunk)
-            now = time.monotonic()
-            if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
-                flush(final=False)
-                last_flush = now
-    flush(final=True)
-    if isinstance(stream, FastGctraceStream):
-        stream.close()
+    try:
+        with open_binary(source.name) as binary:
+            for chunk in iter_line_chunks(binary):
+                batch.extend(chunk)
+                now = time.monotonic()
+                if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+                    flush(final=False)
+                    last_flush = now
+        flush(final=True)
+    finally:
+        if isinstance(stream, FastGctraceStream):
+            stream.close()  # the stage table, also when the store failed mid-way
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
 
