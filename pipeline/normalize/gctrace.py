@@ -588,23 +588,38 @@ class GctraceStream:
         start_ns: int | None,
         now_ns: Callable[[], int] | None = None,
         name: str = "",
+        observed: bool = False,
     ) -> None:
         now_us = None if now_ns is None else (lambda: now_ns() // 1000)
-        self._normalizer = _Normalizer(
-            service=service, instance=instance, source=source, received_at=received_at,
-            clock=_StreamClock(None if start_ns is None else start_ns // 1000, now_us), quarantine=None,
+        # observed: every line comes with the time it was observed (a container log record's timestamp),
+        # which anchors it as in `normalize_lines`; otherwise the stream clock anchors @seconds.
+        clock: _ObservedClock | _StreamClock = (
+            _ObservedClock() if observed else _StreamClock(None if start_ns is None else start_ns // 1000, now_us)
         )
+        self._normalizer = _Normalizer(
+            service=service, instance=instance, source=source, received_at=received_at, clock=clock,
+            quarantine=None,
+        )
+        self.observed = observed
         self.name = name
         self.stats = LineStats()
         self._carry: list[str | None] = []
+        self._carry_obs: list[int] = []
         self._first_line = 1  # line number of _carry[0] (or of the next line fed)
 
-    def feed(self, lines: Iterable[str], rows: Rows, *, terminated: bool = True) -> LineStats:
+    def feed(
+        self, lines: Iterable[str], rows: Rows, *, terminated: bool = True, observed_ns: Sequence[int] | None = None
+    ) -> LineStats:
         """Normalize a batch into `rows`; returns the stats of this batch.
 
-        `terminated=False` says the lines carry no line terminators (saves a pass over them).
+        `terminated=False` says the lines carry no line terminators (saves a pass over them). An observed
+        stream needs `observed_ns`, one time per line.
         """
         batch = _strip(lines) if terminated else list(lines)
+        if self.observed:
+            if observed_ns is None or len(observed_ns) != len(batch):
+                raise ValueError("an observed stream needs one observed time per line")
+            self._carry_obs = self._carry_obs + list(observed_ns)
         return self._run(self._carry + batch, rows, final=False)
 
     def finish(self, rows: Rows) -> LineStats:
@@ -616,8 +631,10 @@ class GctraceStream:
         first = self._first_line
         name = self.name or "stdin"
         stats = LineStats()
-        self._normalizer.process(work, None, limit, rows, stats, location=lambda i: f"{name}:{first + i}")
+        observed = self._carry_obs if self.observed else None
+        self._normalizer.process(work, observed, limit, rows, stats, location=lambda i: f"{name}:{first + i}")
         self._carry = work[limit:]
+        self._carry_obs = self._carry_obs[limit:]
         self._first_line = first + limit
         self.stats.add(stats)
         return stats
