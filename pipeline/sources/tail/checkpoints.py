@@ -60,11 +60,19 @@ class CheckpointStore:
         self.store = store
         self._checkpoint_sql = load_statement(sql_dir, "queries/tail_checkpoint.sql", render)
         self._plan_sql = load_statement(sql_dir, "queries/tail_batch_plan.sql", render)
+        self._last_sql = load_statement(sql_dir, "queries/tail_last_at_path.sql", render)
 
     def resume_point(self, device: int, inode: int) -> Checkpoint | None:
         rows = self.store.query(self._checkpoint_sql, {"device": device, "inode": inode}).named_results()
         for row in rows:
             return Checkpoint(int(row["generation"]), int(row["offset"]), str(row["fingerprint"]))
+        return None
+
+    def last_at_path(self, path: str) -> tuple[int, int] | None:
+        """(device, inode) of the file last checkpointed under `path`, or None."""
+        for row in self.store.query(self._last_sql, {"path": path}).named_results():
+            device, inode, _generation = str(row["file_key"]).split(":")
+            return int(device), int(inode)
         return None
 
     def planned(self, file_key: str, start: int) -> Plan | None:

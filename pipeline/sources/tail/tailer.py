@@ -138,6 +138,8 @@ class Tailer:
             if ident in self.files or self.failed.get(path) == ident:
                 continue
             predecessor = by_path.get(path)
+            if predecessor is None:
+                predecessor = self._rotated_while_away(path, ident)
             self._open(path, ident, predecessor if predecessor is not None and predecessor.rotated else None)
         for f in list(self.files.values()):
             try:
@@ -172,19 +174,47 @@ class Tailer:
                 seen[path] = (st.st_dev, st.st_ino)
         return seen
 
-    def _open(self, path: str, ident: tuple[int, int], predecessor: Followed | None) -> None:
-        identity = identify(path, service=self.settings.service, instance=self.settings.instance,
+    def _rotated_while_away(self, path: str, ident: tuple[int, int]) -> Followed | None:
+        """The file last read under `path`, when another file has its name now (rotated while this process
+        was not running): found by its inode in the same directory and read to its end first."""
+        last = self.checkpoints.last_at_path(path)
+        if last is None or last == ident or last in self.files:
+            return None
+        directory = os.path.dirname(path) or "."
+        try:
+            candidates = list(os.scandir(directory))
+        except OSError:
+            return None
+        for entry in candidates:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) == last and stat.S_ISREG(st.st_mode):
+                old = self._open(entry.path, last, None, name=path)
+                if old is not None:
+                    old.rotated = True
+                return old
+        return None
+
+    def _open(
+        self, path: str, ident: tuple[int, int], predecessor: Followed | None, *, name: str | None = None
+    ) -> Followed | None:
+        """Start following `path`; `name` is the path it had when it was followed before (identity and
+        checkpoints keep that name)."""
+        name = name or path
+        identity = identify(name, service=self.settings.service, instance=self.settings.instance,
                             pattern=self.settings.identity_pattern)
         try:
             fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
             self._fail(path, ident, f"cannot open: {exc.strerror or exc}", identity)
-            return
+            return None
         st = os.fstat(fd)
         if (st.st_dev, st.st_ino) != ident:  # replaced between stat and open: next poll sees the new one
             os.close(fd)
-            return
-        f = Followed(path=path, fd=fd, device=st.st_dev, inode=st.st_ino, identity=identity,
+            return None
+        f = Followed(path=name, fd=fd, device=st.st_dev, inode=st.st_ino, identity=identity,
                      last_growth=self.clock(), predecessor=predecessor)
         checkpoint = self.checkpoints.resume_point(f.device, f.inode)
         if checkpoint is not None:
@@ -199,6 +229,7 @@ class Tailer:
         self.files[ident] = f
         self.failed.pop(path, None)
         log.info("following %s (%s at %d)", path, f.key, f.offset)
+        return f
 
     # -- one file ----------------------------------------------------------------------------------
     def _advance(self, f: Followed) -> bool:
