@@ -158,6 +158,9 @@ class FilesSettings(BaseModel):
     # instance = pod), else service = the file name without extension, instance = the host name.
     service: str = ""
     instance: str = ""
+    # This machine's name in the checkpoints (inode numbers repeat across machines). Empty: the host name.
+    # In a Kubernetes DaemonSet set it to the node name (the pod's host name changes with every rollout).
+    node: str = ""
     # A regular expression with named groups (service, instance, namespace) matched against the path;
     # when it matches it wins over the Kubernetes layouts.
     identity_pattern: str = ""

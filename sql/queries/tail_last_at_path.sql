@@ -3,6 +3,6 @@
 -- and read to its end before the new file.
 SELECT file_key
 FROM {{db}}.file_batches
-WHERE path = {path:String}
+WHERE node = {node:String} AND path = {path:String}
 ORDER BY planned_at DESC
 LIMIT 1

@@ -49,7 +49,7 @@ def stored_counts(store: Store, db: str) -> dict[str, int]:
 
 
 def make_tailer(store: Store, settings: Settings, paths: list[str], clock: Clock) -> Tailer:
-    checkpoints = CheckpointStore(store, settings.sql_dir, context_from_settings(settings))
+    checkpoints = CheckpointStore(store, settings.sql_dir, context_from_settings(settings), "node-a")
     files = FilesSettings(paths=paths, idle_flush_seconds=1.0)
     return Tailer(Sink(store), checkpoints, files, clock=clock)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def build_tailer(settings: Settings, store: Store, sink: Sink, paths: list[str] | None = None) -> Tailer:
-    checkpoints = CheckpointStore(store, settings.sql_dir, context_from_settings(settings))
+    checkpoints = CheckpointStore(store, settings.sql_dir, context_from_settings(settings),
+                                  settings.files.node or socket.gethostname())
     return Tailer(sink, checkpoints, settings.files, paths=paths)
 
 

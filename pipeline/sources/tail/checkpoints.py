@@ -56,27 +56,33 @@ def batch_token(file_key: str, start: int) -> str:
 class CheckpointStore:
     """Reads and writes `file_checkpoints` and `file_batches`."""
 
-    def __init__(self, store: Store, sql_dir: Path, render: RenderContext) -> None:
+    def __init__(self, store: Store, sql_dir: Path, render: RenderContext, node: str) -> None:
         self.store = store
+        self.node = node
         self._checkpoint_sql = load_statement(sql_dir, "queries/tail_checkpoint.sql", render)
         self._plan_sql = load_statement(sql_dir, "queries/tail_batch_plan.sql", render)
         self._last_sql = load_statement(sql_dir, "queries/tail_last_at_path.sql", render)
 
+    def file_key(self, device: int, inode: int, generation: int) -> str:
+        return f"{self.node}/{device}:{inode}:{generation}"
+
     def resume_point(self, device: int, inode: int) -> Checkpoint | None:
-        rows = self.store.query(self._checkpoint_sql, {"device": device, "inode": inode}).named_results()
+        params = {"node": self.node, "device": device, "inode": inode}
+        rows = self.store.query(self._checkpoint_sql, params).named_results()
         for row in rows:
             return Checkpoint(int(row["generation"]), int(row["offset"]), str(row["fingerprint"]))
         return None
 
     def last_at_path(self, path: str) -> tuple[int, int] | None:
         """(device, inode) of the file last checkpointed under `path`, or None."""
-        for row in self.store.query(self._last_sql, {"path": path}).named_results():
-            device, inode, _generation = str(row["file_key"]).split(":")
+        for row in self.store.query(self._last_sql, {"node": self.node, "path": path}).named_results():
+            device, inode, _generation = str(row["file_key"]).rpartition("/")[2].split(":")
             return int(device), int(inode)
         return None
 
     def planned(self, file_key: str, start: int) -> Plan | None:
-        rows = self.store.query(self._plan_sql, {"file_key": file_key, "start_offset": start}).named_results()
+        params = {"node": self.node, "file_key": file_key, "start_offset": start}
+        rows = self.store.query(self._plan_sql, params).named_results()
         for row in rows:
             return Plan(int(row["end_offset"]), bytes.fromhex(row["carry"]), int(row["read_at_ns"]))
         return None
@@ -85,8 +91,8 @@ class CheckpointStore:
         """Record `plan` for the batch starting at `start` unless one exists; returns the plan that stands."""
         self.store.insert_columns(
             PLANS,
-            {"file_key": [file_key], "path": [path], "start_offset": [start], "end_offset": [plan.end],
-             "carry": [plan.carry.hex()], "read_at": [plan.read_at_ns]},
+            {"node": [self.node], "file_key": [file_key], "path": [path], "start_offset": [start],
+             "end_offset": [plan.end], "carry": [plan.carry.hex()], "read_at": [plan.read_at_ns]},
             dedup_token=f"tailplan/{file_key}/{start}",
         )
         stored = self.planned(file_key, start)
@@ -97,7 +103,7 @@ class CheckpointStore:
     def commit(self, *, device: int, inode: int, generation: int, offset: int, fingerprint: str, path: str) -> None:
         self.store.insert_columns(
             CHECKPOINTS,
-            {"device": [device], "inode": [inode], "generation": [generation], "offset": [offset],
+            {"node": [self.node], "device": [device], "inode": [inode], "generation": [generation], "offset": [offset],
              "fingerprint": [fingerprint], "path": [path]},
-            dedup_token=f"tailcp/{device}:{inode}:{generation}/{offset}",
+            dedup_token=f"tailcp/{self.node}/{device}:{inode}:{generation}/{offset}",
         )

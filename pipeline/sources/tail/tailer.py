@@ -29,7 +29,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,11 +78,11 @@ class Followed:
     carry: bytes = b""                       # text carried from the rotated predecessor
     predecessor: Followed | None = None
     handed_over: Followed | None = None      # predecessor whose checkpoint is committed with our first batch
-    pending_end: dict[str, int] = field(default_factory=dict)
+    node: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.device}:{self.inode}:{self.generation}"
+        return f"{self.node}/{self.device}:{self.inode}:{self.generation}"
 
 
 class Tailer:
@@ -215,7 +215,7 @@ class Tailer:
             os.close(fd)
             return None
         f = Followed(path=name, fd=fd, device=st.st_dev, inode=st.st_ino, identity=identity,
-                     last_growth=self.clock(), predecessor=predecessor)
+                     last_growth=self.clock(), predecessor=predecessor, node=self.checkpoints.node)
         checkpoint = self.checkpoints.resume_point(f.device, f.inode)
         if checkpoint is not None:
             n = fingerprint_length(checkpoint.fingerprint)
