@@ -145,8 +145,16 @@ class Tailer:
             try:
                 while self._advance(f):
                     pass
+            except StoreUnavailable:
+                raise  # the store, not the file: the whole round is retried with a backoff
             except OSError as exc:
                 self._fail(f.path, (f.device, f.inode), f"cannot read: {exc.strerror or exc}", f.identity)
+                _close(f)
+                del self.files[(f.device, f.inode)]
+            except Exception as exc:  # one bad file never stops the others
+                log.exception("%s: giving up on this file", f.path)
+                self._fail(f.path, (f.device, f.inode), f"cannot process: {type(exc).__name__}: {exc}"[:500],
+                           f.identity)
                 _close(f)
                 del self.files[(f.device, f.inode)]
             if f.finished:
