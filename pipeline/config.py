@@ -232,8 +232,9 @@ class ScrapeTarget(BaseModel):
 
     # Base URL of the target; profiles are fetched from <url>/debug/pprof/<profile>.
     url: str
+    # Service name of every row from this target.
     service: str
-    # Default: host:port of the URL.
+    # Instance name; default: host:port of the URL.
     instance: str = ""
     interval_seconds: float = Field(default=60.0, gt=0)
     # Default: pprof.scrape_timeout_seconds.
@@ -299,7 +300,7 @@ class PprofSettings(BaseModel):
     goroutineleak_interval_seconds: float = Field(default=300.0, gt=0)
     # A profile a target answered 404 for (older Go, no goroutineleak) is asked for again only this often.
     not_supported_retry_seconds: float = Field(default=3600.0, gt=0)
-    # A failing target is retried after interval x 2^failures, capped here.
+    # A failing target is retried after interval x 2^(failures-1), capped here.
     scrape_backoff_max_seconds: float = Field(default=600.0, gt=0)
     # Prometheus file_sd JSON files: [{"targets": ["host:port"], "labels": {"service": .., "instance": ..}}].
     file_sd: list[Path] = Field(default_factory=list)
