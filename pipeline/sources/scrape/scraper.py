@@ -165,7 +165,7 @@ class Scraper:
     def _job_done(self, key: tuple[str, str], future: Future[list[tuple[str, str]]]) -> None:
         now = time.monotonic()
         try:
-            outcomes = future.result()
+            outcomes = [] if future.cancelled() else future.result()
         except Exception:  # a bug in one job must not stop the target's schedule
             log.exception("scrape job for %s failed", key[0])
             outcomes = []
