@@ -229,7 +229,7 @@ class Scraper:
             "started": started, "duration_ms": min(got.duration_ms, 2**32 - 1), "status": status,
             "http_status": got.http_status, "error": error, "bytes": got.bytes, "snapshot_id": snapshot,
         })
-        self.telemetry.records_in.add(1, {"source": SOURCE, "signal": SIGNAL})
+        self.telemetry.records_in.add(1, {"source": SOURCE, "signal": SIGNAL, "status": status})
         return status
 
     # -- writing ---------------------------------------------------------------------------------------
