@@ -54,7 +54,7 @@ Starter = Callable[[RunContext], "Component | None"]
 def _starters() -> list[tuple[str, Starter]]:
     """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
     from pipeline.jobs import scheduler
-    from pipeline.sources import kafka, otlp_grpc, otlp_http, tail
+    from pipeline.sources import kafka, otlp_grpc, otlp_http, scrape, tail
     from pipeline.store import query_http
 
     return [
@@ -62,6 +62,7 @@ def _starters() -> list[tuple[str, Starter]]:
         ("scheduler", scheduler.start),
         ("kafka", kafka.start),
         ("files", tail.start),
+        ("scraper", scrape.start),
         ("otlp grpc", otlp_grpc.start),
         ("otlp http", otlp_http.start),
     ]

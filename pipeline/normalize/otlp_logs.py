@@ -147,6 +147,7 @@ def _append_record_log(
         event_name=rec.event_name,
         resource_schema_url=resource_schema_url,
         scope_schema_url=rec.scope_schema_url,
+        observed_ns=storable_ns(record.observed_time_unix_nano),
     )
 
 

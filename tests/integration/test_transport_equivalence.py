@@ -180,7 +180,8 @@ def test_file_kafka_and_otlp_give_the_same_rows_in_every_table(
                 KeyValue(key="service.instance.id", value=AnyValue(string_value=name))])
             records = rl.scope_logs.add().log_records
             for line, ms in zip(lines, stamps, strict=True):
-                records.add(time_unix_nano=ms * 1_000_000, body=AnyValue(string_value=line))
+                records.add(time_unix_nano=ms * 1_000_000, observed_time_unix_nano=ms * 1_000_000,
+                            body=AnyValue(string_value=line))
             req = urllib.request.Request(f"http://{otlp_cfg.otlp.http}/v1/logs", data=request.SerializeToString(),
                                          method="POST", headers={"Content-Type": "application/x-protobuf"})
             with urllib.request.urlopen(req, timeout=60) as resp:
