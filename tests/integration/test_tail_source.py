@@ -146,3 +146,45 @@ def test_plain_files_trailing_blanks_and_a_bad_file_next_to_a_good_one(
     assert reasons and all(str(bad) in r[0] for r in reasons)
     tailer.close()
     os.remove(bad)
+
+
+def test_ingest_follow_tails_one_file_until_stopped(store: Store, settings: Settings, tmp_path: Path) -> None:
+    """`fleetwatch ingest gctrace --follow FILE` (its command function): the lines written while it runs are
+    stored under the given service, and a second run resumes from the checkpoint."""
+    import threading
+    import time
+
+    from pipeline.sources.tail import follow_command
+
+    lines = CAPTURE.read_text().split("\n")[:-1]
+    path = tmp_path / "app.log"
+    path.write_text("")
+    fast = settings.model_copy(update={"files": FilesSettings(poll_interval_seconds=0.05, idle_flush_seconds=0.2)})
+
+    def follow(stop: threading.Event) -> threading.Thread:
+        thread = threading.Thread(target=follow_command, args=(fast, str(path)),
+                                  kwargs={"service": "api", "instance": "pod-1", "stop": stop})
+        thread.start()
+        return thread
+
+    def wait_gc(expected: int) -> None:
+        deadline = time.monotonic() + 60
+        while stored_counts(store, settings.database)["gc_events"] < expected:
+            assert time.monotonic() < deadline, stored_counts(store, settings.database)
+            time.sleep(0.05)
+
+    stop = threading.Event()
+    thread = follow(stop)
+    append(path, lines[:1500])
+    wait_gc(reference_counts(lines[:1500])["gc_events"])
+    stop.set()
+    thread.join(30)
+    stop = threading.Event()
+    thread = follow(stop)
+    append(path, lines[1500:])
+    wait_gc(reference_counts(lines)["gc_events"])
+    stop.set()
+    thread.join(30)
+    assert stored_counts(store, settings.database)["gc_events"] == reference_counts(lines)["gc_events"]
+    ident = store.rows(f"SELECT DISTINCT service, instance FROM {settings.database}.gc_events")
+    assert ident == [("api", "pod-1")]

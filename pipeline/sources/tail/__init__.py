@@ -70,20 +70,23 @@ def start(ctx: RunContext) -> TailSource | None:
     return TailSource(ctx).start()
 
 
-def follow_command(settings: Settings, path: str, *, service: str | None, instance: str | None) -> int:
-    """`fleetwatch ingest gctrace --follow FILE`: tail one file until SIGINT/SIGTERM. Exit code 0."""
+def follow_command(
+    settings: Settings, path: str, *, service: str | None, instance: str | None, stop: threading.Event | None = None
+) -> int:
+    """`fleetwatch ingest gctrace --follow FILE`: tail one file until SIGINT/SIGTERM (or `stop`). Exit code 0."""
     files = settings.files.model_copy(update={
         "service": service or settings.files.service, "instance": instance or settings.files.instance,
     })
     settings = settings.model_copy(update={"files": files})
     store = Store.from_settings(settings)
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def _on_signal(_signum: int, _frame: object) -> None:
         stop.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
     try:
         migrate(store, settings.sql_dir, context_from_settings(settings))
         tailer = build_tailer(settings, store, Sink(store), paths=[path])
