@@ -170,7 +170,7 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
 
 
 def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
-    """The non-blank lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
+    """The lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
     not UTF-8), which the per-message path handles."""
     value = msg.value
     if value is None or len(value) > max_bytes:
@@ -181,7 +181,9 @@ def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
         return None
     if text.lstrip().startswith(("{", "[")):
         return None
-    return [line for line in split_lines(text) if line.strip()]
+    # Blank lines stay: the normalizer counts them (and stores nothing), and they take their place in the
+    # repair window exactly as in a file.
+    return split_lines(text)
 
 
 def _flush_group(group: list[tuple[KafkaMessage, list[str]]], identity: tuple[str, str], rows: Rows,
@@ -334,7 +336,7 @@ def _lines(lines: Sequence[str], observed_ns: int, service: str, instance: str, 
            rows: Rows, received_at: datetime) -> None:
     from pipeline.normalize.gctrace import normalize_lines
 
-    normalize_lines([line for line in lines if line.strip()], observed_ns=observed_ns, service=service,
+    normalize_lines(list(lines), observed_ns=observed_ns, service=service,
                     instance=instance, source=SOURCE, received_at=received_at, rows=rows, quarantine=msg.where)
 
 

@@ -42,7 +42,8 @@ def _one_call_per_identity_run(messages: list[KafkaMessage]) -> Rows:
         lines, observed, wheres = [], [], []
         for msg in run:
             assert msg.value is not None
-            own_lines = [line for line in msg.value.decode().split("\n") if line.strip()]
+            own_lines = msg.value.decode().split("\n")
+            own_lines = own_lines[:-1] if own_lines[-1] == "" else own_lines
             lines += own_lines
             observed += [msg.timestamp_ms * 1_000_000] * len(own_lines)
             wheres += [msg.where] * len(own_lines)
