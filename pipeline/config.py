@@ -152,7 +152,8 @@ class FilesSettings(BaseModel):
     idle_flush_seconds: float = Field(default=1.0, gt=0)
     # Largest amount read from one file per batch.
     max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
-    # A line longer than this (no newline within it) is cut there and quarantined.
+    # A line longer than this is cut into pieces of this size, each quarantined; the rest of the line after
+    # the last full piece is read as a line of its own.
     max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
     # At most this many files are followed at once; further matches are reported and skipped.
     max_files: int = Field(default=10_000, ge=1)

@@ -188,3 +188,21 @@ def test_ingest_follow_tails_one_file_until_stopped(store: Store, settings: Sett
     assert stored_counts(store, settings.database)["gc_events"] == reference_counts(lines)["gc_events"]
     ident = store.rows(f"SELECT DISTINCT service, instance FROM {settings.database}.gc_events")
     assert ident == [("api", "pod-1")]
+
+
+def test_a_line_longer_than_the_limit_is_cut_and_quarantined(store: Store, settings: Settings, tmp_path: Path) -> None:
+    path = tmp_path / "huge.log"
+    gc = CAPTURE.read_text().split("\n")[:-1]
+    gc_lines = [line for line in gc if line.startswith("gc ")][:3]
+    path.write_text(gc_lines[0] + "\n" + "x" * 5000 + "\n" + "\n".join(gc_lines[1:]) + "\n")
+    clock = Clock()
+    checkpoints = CheckpointStore(store, settings.sql_dir, context_from_settings(settings), "node-a")
+    tailer = Tailer(Sink(store), checkpoints, FilesSettings(paths=[str(path)], max_line_bytes=1024), clock=clock)
+    drain(tailer, clock)
+    tailer.close()
+    assert stored_counts(store, settings.database)["gc_events"] == 3
+    # Cut every 1024 bytes: each full piece is quarantined, the rest (5000 - 4 x 1024) is read as a line.
+    reasons = store.rows(f"SELECT reason, raw_bytes FROM {settings.database}.quarantine")
+    assert reasons == [("line longer than 1024 bytes (files.max_line_bytes)", 1024)] * 4
+    rest = store.rows(f"SELECT length(Body) FROM {settings.database}.otel_logs WHERE Body LIKE 'xxx%'")
+    assert rest == [(5000 - 4 * 1024,)]
