@@ -12,16 +12,19 @@ read it while the pipeline runs. It speaks the subset of ClickHouse's HTTP proto
   ask for it; the X-ClickHouse-* headers clients read; errors as `Code: N. DB::Exception: ...` with
   X-ClickHouse-Exception-Code and ClickHouse's HTTP status for that code; `/ping` and `/` answer `Ok.`.
 
-Read-only by default: each request gets a fresh engine session pinned to `readonly = 2` (no INSERT, no DDL,
-no way back to readonly = 0) and the statement must pass `sqlguard.check_read_only` (no table functions or
-functions that reach files, URLs or other servers, no INTO OUTFILE). Sessions are per request because chdb
-connection handles are cheap (about a millisecond), share the engine with the pipeline's `Store`, and a
-fresh one can never carry a previous request's settings or database.
+Read-only by default: the statement must pass `sqlguard.check_read_only` (no table functions or functions
+that reach files, URLs or other servers, no INTO OUTFILE, output formats and system tables on allow-lists),
+settings from the URL and from the statement's SETTINGS clauses must be on `reader_settings`' allow-list,
+and after they and the endpoint's limits are applied the session is pinned to `readonly = 1`, so the
+engine refuses any other setting change (no file, schema or URL setting can reach it). Sessions are per
+request because chdb connection handles are cheap (about a millisecond), share the engine with the
+pipeline's `Store`, and a fresh one can never carry a previous request's settings or database.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hmac
 import io
@@ -43,8 +46,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
+from pipeline.config import REPO_SQL_DIR
 from pipeline.health import Health, health_answer
-from pipeline.store import sqlguard
+from pipeline.sqlfiles import load_statement
+from pipeline.store import reader_settings, sqlguard
+from pipeline.store.migrate import RenderContext
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,7 @@ _CODE_RE = re.compile(r"Code: (\d+)\.")
 _NAME_RE = re.compile(r"\(([A-Z_]+)\)\s*$")
 
 UNKNOWN_SETTING = 115
+SETTING_CONSTRAINT_VIOLATION = reader_settings.SETTING_CONSTRAINT_VIOLATION
 BAD_BODY = 27
 BODY_TOO_LARGE = 396
 # The largest request body (after decompression) read into memory; queries are text, far below this.
@@ -76,7 +83,8 @@ _STATUS_BY_CODE: dict[int, int] = {
     192: 401, 193: 401, 194: 401, AUTHENTICATION_FAILED: 401,
     sqlguard.READONLY: 403, sqlguard.ACCESS_DENIED: 403,
     SYNTAX_ERROR: 400, 6: 400, 25: 400, 27: 400, 36: 400, 38: 400, 41: 400, 42: 400, 43: 400, 44: 400,
-    53: 400, 69: 400, 70: 400, 72: 400, 73: 400, UNKNOWN_SETTING: 400, 456: 400, 457: 400,
+    53: 400, 69: 400, 70: 400, SETTING_CONSTRAINT_VIOLATION: 400,
+    72: 400, 73: 400, UNKNOWN_SETTING: 400, 456: 400, 457: 400,
     16: 404, 46: 404, 47: 404, 60: 404, 81: 404, 85: 404,
     159: 504, 394: 500, BODY_TOO_LARGE: 413,
 }
@@ -91,6 +99,12 @@ _CONTENT_TYPES = {
     "TSVWithNamesAndTypes": "text/tab-separated-values", "TabSeparatedWithNamesAndTypes": "text/tab-separated-values",
     "Pretty": "text/plain", "PrettyCompact": "text/plain", "Vertical": "text/plain", "Markdown": "text/markdown",
 }
+
+
+@functools.cache
+def load_sql(relative: str) -> str:
+    """One statement from `sql/` (these files use no database placeholder)."""
+    return load_statement(REPO_SQL_DIR, relative, RenderContext(database="default", ttl_days=1))
 
 
 class QueryFailure(Exception):
@@ -157,8 +171,10 @@ class QueryAnswer:
 class EngineGateway:
     """Runs one request on a fresh engine session over the store's path."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: reader_settings.ReaderLimits | None = None) -> None:
         self.path = path if path.startswith(":memory:") else os.path.realpath(path)
+        self.limits = limits or reader_settings.ReaderLimits()
+        self._setting_names: frozenset[str] | None = None
 
     def timezone(self) -> str:
         conn = chdb.connect(self.path)
@@ -172,44 +188,71 @@ class EngineGateway:
             raise QueryFailure(SYNTAX_ERROR, "Empty query", "SYNTAX_ERROR")
         conn = chdb.connect(self.path)
         try:
-            if request.read_only:
-                self._engine(conn, "SET readonly = 2")
-            if request.database:
-                self._engine(conn, f"USE {quote_identifier(request.database)}")
-            self._apply_settings(conn, request)
             sql = request.sql
+            fmt = request.default_format
             if request.read_only:
-                sql = self._normalize(conn, sql)
-                ast = self._engine(conn, f"EXPLAIN AST {sql}", "TabSeparated", request.parameters).bytes().decode()
-                try:
-                    sqlguard.check_read_only(sql, ast)
-                except sqlguard.Refusal as refusal:
-                    name = "READONLY" if refusal.code == sqlguard.READONLY else "ACCESS_DENIED"
-                    raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", name) from None
-            fmt = sqlguard.output_format(sql) or request.default_format
+                sql, fmt = self._guard(conn, request)
+            else:
+                if request.database:
+                    self._engine(conn, f"USE {quote_identifier(request.database)}")
+                for name, value in request.settings.items():
+                    if not _SETTING_NAME_RE.match(name):
+                        raise QueryFailure(UNKNOWN_SETTING, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
+                    literal = reader_settings.sql_literal(value)
+                    self._engine(conn, f"SET {name} = {literal}")
+                fmt = sqlguard.output_format(sql) or fmt
             result = self._engine(conn, sql, fmt, request.parameters)
             body = result.bytes() or b""
             return QueryAnswer(body, fmt, _summary(result, len(body)))
         finally:
             conn.close()
 
-    def _apply_settings(self, conn: Any, request: QueryRequest) -> None:
-        for name, value in request.settings.items():
-            if not _SETTING_NAME_RE.match(name):
+    def _known_settings(self, conn: Any) -> frozenset[str]:
+        if self._setting_names is None:
+            text = self._engine(conn, load_sql("queries/query_endpoint_setting_names.sql")).bytes().decode()
+            self._setting_names = frozenset(text.split())
+        return self._setting_names
+
+    def _guard(self, conn: Any, request: QueryRequest) -> tuple[str, str]:
+        """Check a reader's statement and settings, then lock the session: the statement to run, its format.
+
+        Order matters: the statement is normalized, its settings (URL, then the statement's own SETTINGS
+        clauses) checked against the allow-list and applied with the endpoint's limits, the session becomes
+        `readonly = 1` (the engine refuses every further setting change), and only then is the statement
+        parsed (EXPLAIN AST) and checked.
+        """
+        known = self._known_settings(conn)
+        for name in request.settings:
+            if name not in known and name != "readonly":
                 raise QueryFailure(UNKNOWN_SETTING, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
-            if name == "readonly" and request.read_only and value in ("1", "2"):
-                continue  # asking for read-only on a read-only session changes nothing
-            if request.read_only:
-                try:
-                    sqlguard.check_setting(name)
-                except sqlguard.Refusal as refusal:
-                    raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", "ACCESS_DENIED") from None
-            literal = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        sql = self._normalize(conn, request.sql)
+        fmt = sqlguard.output_format(sql) or request.default_format
+        try:
+            sqlguard.check_database(request.database)
+            sqlguard.check_format(fmt)
+            settings = reader_settings.resolve(request.settings, sqlguard.settings_clauses(sql), self.limits)
+        except sqlguard.Refusal as refusal:
+            raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", "ACCESS_DENIED") from None
+        except reader_settings.SettingRefused as refused:
+            raise QueryFailure(refused.code, refused.message, refused.name) from None
+        for name, literal in settings.items():
             self._engine(conn, f"SET {name} = {literal}")
+        if request.database:
+            self._engine(conn, f"USE {quote_identifier(request.database)}")
+        self._engine(conn, load_sql("queries/query_endpoint_lock.sql"))
+        # Parsed only now, in the locked session: even EXPLAIN cannot apply a setting that was not checked.
+        ast = self._engine(conn, f"EXPLAIN AST {sql}", "TabSeparated", request.parameters).bytes().decode()
+        try:
+            sqlguard.check_read_only(sql, ast)
+        except sqlguard.Refusal as refusal:
+            name = "READONLY" if refusal.code == sqlguard.READONLY else "ACCESS_DENIED"
+            raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", name) from None
+        return sql, fmt
 
     def _normalize(self, conn: Any, sql: str) -> str:
         """The engine's canonical single-statement text of `sql` (comments gone, one statement only)."""
-        result = self._engine(conn, "SELECT formatQuerySingleLine({q:String})", "RawBLOB", {"q": escape_param(sql)})
+        result = self._engine(conn, load_sql("queries/query_endpoint_normalize.sql"), "RawBLOB",
+                              {"q": escape_param(sql)})
         return result.bytes().decode().strip()
 
     @staticmethod
