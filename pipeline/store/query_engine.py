@@ -6,8 +6,9 @@ block, so a large result never sits whole in memory. What makes it safe to run i
 the store and takes in telemetry:
 
 - every request runs on a fresh engine session over the store's path (chdb handles are cheap and a fresh one
-  carries no earlier request's settings), checked by `sqlguard` and `reader_settings` and then locked with
-  `readonly = 1`, so neither files nor the network nor the limits are within a reader's reach;
+  carries no earlier request's settings), checked by `sqlguard` and `reader_settings` (settings on an
+  allow-list, in the URL and in every SETTINGS clause) and run with `readonly = 2`, so neither files nor the
+  network nor the limits are within a reader's reach;
 - at most `max_concurrent_queries` run at once; one more fails at once with TOO_MANY_SIMULTANEOUS_QUERIES
   (503 with Retry-After) instead of queueing threads and memory;
 - each running query is tagged with an internal `log_comment`, so `cancel(query_id)` (the client hung up)
@@ -362,6 +363,8 @@ class EngineGateway:
             counters = _Counters()
             if select and (fmt.lower() in _STREAMED_FORMATS or fmt.lower() in _HEADER_LINES):
                 stream = self._engine_stream(running.conn, sql, fmt, request.parameters)
+                if running.cancelled.is_set():  # cancelled while the query was starting: its KILL found nothing
+                    self._kill(running)
                 first = self._first_block(stream)
                 if first is None:
                     # An empty result: produced whole, so formats with a header still carry it.
@@ -398,12 +401,16 @@ class EngineGateway:
             entry.cancelled.set()
             self._kill(entry)
         deadline = time.monotonic() + timeout
-        with self._idle:
-            while self._running and time.monotonic() < deadline:
-                self._idle.wait(min(0.1, max(0.0, deadline - time.monotonic())))
-            left = len(self._running)
+        while True:
+            with self._idle:
+                self._idle.wait_for(lambda: not self._running, min(0.5, max(0.0, deadline - time.monotonic())))
+                left = list(self._running.values())
+            if not left or time.monotonic() >= deadline:
+                break
+            for entry in left:  # a query that was still starting when it was first killed
+                self._kill(entry)
         if left:
-            log.warning("query endpoint: %d queries still running after %.1f s", left, timeout)
+            log.warning("query endpoint: %d queries still running after %.1f s", len(left), timeout)
 
     def running_count(self) -> int:
         with self._lock:
@@ -487,8 +494,10 @@ class EngineGateway:
 
         Order matters: the statement is normalized, its settings (URL, then the statement's own SETTINGS
         clauses) checked against the allow-list and applied with the endpoint's limits, the session becomes
-        `readonly = 1` (the engine refuses every further setting change), and only then is the statement
-        parsed (EXPLAIN AST) and checked.
+        `readonly = 2` (no writes, no way back), and only then is the statement parsed (EXPLAIN AST, which
+        applies the statement's top-level SETTINGS) and checked, including that every SETTINGS clause the
+        engine saw was one the allow-list checked. (`readonly = 1` would also freeze settings in the engine,
+        but clients read it from system.settings and then refuse to send any setting at all.)
         """
         known = self._known_settings(conn)
         for name in request.settings:
@@ -509,10 +518,11 @@ class EngineGateway:
         if request.database:
             self._engine(conn, f"USE {quote_identifier(request.database)}")
         self._engine(conn, load_sql("queries/query_endpoint_lock.sql"))
-        # Parsed only now, in the locked session: even EXPLAIN cannot apply a setting that was not checked.
+        # Parsed only now: even EXPLAIN applies the statement's settings, and they have all been checked.
         explained = (self._engine(conn, f"EXPLAIN AST {sql}", "TabSeparated", request.parameters).bytes() or b"")
         ast = explained.decode()
         try:
+            sqlguard.check_settings_clauses(sql, ast)
             sqlguard.check_read_only(sql, ast)
         except sqlguard.Refusal as refusal:
             name = "READONLY" if refusal.code == sqlguard.READONLY else "ACCESS_DENIED"

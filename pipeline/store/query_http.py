@@ -14,9 +14,9 @@ read it while the pipeline runs. It speaks the subset of ClickHouse's HTTP proto
 
 Read-only by default: the statement must pass `sqlguard.check_read_only` (no table functions or functions
 that reach files, URLs or other servers, no INTO OUTFILE, output formats and system tables on allow-lists),
-settings from the URL and from the statement's SETTINGS clauses must be on `reader_settings`' allow-list,
-and after they and the endpoint's limits are applied the session is pinned to `readonly = 1`, so the
-engine refuses any other setting change (no file, schema or URL setting can reach it). Sessions are per
+settings from the URL and from the statement's SETTINGS clauses must be on `reader_settings`' allow-list
+(no file, schema, URL or SQL-carrying setting can reach the engine), and the session runs with the
+endpoint's limits and `readonly = 2`. The engine side is `query_engine.EngineGateway`. Sessions are per
 request because chdb connection handles are cheap (about a millisecond), share the engine with the
 pipeline's `Store`, and a fresh one can never carry a previous request's settings or database.
 """
@@ -30,12 +30,13 @@ import io
 import json
 import logging
 import re
+import select
 import socket
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -239,15 +240,25 @@ class _Handler(BaseHTTPRequestHandler):
                 raise QueryFailure(1, f"There is no handle {parts.path}", "UNKNOWN_HANDLE")
             self._authenticate(params)
             request = self._request(params, body, read_only=read_only, query_id=query_id)
-            result = self.gateway.execute(request)
         except QueryFailure as failure:
             self._send_failure(failure, query_id)
             return
+        watcher = _HangUpWatcher(self.connection, lambda: self.gateway.cancel(query_id))
+        try:
+            result = self.gateway.execute(request)
+        except QueryFailure as failure:
+            watcher.stop()
+            self._send_failure(failure, query_id)
+            return
         except Exception as exc:
+            watcher.stop()
             log.exception("query endpoint request failed")
             self._send_failure(QueryFailure(1001, f"{type(exc).__name__}: {exc}", "STD_EXCEPTION"), query_id)
             return
-        self._send_result(result, params)
+        try:
+            self._send_result(result, params)
+        finally:
+            watcher.stop()
 
     def _send_result(self, result: QueryResult, params: Mapping[str, str]) -> None:
         """Small results go out whole with an exact summary; larger ones stream as the engine makes them.
@@ -413,6 +424,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+class _HangUpWatcher:
+    """Cancels a query when its client closes the connection while the engine still works on it.
+
+    The serving thread is inside the engine (or blocked writing), so a helper thread polls the socket: readable
+    with nothing to read means the peer has gone. Data from a pipelining client ends the watch (the socket is
+    not ours to read), and so does the end of the request.
+    """
+
+    def __init__(self, conn: socket.socket, on_hang_up: Callable[[], None], interval: float = 0.25) -> None:
+        self._conn = conn
+        self._on_hang_up = on_hang_up
+        self._interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="query-hangup", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                readable, _, _ = select.select([self._conn], [], [], 0)
+                if not readable:
+                    continue
+                if self._conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b"":
+                    return  # the client sent more: not a hang-up, and not ours to read
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                pass  # reset or closed: gone either way
+            if not self._done.is_set():
+                log.debug("query endpoint: client hung up, cancelling its query")
+                self._on_hang_up()
+            return
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 class _Server(ThreadingHTTPServer):

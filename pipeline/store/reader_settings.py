@@ -8,8 +8,8 @@ clickhouse-connect, the ClickHouse JS client and Grafana's ClickHouse data sourc
 format options, time zones, block sizes, a few query-shaping switches) plus the resource limits, which a
 reader may only LOWER. Everything else is refused with the engine's own error shape.
 
-The same rule covers settings in the URL and in the statement's own `SETTINGS` clauses; the engine then
-runs the statement in a `readonly = 1` session, which refuses any change that did not pass through here.
+The same rule covers settings in the URL and in every `SETTINGS` clause of the statement (sqlguard reads
+them off the engine's normalized text and checks it found as many clauses as the engine parsed).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ _OVERFLOW_VALUES = {"throw", "break"}
 
 @dataclass(frozen=True)
 class ReaderLimits:
-    """The endpoint's caps; readers may ask for less, never for more (and never for 0 = unlimited)."""
+    """The endpoint's caps; readers may ask for less, never for more (0 = unlimited counts as more)."""
 
     max_memory_usage: int = 1 << 30
     max_execution_time: float = 60.0
@@ -92,7 +92,7 @@ class ReaderLimits:
         }
 
     def fixed(self) -> dict[str, str]:
-        """Settings every reader's session gets whatever it asked for (applied before `readonly = 1`)."""
+        """Settings every reader's session gets whatever it asked for (applied last)."""
         return {
             # the engine's default per-block sleep cap, pinned so readers cannot lift it
             "function_sleep_max_microseconds_per_block": "3000000",
@@ -119,6 +119,17 @@ def sql_literal(value: str) -> str:
 def _unquote(literal: str) -> str:
     if literal.startswith("'") and literal.endswith("'"):
         return re.sub(r"\\(.)", r"\1", literal[1:-1])
+    return literal
+
+
+def _clamp(name: str, literal: str, limits: ReaderLimits) -> str:
+    """A URL limit above the cap (or 0, unlimited) becomes the cap: clients such as Grafana's data source send
+    their own timeout as max_execution_time, and they should get the endpoint's limit, not an error."""
+    caps = limits.caps()
+    value = _unquote(literal).strip()
+    if name in caps and _NUMBER_RE.match(value) and (float(value) == 0 or float(value) > caps[name]):
+        cap = caps[name]
+        return repr(cap) if isinstance(cap, float) else str(cap)
     return literal
 
 
@@ -157,8 +168,10 @@ def resolve(
 ) -> dict[str, str]:
     """The session settings for one request, as `name -> SQL literal`, in the order they are applied.
 
-    URL settings come first, the statement's own SETTINGS clauses after (the engine gives the clause the last
-    word too), then the endpoint's caps for every limit the reader did not lower, then the fixed settings.
+    URL settings come first (a limit above its cap is lowered to the cap), the statement's own SETTINGS
+    clauses after (the engine gives the clause the last word too; there a limit above its cap is refused,
+    since the clause itself runs), then the endpoint's caps for every limit the reader did not lower, then
+    the fixed settings.
     """
     out: dict[str, str] = {}
     for name, value in url_settings.items():
@@ -167,7 +180,7 @@ def resolve(
             if value.strip() not in ("1", "2"):
                 raise SettingRefused(READONLY, "Cannot modify 'readonly' setting in readonly mode", "READONLY")
             continue  # every reader session is read-only already
-        literal = sql_literal(value)
+        literal = _clamp(name, sql_literal(value), limits)
         _check_value(name, literal, limits)
         out[name] = literal
     for name, literal in clause_settings:

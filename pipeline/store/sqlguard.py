@@ -15,8 +15,8 @@ statement is also checked here, on the engine's own parse of it:
    `system.query_log`, `system.disks`, `data_paths`...) is hidden: only a short list of system tables is
    readable, and the two that hold paths (`tables`, `databases`) only by named, path-free columns;
 4. the statement's own SETTINGS clauses are read off the normalized text (`settings_clauses`) so that the
-   endpoint's settings allow-list covers them; the session then runs with `readonly = 1`, so the engine
-   itself refuses any setting change that was not hoisted and checked here.
+   endpoint's settings allow-list covers them, and the number of clauses read must equal the engine's own
+   count (`Set` nodes), so a clause this reading missed refuses the statement instead of slipping through.
 
 This module only interprets the engine's output; it never parses SQL itself.
 """
@@ -210,10 +210,24 @@ def settings_clauses(normalized_sql: str) -> list[tuple[str, str]]:
     """Every `SETTINGS name = value, ...` pair in a normalized statement, in order, as (name, value text).
 
     Works on the engine's canonical single-line text (formatQuerySingleLine), skipping quoted literals and
-    identifiers. A clause this misses is not a hole: the session is `readonly = 1`, and the engine refuses
-    any setting change that was not applied (after checking) before it.
+    identifiers. A clause this misses is not a hole: `check_settings_clauses` compares the number of clauses
+    found here with the engine's own count (`Set` nodes of EXPLAIN AST) and refuses the statement when they
+    differ.
     """
+    return _scan_settings(normalized_sql)[1]
+
+
+def check_settings_clauses(normalized_sql: str, explain_ast: str) -> None:
+    """Raise `Refusal` unless every SETTINGS clause the engine parsed was read by `settings_clauses`."""
+    engine_count = sum(1 for node in parse_explain_ast(explain_ast) if node.kind == "Set")
+    if engine_count != _scan_settings(normalized_sql)[0]:
+        raise Refusal(ACCESS_DENIED, "a SETTINGS clause of this statement could not be checked")
+
+
+def _scan_settings(normalized_sql: str) -> tuple[int, list[tuple[str, str]]]:
+    """(number of SETTINGS clauses with at least one pair, the pairs)."""
     text = normalized_sql
+    clauses = 0
     found: list[tuple[str, str]] = []
     i = 0
     while i < len(text):
@@ -224,10 +238,13 @@ def settings_clauses(normalized_sql: str) -> list[tuple[str, str]]:
         if (ch in "Ss" and text[i:i + 8].upper() == "SETTINGS" and (i == 0 or not (text[i - 1].isalnum()
                 or text[i - 1] == "_")) and not (text[i + 8:i + 9].isalnum() or text[i + 8:i + 9] == "_")):
             j = i + 8
+            first = True
             while True:
                 match = _SETTINGS_ITEM_RE.match(text, j)
                 if not match:
                     break
+                clauses += first
+                first = False
                 name = match.group(1).strip("`")
                 end = _read_value(text, match.end())
                 found.append((name, text[match.end():end].strip()))
@@ -240,7 +257,7 @@ def settings_clauses(normalized_sql: str) -> list[tuple[str, str]]:
             i = j if j > i + 8 else i + 8
             continue
         i += 1
-    return found
+    return clauses, found
 
 
 def _children(nodes: list[AstNode], index: int) -> list[AstNode]:

@@ -1,3 +1,4 @@
--- The last statement of a reader's session setup: from here on the engine refuses every setting change,
--- including the statement's own SETTINGS clauses (those already applied with the same values pass).
-SET readonly = 1
+-- The last statement of a reader's session setup, after the checked settings and limits: no INSERT, no DDL,
+-- no way back to readonly = 0. Settings stay changeable so clients (which read system.settings' readonly
+-- column) keep sending theirs; the query endpoint checks every one against its allow-list first.
+SET readonly = 2

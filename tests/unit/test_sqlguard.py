@@ -69,7 +69,9 @@ def test_reader_settings_allow_list_and_caps() -> None:
                   limits)
     assert out["max_threads"] == "'2'" and out["max_execution_time"] == "5"
     assert out["max_memory_usage"] == str(limits.max_memory_usage) and "readonly" not in out
-    for url, clause in (({"max_threads": "5"}, []), ({}, [("max_execution_time", "0")]),
+    assert resolve({"max_threads": "64", "max_execution_time": "0"}, [], limits)["max_threads"] == "4"
+    assert resolve({"max_execution_time": "0"}, [], limits)["max_execution_time"] == "10"
+    for url, clause in (({}, [("max_threads", "5")]), ({}, [("max_execution_time", "0")]),
                         ({"format_schema": "x"}, []), ({}, [("output_format_schema", "'/tmp/x'")]),
                         ({"readonly": "0"}, []), ({}, [("max_result_rows", "rand()")]),
                         ({"function_sleep_max_microseconds_per_block": "0"}, [])):
