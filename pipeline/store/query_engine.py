@@ -472,7 +472,9 @@ class EngineGateway:
         """Set up the session: the statement to run, its output format, whether it is a SELECT (streamable)."""
         conn = running.conn
         self._engine(conn, f"SET log_comment = {reader_settings.sql_literal(running.tag)}")
-        if not request.read_only:
+        if not request.read_only:  # writes allowed (trusted network): the limits are defaults here
+            for name, literal in reader_settings.resolve({}, [], self.limits).items():
+                self._engine(conn, f"SET {name} = {literal}")
             if request.database:
                 self._engine(conn, f"USE {quote_identifier(request.database)}")
             for name, value in request.settings.items():
