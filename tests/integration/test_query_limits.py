@@ -207,6 +207,18 @@ def test_clickhouse_connect_and_grafana_style_settings_work(fleet) -> None:
         assert result.result_rows[0][0] == 42
         assert json.loads(json.dumps(result.summary)).get("result_rows") == "1"
         assert client.command("SELECT 5") == 5
+        # a result past the prefetch size: streamed Native, compressed as the client asks (lz4 by default)
+        big = client.query("SELECT number, toString(number) AS s FROM numbers(1500000)")
+        assert big.row_count == 1_500_000 and big.result_rows[-1] == (1_499_999, "1499999")
+        assert client.query("SELECT number AS n FROM numbers(10) WHERE number > 100").row_count == 0
+        for compress in ("gzip", "zstd", "lz4", False):
+            other = clickhouse_connect.get_client(host="127.0.0.1", port=fleet.query_port, password=PASSWORD,
+                                                  compress=compress)
+            try:
+                assert other.query("SELECT sum(number) FROM numbers(10)").result_rows == [(45,)]
+                assert other.query("SELECT number FROM numbers(400000)").row_count == 400_000, compress
+            finally:
+                other.close()
         # what Grafana's ClickHouse data source sends with a query (its timeout as max_execution_time)
         grafana = client.query("SELECT number FROM numbers(3)", settings={
             "max_execution_time": 65, "max_threads": 8, "max_memory_usage": 0, "session_timezone": "UTC",
