@@ -36,6 +36,7 @@ from pipeline.config import REPO_SQL_DIR
 from pipeline.sqlfiles import load_statement
 from pipeline.store import reader_settings, sqlguard
 from pipeline.store.migrate import RenderContext
+from pipeline.store.reader_settings import literal_value
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ STATUS_BY_CODE: dict[int, int] = {
 }
 
 # Formats whose output the engine can hand over block by block: each block's bytes follow the previous ones
-# with no document prefix or suffix. Every other format is produced whole (bounded by max_result_bytes).
+# with no document prefix or suffix. Every other format is produced whole, in memory that counts toward the
+# query's max_memory_usage (the engine's output buffer is tracked with the query).
 _STREAMED_FORMATS = frozenset(name.lower() for name in (
     "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "JSONEachRow", "JSONLines", "JSONL", "NDJSON",
     "JSONStringsEachRow", "JSONCompactEachRow", "JSONCompactStringsEachRow", "Native", "RowBinary", "Values",
@@ -196,6 +198,8 @@ class _EngineSession(Protocol):
 class _EngineResult(Protocol):
     def bytes(self) -> bytes | None: ...
 
+    def size(self) -> int: ...
+
     def rows_read(self) -> int: ...
 
     def bytes_read(self) -> int: ...
@@ -217,8 +221,12 @@ class _Counters:
     read_bytes: int = 0
     result_rows: int = 0
     result_bytes: int = 0
+    # Bytes of formatted output: what the result-bytes limit is checked against (the engine's own count of a
+    # block's bytes leaves out most of a String column).
+    output_bytes: int = 0
 
     def add(self, result: _EngineResult) -> None:
+        self.output_bytes += int(result.size())
         try:
             self.read_rows += int(result.storage_rows_read())
             self.read_bytes += int(result.storage_bytes_read())
@@ -237,7 +245,13 @@ class _Running:
         self.tag = f"fleetwatch-reader:{uuid.uuid4()}"
         self.conn = conn
         self.cancelled = threading.Event()
+        # Set once the reader's statement starts; before that a cancel only raises the flag (a KILL aimed at the
+        # session's own setup statements would have nothing useful to stop).
+        self.executing = threading.Event()
         self.done = threading.Event()
+        # The result-bytes limit of this session: the engine does not enforce max_result_bytes on its output,
+        # so the gateway counts the result blocks itself (0 = none, for the read-write mode).
+        self.max_result_bytes = 0
         self._lock = threading.Lock()
 
     def release(self) -> None:
@@ -291,6 +305,7 @@ class _Result:
                     self._ended = True
                     return
                 self._counters.add(block)
+                self._running.gateway._check_result_bytes(self._running, self._counters)
                 data = block.bytes() or b""
                 if self._header_lines:
                     data = _drop_lines(data, self._header_lines)
@@ -358,6 +373,7 @@ class EngineGateway:
         started = time.monotonic()
         try:
             sql, fmt, select = self._prepare(running, request)
+            running.executing.set()
             if running.cancelled.is_set():
                 raise QueryFailure(QUERY_WAS_CANCELLED, "Query was cancelled", "QUERY_WAS_CANCELLED")
             counters = _Counters()
@@ -373,10 +389,12 @@ class EngineGateway:
                     head, stream_left = [result.bytes() or b""], None
                 else:
                     counters.add(first)
+                    self._check_result_bytes(running, counters)
                     head, stream_left = [first.bytes() or b""], stream
             else:
                 result = self._engine(running.conn, sql, fmt, request.parameters)
                 counters.add(result)
+                self._check_result_bytes(running, counters)
                 head, stream_left = [result.bytes() or b""], None
             return _Result(running, fmt, self.timezone(), stream_left, head, counters, started)
         except BaseException:
@@ -389,7 +407,8 @@ class EngineGateway:
             running = self._running.get(query_id)
         if running is not None:
             running.cancelled.set()
-            self._kill(running)
+            if running.executing.is_set():
+                self._kill(running)
 
     def close(self, timeout: float) -> None:
         """Refuse new queries, cancel the running ones and wait (up to `timeout`) until every session is closed;
@@ -399,7 +418,8 @@ class EngineGateway:
             running = list(self._running.values())
         for entry in running:
             entry.cancelled.set()
-            self._kill(entry)
+            if entry.executing.is_set():
+                self._kill(entry)
         deadline = time.monotonic() + timeout
         while True:
             with self._idle:
@@ -408,13 +428,21 @@ class EngineGateway:
             if not left or time.monotonic() >= deadline:
                 break
             for entry in left:  # a query that was still starting when it was first killed
-                self._kill(entry)
+                if entry.executing.is_set():
+                    self._kill(entry)
         if left:
             log.warning("query endpoint: %d queries still running after %.1f s", len(left), timeout)
 
     def running_count(self) -> int:
+        """Queries admitted and not yet finished (the ones counted against max_concurrent_queries)."""
         with self._lock:
             return len(self._running)
+
+    def executing(self, query_id: str) -> bool:
+        """Whether the query with this id has started on the engine (for waiting on state in tests)."""
+        with self._lock:
+            running = self._running.get(query_id)
+        return running is not None and running.executing.is_set()
 
     def timezone(self) -> str:
         if self._timezone is None:
@@ -451,6 +479,16 @@ class EngineGateway:
             raise
         return running
 
+    @staticmethod
+    def _check_result_bytes(running: _Running, counters: _Counters) -> None:
+        limit = running.max_result_bytes
+        if limit and counters.output_bytes > limit:
+            raise QueryFailure(
+                TOO_MANY_ROWS_OR_BYTES,
+                f"Limit for result exceeded, max bytes: {limit}, current bytes: {counters.output_bytes}",
+                "TOO_MANY_ROWS_OR_BYTES",
+            )
+
     def _finished(self, running: _Running) -> None:
         with self._idle:
             if self._running.get(running.query_id) is running:
@@ -483,7 +521,7 @@ class EngineGateway:
                 literal = reader_settings.sql_literal(value)
                 self._engine(conn, f"SET {name} = {literal}")
             return request.sql, sqlguard.output_format(request.sql) or request.default_format, False
-        return self._guard(conn, request)
+        return self._guard(running, request)
 
     def _known_settings(self, conn: _EngineSession) -> frozenset[str]:
         if self._setting_names is None:
@@ -491,7 +529,7 @@ class EngineGateway:
             self._setting_names = frozenset(text.split())
         return self._setting_names
 
-    def _guard(self, conn: _EngineSession, request: QueryRequest) -> tuple[str, str, bool]:
+    def _guard(self, running: _Running, request: QueryRequest) -> tuple[str, str, bool]:
         """Check a reader's statement and settings, then lock the session: the statement to run, its format.
 
         Order matters: the statement is normalized, its settings (URL, then the statement's own SETTINGS
@@ -501,6 +539,7 @@ class EngineGateway:
         engine saw was one the allow-list checked. (`readonly = 1` would also freeze settings in the engine,
         but clients read it from system.settings and then refuse to send any setting at all.)
         """
+        conn = running.conn
         known = self._known_settings(conn)
         for name in request.settings:
             if name not in known and name != "readonly":
@@ -517,6 +556,7 @@ class EngineGateway:
             raise QueryFailure(refused.code, refused.message, refused.name) from None
         for name, literal in settings.items():
             self._engine(conn, f"SET {name} = {literal}")
+        running.max_result_bytes = int(float(literal_value(settings["max_result_bytes"])))
         if request.database:
             self._engine(conn, f"USE {quote_identifier(request.database)}")
         self._engine(conn, load_sql("queries/query_endpoint_lock.sql"))

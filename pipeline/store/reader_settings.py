@@ -116,6 +116,11 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def literal_value(literal: str) -> str:
+    """The text of a setting literal as `resolve` returns it (quotes and escapes removed)."""
+    return _unquote(literal)
+
+
 def _unquote(literal: str) -> str:
     if literal.startswith("'") and literal.endswith("'"):
         return re.sub(r"\\(.)", r"\1", literal[1:-1])

@@ -49,6 +49,8 @@ OUTSIDE_FUNCTIONS = frozenset({
     "deltalake", "hudi", "iceberg", "icebergs3", "icebergazure", "icebergHDFS".lower(), "icebergLocal".lower(),
     "paimon", "arrowflight", "arrowflightsql", "ytsaurus", "fuzzjson", "fuzzquery", "filesystemcache",
     "catboostevaluate", "deltalakelocal", "hudilocal", "paimonlocal", "azurequeue", "s3queue",
+    # not outside, but they show the server's paths (`path`, `tmp_path`, `user_files_path`...)
+    "getserversetting", "getserversettings",
 })
 
 # Output formats a reader may ask for: none reads a schema, template or registry from a path or URL.
@@ -75,7 +77,7 @@ ALLOWED_SYSTEM_TABLES = frozenset({
     "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "settings", "formats", "functions", "table_functions",
     "databases", "tables", "columns", "data_type_families", "time_zones", "collations", "table_engines",
     "aggregate_function_combinators", "keywords", "contributors", "settings_changes", "merge_tree_settings",
-    "data_skipping_indices", "build_options",
+    "data_skipping_indices",
 })
 # System tables with columns that hold server paths: readable only by name, never by * or a column matcher.
 _PATH_HOLDING_TABLES = frozenset({"tables", "databases"})

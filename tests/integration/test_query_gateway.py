@@ -55,7 +55,7 @@ def test_results_stream_with_headers_and_a_summary(store) -> None:
 def test_cancel_stops_a_running_query(store) -> None:
     gateway = EngineGateway(store.path)
     thread, out = run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id="q-cancel"))
-    wait_until(lambda: gateway.running_count() == 1)
+    wait_until(lambda: gateway.executing("q-cancel"))
     started = time.monotonic()
     gateway.cancel("q-cancel")
     thread.join(30)
@@ -80,7 +80,7 @@ def test_close_cancels_and_waits_then_refuses(store) -> None:
     gateway = EngineGateway(store.path, ReaderLimits(max_execution_time=600))
     threads = [run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id=f"q-close-{i}"))
                for i in range(3)]
-    wait_until(lambda: gateway.running_count() == 3)
+    wait_until(lambda: all(gateway.executing(f"q-close-{i}") for i in range(3)))
     started = time.monotonic()
     gateway.close(30)
     assert gateway.running_count() == 0 and time.monotonic() - started < 15
@@ -99,3 +99,16 @@ def test_abandoned_stream_is_stopped_and_its_slot_freed(store) -> None:
     result.close()
     assert gateway.running_count() == 0
     assert b"".join(gateway.execute(QueryRequest("SELECT 2", store.database)).chunks()) == b"2\n"
+
+
+def test_close_while_queries_are_still_being_set_up(store) -> None:
+    """Queries admitted but not started yet when close() comes are stopped too (no KILL needed)."""
+    gateway = EngineGateway(store.path, ReaderLimits(max_execution_time=600))
+    threads = [run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id=f"q-early-{i}"))
+               for i in range(3)]
+    wait_until(lambda: gateway.running_count() >= 1)
+    gateway.close(30)
+    assert gateway.running_count() == 0
+    for thread, out in threads:
+        thread.join(30)
+        assert isinstance(out[0], QueryFailure) and out[0].status in (500, 503), out

@@ -136,6 +136,18 @@ def test_huge_results_are_limited_and_large_ones_stream(fleet) -> None:
         last = (last + chunk)[-100:]
     conn.close()
     assert lines == 1_500_000 and last.endswith(b"1499999\t" + b"x" * 40 + b"\n")
+    # result bytes, which the engine itself does not count on its output: before anything is sent...
+    status, headers, body = get(fleet, "SELECT number, repeat('x', 100) FROM numbers(1000000)",
+                                max_result_bytes="100000")
+    assert status == 413 and headers["X-ClickHouse-Exception-Code"] == "396", body[:300]
+    # ...and mid-stream, with the output cut within a block (~7 MB here) of the limit
+    status, headers, body = get(fleet, "SELECT number, repeat('x', 100) FROM numbers(1000000)",
+                                max_result_bytes="20000000")
+    assert status == 200 and b"Code: 396." in body[-400:], body[-400:]
+    assert len(body) < 40_000_000
+    # a document format is produced whole, within the query's memory limit (which counts its output)
+    status, headers, body = get(fleet, "SELECT number, repeat('x', 1000) FROM numbers(1000000) FORMAT JSON")
+    assert status == 500 and headers["X-ClickHouse-Exception-Code"] == "241", body[:300]
     # CSVWithNames streamed keeps one header only
     status, _, body = get(fleet, "SELECT number AS n FROM numbers(200000) FORMAT CSVWithNames")
     assert status == 200 and body.count(b'"n"') == 1 and body.count(b"\n") == 200_001

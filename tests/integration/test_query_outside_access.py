@@ -110,6 +110,10 @@ def test_schema_source_query_and_templates_leak_no_file(endpoint, tmp_path) -> N
         ("SHOW PROCESSLIST", {}),
         ("SELECT * FROM processes", {"database": "system"}),
         ("SELECT catboostEvaluate('/etc/passwd', 1)", {}),
+        ("SELECT getServerSetting('path')", {}),
+        ("SELECT value FROM system.server_settings WHERE name = 'path'", {}),
+        ("SELECT * FROM system.build_options", {}),
+        ("SELECT query FROM {t:Identifier}", {"param_t": "system.processes"}),
     ]
     let_through = []
     for sql, params in attacks:
