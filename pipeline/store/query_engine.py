@@ -70,14 +70,14 @@ STATUS_BY_CODE: dict[int, int] = {
 # Formats whose output the engine can hand over block by block: each block's bytes follow the previous ones
 # with no document prefix or suffix. Every other format is produced whole, in memory that counts toward the
 # query's max_memory_usage (the engine's output buffer is tracked with the query).
-_STREAMED_FORMATS = frozenset(name.lower() for name in (
+STREAMED_FORMATS = frozenset(name.lower() for name in (
     "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "CSV", "JSONEachRow", "JSONLines", "JSONL", "NDJSON",
-    "JSONStringsEachRow", "JSONCompactEachRow", "JSONCompactStringsEachRow", "Native", "RowBinary", "Values",
+    "JSONStringsEachRow", "JSONCompactEachRow", "JSONCompactStringsEachRow", "Native", "RowBinary",
     "TSKV", "Null", "RawBLOB", "LineAsString", "MsgPack", "BSONEachRow", "PrettyJSONEachRow", "PrettyJSONLines",
     "PrettyNDJSON",
 ))
 # Row formats with header lines: streamed too, the repeated header of every block after the first dropped.
-_HEADER_LINES = {
+HEADER_LINES = {
     **{name.lower(): 1 for name in (
         "TabSeparatedWithNames", "TSVWithNames", "TabSeparatedRawWithNames", "TSVRawWithNames",
         "JSONCompactEachRowWithNames", "JSONCompactStringsEachRowWithNames",
@@ -281,7 +281,7 @@ class _Result:
         self._counters = counters
         self._started = started
         self._elapsed_ns: int | None = None
-        self._header_lines = _HEADER_LINES.get(fmt.lower(), 0)
+        self._header_lines = HEADER_LINES.get(fmt.lower(), 0)
         self._ended = stream is None
         # Set when the query failed after its first block; the output then ends with the error text.
         self.failure: QueryFailure | None = None
@@ -377,7 +377,7 @@ class EngineGateway:
             if running.cancelled.is_set():
                 raise QueryFailure(QUERY_WAS_CANCELLED, "Query was cancelled", "QUERY_WAS_CANCELLED")
             counters = _Counters()
-            if select and (fmt.lower() in _STREAMED_FORMATS or fmt.lower() in _HEADER_LINES):
+            if select and (fmt.lower() in STREAMED_FORMATS or fmt.lower() in HEADER_LINES):
                 stream = self._engine_stream(running.conn, sql, fmt, request.parameters)
                 if running.cancelled.is_set():  # cancelled while the query was starting: its KILL found nothing
                     self._kill(running)

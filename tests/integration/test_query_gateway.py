@@ -6,9 +6,10 @@ import json
 import threading
 import time
 
+import chdb
 import pytest
 
-from pipeline.store.query_engine import EngineGateway, QueryFailure, QueryRequest
+from pipeline.store.query_engine import HEADER_LINES, STREAMED_FORMATS, EngineGateway, QueryFailure, QueryRequest
 from pipeline.store.reader_settings import ReaderLimits
 
 pytestmark = pytest.mark.integration
@@ -112,3 +113,19 @@ def test_close_while_queries_are_still_being_set_up(store) -> None:
     for thread, out in threads:
         thread.join(30)
         assert isinstance(out[0], QueryFailure) and out[0].status in (500, 503), out
+
+
+@pytest.mark.parametrize("fmt", sorted(STREAMED_FORMATS | set(HEADER_LINES)))
+def test_streamed_output_equals_the_engines_whole_output(store, fmt: str) -> None:
+    """Block by block, a streamed format must give byte for byte what the engine gives in one piece."""
+    sql = f"SELECT number, toString(number) AS s FROM numbers(200000) FORMAT {fmt}"
+    gateway = EngineGateway(store.path)
+    result = gateway.execute(QueryRequest(sql, store.database))
+    chunks = list(result.chunks())
+    conn = chdb.connect(store.path)
+    try:
+        whole = conn.query(sql, "TabSeparated").bytes()
+    finally:
+        conn.close()
+    assert fmt.lower() == "null" or len(chunks) > 1
+    assert b"".join(chunks) == whole
