@@ -262,37 +262,41 @@ def test_no_secret_in_logs_at_debug(fleet) -> None:
 def test_hang_up_and_sigterm_during_long_queries(tmp_path) -> None:
     """A hung-up reader's query is cancelled; SIGTERM during a query exits 0 and keeps what was ingested."""
     proc = FleetwatchProcess(tmp_path, {"FLEETWATCH_QUERY__MAX_EXECUTION_TIME": "120"}, query=True).start()
-    body = logs_request("sigterm", ["kept line"]).SerializeToString()
-    req = urllib.request.Request(f"{proc.http_url}/v1/logs", data=body, method="POST",
-                                 headers={"Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        assert resp.status == 200
-    # a reader that hangs up has its query cancelled (the cap here is 120 s)
-    assert hang_up_cancels(proc, None) < 10
-    query_id = f"long-{uuid.uuid4()}"
-    answers: list[tuple[int, bytes]] = []
+    try:
+        body = logs_request("sigterm", ["kept line"]).SerializeToString()
+        req = urllib.request.Request(f"{proc.http_url}/v1/logs", data=body, method="POST",
+                                     headers={"Content-Type": "application/x-protobuf"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+        # a reader that hangs up has its query cancelled (the cap here is 120 s)
+        assert hang_up_cancels(proc, None) < 10
+        query_id = f"long-{uuid.uuid4()}"
+        answers: list[tuple[int, bytes]] = []
 
-    def long_query() -> None:
-        params = urllib.parse.urlencode({"query": "SELECT count() FROM numbers(1000000000000)", "query_id": query_id})
-        for _ in range(100):  # again while a probe below holds the id (it runs for milliseconds)
-            try:
-                with urllib.request.urlopen(f"{proc.query_url}/?{params}", timeout=120) as resp:
-                    answers.append((resp.status, resp.read()))
-            except urllib.error.HTTPError as err:
-                if err.headers.get("X-ClickHouse-Exception-Code") == "216":
-                    continue
-                answers.append((err.code, err.read()))
-            except OSError as err:
-                answers.append((0, str(err).encode()))
-            return
+        def long_query() -> None:
+            params = urllib.parse.urlencode({"query": "SELECT count() FROM numbers(1000000000000)",
+                                             "query_id": query_id})
+            for _ in range(100):  # again while a probe below holds the id (it runs for milliseconds)
+                try:
+                    with urllib.request.urlopen(f"{proc.query_url}/?{params}", timeout=120) as resp:
+                        answers.append((resp.status, resp.read()))
+                except urllib.error.HTTPError as err:
+                    if err.headers.get("X-ClickHouse-Exception-Code") == "216":
+                        continue
+                    answers.append((err.code, err.read()))
+                except OSError as err:
+                    answers.append((0, str(err).encode()))
+                return
 
-    reader = threading.Thread(target=long_query)
-    reader.start()
+        reader = threading.Thread(target=long_query)
+        reader.start()
 
-    wait_until(lambda: _running(proc, query_id, None) or bool(answers))
-    assert not answers, answers
-    assert proc.terminate(timeout=60) == 0, proc.log()[-3000:]
-    reader.join(30)
-    assert answers and answers[0][0] != 200, answers  # the reader was told its query stopped
-    rows = proc.sql("SELECT Body FROM fleetwatch.otel_logs WHERE ServiceName = 'sigterm'")
-    assert rows == [{"Body": "kept line"}]
+        wait_until(lambda: _running(proc, query_id, None) or bool(answers))
+        assert not answers, answers
+        assert proc.terminate(timeout=60) == 0, proc.log()[-3000:]
+        reader.join(30)
+        assert answers and answers[0][0] != 200, answers  # the reader was told its query stopped
+        rows = proc.sql("SELECT Body FROM fleetwatch.otel_logs WHERE ServiceName = 'sigterm'")
+        assert rows == [{"Body": "kept line"}]
+    finally:
+        proc.kill()  # a no-op once it has exited
