@@ -345,7 +345,9 @@ def check_read_only(normalized_sql: str, explain_ast: str) -> None:
                 raise Refusal(ACCESS_DENIED, f"function {node.name} needs a format named by a literal")
             check_format(_literal_text(first))
         if name == "merge" and node.parent_kind == "TableExpression":
+            # a named database other than system, or the current one (which check_database keeps off system)
             first = _first_argument(nodes, index)
-            if first is None or first.kind not in ("Identifier", "Literal") or \
-                    _literal_text(first).lower() in _SYSTEM_DATABASES | _INFORMATION_SCHEMA:
+            current = first is not None and first.kind == "Function" and first.name.lower() == "currentdatabase"
+            if not current and (first is None or first.kind not in ("Identifier", "Literal") or
+                                _literal_text(first).lower() in _SYSTEM_DATABASES | _INFORMATION_SCHEMA):
                 raise Refusal(ACCESS_DENIED, "merge() may only read a named database other than system")

@@ -160,5 +160,9 @@ def test_ordinary_reads_and_client_settings_still_work(endpoint, store) -> None:
     assert (status, body) == (200, b"gc_events\n"), body
     status, _, body = query(endpoint, "SHOW TABLES LIKE 'gc_events'")
     assert (status, body) == (200, b"gc_events\n"), body
+    status, _, body = query(endpoint, "SELECT count() FROM merge(currentDatabase(), '^gc_events$') FORMAT CSV")
+    assert (status, body) == (200, b"0\n"), body
+    status, _, body = query(endpoint, "SELECT count() FROM merge(REGEXP('^sys'), '^one$')")
+    assert status == 403, body
     status, _, body = query(endpoint, "SELECT sum(number) FROM numbers(4) FORMAT CSV")
     assert (status, body) == (200, b"6\n"), body
