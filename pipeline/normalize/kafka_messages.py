@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pipeline.normalize.cancel import normalize_cancel_payload
+from pipeline.normalize.lines import split_lines
+from pipeline.normalize.pprof import PROFILE_TYPES, PprofLimits, ProfileMeta, normalize_profile
 from pipeline.normalize.rows import Rows
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class Kind(StrEnum):
     otlp_logs = "otlp_logs"
     otlp_spans = "otlp_spans"
     otlp_metrics = "otlp_metrics"
+    pprof = "pprof"
 
 
 # The OTLP normalizer's name for each OTLP kind.
@@ -93,6 +96,7 @@ def normalize_messages(
     received_at: datetime,
     otlp_encoding: str = "otlp_proto",
     max_message_bytes: int = 16 * 1024 * 1024,
+    pprof_limits: PprofLimits | None = None,
 ) -> int:
     """Append the rows of every message to `rows`; returns how many messages were quarantined whole.
 
@@ -101,6 +105,9 @@ def normalize_messages(
     """
     if kind is Kind.gctrace:
         return _gctrace_messages(messages, rows, received_at, max_message_bytes)
+    if kind is Kind.pprof:
+        limits = pprof_limits or PprofLimits()
+        return sum(_pprof(msg, rows, received_at, limits, max_message_bytes) for msg in messages)
     poisoned = 0
     for msg in messages:
         poisoned += _message(kind, msg, rows, received_at, otlp_encoding, max_message_bytes)
@@ -132,10 +139,11 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
     """gctrace topics: consecutive raw-text messages of one (service, instance) are normalized together.
 
     With one line per message (what most shippers send), the per-call work of a normalizer (Rows, flush,
-    merge) costs more than the line itself. `normalize_segments` keeps each message independent (own clock,
-    no repair across messages, its own offset on quarantine rows), so the rows are the ones message-by-message
-    normalization gives, in the same order. JSON envelopes and messages rejected whole take the per-message
-    path, in their place in the sequence.
+    merge) costs more than the line itself, and a runtime line torn by application output arrives in two
+    messages: one call over the group's lines gives every transport the same repair window (each line keeps
+    its message's time, and a quarantine row its message's offset). The group is a run of messages of one
+    batch, whose boundaries the batch plan fixes, so a replay rebuilds the same rows. JSON envelopes and
+    messages rejected whole take the per-message path, in their place in the sequence.
     """
     poisoned = 0
     group: list[tuple[KafkaMessage, list[str]]] = []
@@ -162,7 +170,7 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
 
 
 def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
-    """The non-blank lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
+    """The lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
     not UTF-8), which the per-message path handles."""
     value = msg.value
     if value is None or len(value) > max_bytes:
@@ -173,20 +181,28 @@ def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
         return None
     if text.lstrip().startswith(("{", "[")):
         return None
-    return [line for line in text.splitlines() if line.strip()]
+    # Blank lines stay: the normalizer counts them (and stores nothing), and they take their place in the
+    # repair window exactly as in a file.
+    return split_lines(text)
 
 
 def _flush_group(group: list[tuple[KafkaMessage, list[str]]], identity: tuple[str, str], rows: Rows,
                  received_at: datetime, max_bytes: int) -> int:
     if not group:
         return 0
-    from pipeline.normalize.gctrace import normalize_segments
+    from pipeline.normalize.gctrace import normalize_lines
 
     own = Rows()
+    lines: list[str] = []
+    observed: list[int] = []
+    wheres: list[dict[str, Any]] = []
+    for msg, msg_lines in group:
+        lines.extend(msg_lines)
+        observed.extend([msg.timestamp_ms * 1_000_000] * len(msg_lines))
+        wheres.extend([msg.where] * len(msg_lines))
     try:
-        normalize_segments(((lines, msg.timestamp_ms * 1_000_000, msg.where) for msg, lines in group),
-                           service=identity[0], instance=identity[1], source=SOURCE, received_at=received_at,
-                           rows=own)
+        normalize_lines(lines, observed_ns=observed, service=identity[0], instance=identity[1], source=SOURCE,
+                        received_at=received_at, rows=own, where_at=wheres.__getitem__)
     except Exception:  # redo message by message, so only the message that fails is quarantined
         poisoned = 0
         for msg, _ in group:
@@ -214,6 +230,37 @@ def _normalize_one(
                                  quarantine=msg.where)
         return None
     return _otlp(kind, msg, value, rows, received_at, otlp_encoding)
+
+
+# -- pprof: one profile per message ----------------------------------------------------------------------
+def _pprof(msg: KafkaMessage, rows: Rows, received_at: datetime, limits: PprofLimits, max_bytes: int) -> int:
+    """One profile (binary value); 1 when it was quarantined. The time is the profile's own, else the record's
+    timestamp, so a replayed message gives the same snapshot id and rows."""
+    service, instance = identity_from_transport(msg)
+    hint = (msg.header("profile-type") or "").lower() or None
+    if hint is not None and hint not in PROFILE_TYPES:
+        hint = None
+    meta = ProfileMeta(service=service, instance=instance, source=SOURCE, observed_ns=msg.timestamp_ms * 1_000_000,
+                       received_at=received_at, type_hint=hint, location=f"{msg.topic}/{msg.partition}@{msg.offset}",
+                       **msg.where)
+    value = msg.value or b""
+    if msg.value is None:
+        rows.quarantine(source=SOURCE, signal=Kind.pprof.value, reason="empty message (tombstone)", raw=b"",
+                        service=service, instance=instance, received_at=received_at, **msg.where)
+        return 1
+    own = Rows()
+    try:
+        result = normalize_profile(value, meta, own, replace(limits, max_input_bytes=min(limits.max_input_bytes,
+                                                                                          max_bytes)))
+    except Exception as exc:  # a bug or an input nobody anticipated must not stop the partition
+        log.warning("message %s/%d@%d failed: %r", msg.topic, msg.partition, msg.offset, exc)
+        own = Rows()
+        own.quarantine(source=SOURCE, signal=Kind.pprof.value, reason=f"cannot process profile: {exc!r}"[:2000],
+                       raw=value, service=service, instance=instance, received_at=received_at, **msg.where)
+        rows.extend(own)
+        return 1
+    rows.extend(own)
+    return 0 if result.ok else 1
 
 
 # -- OTLP ------------------------------------------------------------------------------------------------
@@ -281,7 +328,7 @@ def _gctrace(msg: KafkaMessage, value: bytes, rows: Rows, received_at: datetime)
                    received_at)
         return None
     service, instance = identity_from_transport(msg)
-    _lines(text.splitlines(), msg.timestamp_ms * 1_000_000, service, instance, msg, rows, received_at)
+    _lines(split_lines(text), msg.timestamp_ms * 1_000_000, service, instance, msg, rows, received_at)
     return None
 
 
@@ -289,7 +336,7 @@ def _lines(lines: Sequence[str], observed_ns: int, service: str, instance: str, 
            rows: Rows, received_at: datetime) -> None:
     from pipeline.normalize.gctrace import normalize_lines
 
-    normalize_lines([line for line in lines if line.strip()], observed_ns=observed_ns, service=service,
+    normalize_lines(list(lines), observed_ns=observed_ns, service=service,
                     instance=instance, source=SOURCE, received_at=received_at, rows=rows, quarantine=msg.where)
 
 
@@ -347,9 +394,9 @@ def _envelope_lines(env: Mapping[str, Any]) -> list[str]:
         if value is None:
             continue
         if isinstance(value, str):
-            return value.splitlines()
+            return split_lines(value)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return [part for v in value for part in v.splitlines()]
+            return [part for v in value for part in split_lines(v)]
         raise ValueError(f"field {name!r} must be a string or a list of strings")
     raise ValueError(f"no line found (expected one of {', '.join(_LINE_FIELDS)})")
 

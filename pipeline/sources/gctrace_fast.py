@@ -60,6 +60,8 @@ class FastGctraceStream:
 
     def __init__(self, fast: GctraceFastPath, stream: GctraceStream, *, service: str, instance: str,
                  source: str) -> None:
+        if stream.observed:
+            raise ValueError("the fast path runs the stream clock; an observed stream has none")
         self.fast = fast
         self.stream = stream
         self.stage = f"gctrace_fast_{uuid.uuid4().hex}"

@@ -8,14 +8,14 @@ INSERT INTO {{db}}.gc_events
     (service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
      cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
      heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
-     incarnation, format, source, received_at)
+     incarnation, format, source, received_at, line_prefix)
 SELECT
     {service:String}, {instance:String}, fromUnixTimestamp64Micro(start_us + since_us, 'UTC'), gc_num,
     toFloat64(since_us) / 1e6, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms, cpu_sweep_term_ms,
     cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb, heap_end_mb, heap_live_mb,
     heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, fromUnixTimestamp64Micro(start_us, 'UTC'),
     toUInt32({incarnation:UInt32} + restarts), format, {source:String},
-    fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC')
+    fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC'), line_prefix
 FROM
 (
     SELECT
@@ -43,7 +43,7 @@ FROM
                     seq, gc_num, since_us, clock_us, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
                     cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms,
                     heap_start_mb, heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced,
-                    leak_check, format,
+                    leak_check, format, line_prefix,
                     toUInt8(toInt64(gc_num) < lagInFrame(toInt64(gc_num), 1, {last_num:Int64})
                                 OVER (ORDER BY seq ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
                             OR since_us < lagInFrame(since_us, 1, {last_since_us:Int64})

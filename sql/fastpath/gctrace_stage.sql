@@ -14,10 +14,17 @@ CREATE TABLE IF NOT EXISTS {{db}}.{stage:Identifier}
 (
     seq                UInt32,
     line               String,
-    leak_check         UInt8 MATERIALIZED match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])% \\(checking for goroutine leaks\\): (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?\\r?$'),
-    recognised         UInt8 MATERIALIZED leak_check OR match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])%: (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?\\r?$'),
-    stacks             UInt8 MATERIALIZED recognised AND match(line, ' MB stacks, \\d+ MB globals, \\d+ P(?: \\(forced\\))?\\r?$'),
-    forced             UInt8 MATERIALIZED recognised AND match(line, ' P \\(forced\\)\\r?$'),
+    leak_form          UInt8 MATERIALIZED match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])% \\(checking for goroutine leaks\\): (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
+    shape              UInt8 MATERIALIZED leak_form OR match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])%: (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
+    -- What a log shipper wrote in front of the gc line (runtime_lines.line_prefix); a prefix with anything but
+    -- printable ASCII goes to Python, whose notion of whitespace and digits is wider than RE2's.
+    prefix_raw         String MATERIALIZED if(shape AND NOT startsWith(line, 'gc '),
+                                              extract(line, '^(.*?)(?:gc #?\\d+ @|(?:forced )?scvg|scav \\d|pacer: )'), ''),
+    recognised         UInt8 MATERIALIZED shape AND match(prefix_raw, '^[ -~]*$'),
+    line_prefix        String MATERIALIZED trimRight(prefix_raw),
+    leak_check         UInt8 MATERIALIZED recognised AND leak_form,
+    stacks             UInt8 MATERIALIZED recognised AND match(line, ' MB stacks, \\d+ MB globals, \\d+ P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
+    forced             UInt8 MATERIALIZED recognised AND match(line, ' P \\(forced\\)[ \\t\\r\\f\\v]*$'),
     nums               Array(String) MATERIALIZED if(recognised, extractAll(line, '\\d+(?:\\.\\d+)?'), []),
     base               UInt32 MATERIALIZED length(nums) - if(stacks, 18, 16),
     gc_num             UInt32 MATERIALIZED toUInt32OrZero(nums[base + 1]),

@@ -109,6 +109,10 @@ def test_restarts_torn_and_out_of_range_lines_give_identical_rows(settings, stor
     torn[50] = torn[50].replace("gc 51 ", "gc 99999999999 ")   # gc number out of range
     torn[60] = torn[60].replace("gc 61 ", "gc ٦١ ")            # Unicode digits: Python's \d takes them
     torn[70] = "2026-12-06T05:00:00Z stderr F " + torn[70]    # a shipper prefix
+    torn[72] = "2026-12-06 05:00:01\t" + torn[72]                # a prefix ending in a tab
+    torn[74] = "név\u00a0" + torn[74]                          # non-ASCII, a no-break space
+    torn[76] = torn[76] + "  \t"                               # trailing blanks
+    torn[78] = "pacer: x " + torn[78]                           # another runtime head in the prefix
     torn[80] = torn[80] + "\r"
     streams = {"restarted": restarted, "torn": torn, "restart-first": gc_lines[100:200] + gc_lines[:100]}
     stats, _, engine_lines = _both(settings, store, second_store, streams, batch=211, min_run=8)
