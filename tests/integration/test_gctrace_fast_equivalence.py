@@ -80,6 +80,9 @@ def _both(settings: Settings, ref: Store, fast_store: Store, streams: dict[str, 
         engine_lines += fast_stream.engine_lines
     for table in TABLES:
         assert _table(fast_store, table) == _table(ref, table), table
+    # Every stream dropped its stage table.
+    assert fast_store.scalar("SELECT count() FROM system.tables WHERE database = {db:String} "
+                             "AND name LIKE 'gctrace_fast_%'", {"db": fast_store.database}) == 0
     assert fast_stats == ref_stats
     return ref_stats, fast_stats, engine_lines
 
