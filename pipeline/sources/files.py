@@ -87,6 +87,13 @@ def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterat
     `read1` returns what is available, so a live pipe yields its lines as they come. Bytes that are not
     UTF-8 are kept as backslash escapes.
     """
+    for _, lines in iter_raw_line_chunks(stream, chunk_bytes):
+        yield lines
+
+
+def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, list[str]]]:
+    """As `iter_line_chunks`, with the bytes each chunk's lines came from, every line ended by b"\\n" (a final
+    unterminated line gets one): the gctrace fast path stages them as they are."""
     pending = b""
     read = getattr(stream, "read1", stream.read)
     while True:
@@ -102,9 +109,9 @@ def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterat
         text = data[:cut].decode("utf-8", errors="backslashreplace")
         if "\r" in text:
             text = text.replace("\r\n", "\n")
-        yield text.split("\n")
+        yield data[:cut + 1], text.split("\n")
     if pending:
-        yield [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
+        yield pending + b"\n", [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
 
 
 def file_format(path: str) -> str:
@@ -151,6 +158,7 @@ def ingest_stream(
                              source="stdin" if is_stdin else "file")
     sink = Sink(store)
     batch: list[str] = []
+    raw: list[bytes] = []  # the batch's bytes, for the fast path's raw staging
     last_flush = time.monotonic()
     if not is_stdin and file_format(source.name) != PLAIN:
         return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
@@ -158,8 +166,12 @@ def ingest_stream(
     def flush(final: bool) -> None:
         rows = Rows()
         if batch:
-            stream.feed(batch, rows, terminated=False)
+            if isinstance(stream, FastGctraceStream):
+                stream.feed(batch, rows, terminated=False, raw=b"".join(raw))
+            else:
+                stream.feed(batch, rows, terminated=False)
             batch.clear()
+            raw.clear()
         if final:
             stream.finish(rows)
         if rows:
@@ -167,8 +179,9 @@ def ingest_stream(
 
     try:
         with open_binary(source.name) as binary:
-            for chunk in iter_line_chunks(binary):
+            for chunk_bytes, chunk in iter_raw_line_chunks(binary):
                 batch.extend(chunk)
+                raw.append(chunk_bytes)
                 now = time.monotonic()
                 if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
                     flush(final=False)

@@ -12,12 +12,18 @@ handed over between the two. Rows, incarnations, quarantine and stats are identi
 (tests/integration/test_gctrace_fast_equivalence.py).
 
 Only fixed-start streams take the fast path: a live pipe anchored on the wall clock stays in Python.
+
+A caller that read the lines from bytes passes those bytes too (`feed(..., raw=...)`): they are staged as they
+are, in the engine's `LineAsString` format, so clickhouse-connect serializes no Python string per line. The raw
+bytes of a line may differ from its Python text only where the engine does not recognise it anyway (bytes that
+are not UTF-8, kept as backslash escapes in Python; a trailing carriage return, which the stage regex allows),
+and unrecognised lines are handled by Python from its own text, so the rows stay the reference's.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -31,6 +37,11 @@ from pipeline.store.migrate import RenderContext
 MIN_RUN: Final = 64
 # Exact float parsing, as Python's float() (the engine's default parser may differ in the last bit).
 _PARSE_SETTINGS: Final = {"precise_float_parsing": 1}
+# Raw bytes: one block, parsed in order, so the stage's seq DEFAULT (the row's number in its block) is the line's
+# index; the staged count and last seq are checked after every raw insert.
+_RAW_SETTINGS: Final = {**_PARSE_SETTINGS, "input_format_parallel_parsing": 0, "max_block_size": 1 << 30,
+                        "max_insert_block_size": 1 << 30, "min_insert_block_size_rows": 1 << 30,
+                        "min_insert_block_size_bytes": 1 << 40}
 
 
 class GctraceFastPath:
@@ -45,6 +56,7 @@ class GctraceFastPath:
         self.state_sql = load_statement(sql_dir, "fastpath/gctrace_state.sql", ctx)
         self.clear_sql = load_statement(sql_dir, "fastpath/gctrace_clear.sql", ctx)
         self.drop_sql = load_statement(sql_dir, "fastpath/gctrace_drop.sql", ctx)
+        self.staged_sql = load_statement(sql_dir, "fastpath/gctrace_staged.sql", ctx)
         self.database = ctx.database
 
     def stream(self, stream: GctraceStream, *, service: str, instance: str, source: str) -> FastGctraceStream:
@@ -68,15 +80,27 @@ class FastGctraceStream:
         self.params = {"stage": self.stage, "service": service, "instance": instance, "source": source,
                        "received_ms": stream.received_ms}
         self.engine_lines = 0  # gc lines stored by the engine (the rest went through Python)
+        self.raw_batches = 0  # batches staged from their raw bytes
+        self._raw: bytes | None = None
         self._created = False
 
     @property
     def stats(self) -> LineStats:
         return self.stream.stats
 
-    def feed(self, lines: Iterable[str], rows: Rows, *, terminated: bool = True) -> LineStats:
+    def feed(self, lines: Sequence[str], rows: Rows, *, terminated: bool = True, raw: bytes | None = None
+             ) -> LineStats:
+        """`raw`: the bytes `lines` were read from, each line ended by b"\\n" (staged as they are when the
+        line count matches; otherwise the lines are staged from Python)."""
         work = self.stream.pending_work(lines, terminated=terminated)
-        return self._run(work, rows, final=False)
+        carried = len(work) - len(lines)
+        if raw is not None and raw.count(b"\n") == len(lines):
+            head = b"".join((line or "").encode("utf-8", "backslashreplace") + b"\n" for line in work[:carried])
+            self._raw = head + raw
+        try:
+            return self._run(work, rows, final=False)
+        finally:
+            self._raw = None
 
     def finish(self, rows: Rows) -> LineStats:
         return self._run(self.stream.pending_work(()), rows, final=True)
@@ -127,18 +151,37 @@ class FastGctraceStream:
             self._created = True
         else:
             store.command(self.fast.clear_sql, parameters={"stage": self.stage})
-        # A line consumed by a repair (None) is staged empty: not recognised, so Python skips it as before.
-        store.insert_columns(f"{self.fast.database}.{self.stage}",
-                             {"seq": range(limit), "line": [line or "" for line in work[:limit]]},
-                             settings=_PARSE_SETTINGS)
+        if not self._stage_raw(len(work)):
+            # A line consumed by a repair (None) is staged empty: not recognised, so Python skips it as before.
+            store.insert_columns(f"{self.fast.database}.{self.stage}",
+                                 {"seq": range(limit), "line": [line or "" for line in work[:limit]]},
+                                 settings=_PARSE_SETTINGS)
         result = store.query(self.fast.unrecognised_sql, parameters={"stage": self.stage})
         segments: list[tuple[int, int]] = []
         for (seq,) in result.result_rows:
+            if seq >= limit:  # raw bytes stage the whole batch; lines from limit on wait for the next one
+                break
             if segments and segments[-1][1] == seq:
                 segments[-1] = (segments[-1][0], seq + 1)
             else:
                 segments.append((seq, seq + 1))
         return segments
+
+    def _stage_raw(self, lines: int) -> bool:
+        """Stage this batch's raw bytes (all `lines` of the work list); False, with the stage emptied, when there
+        are none or they did not arrive as one block numbered 0..lines-1."""
+        if self._raw is None:
+            return False
+        store = self.fast.store
+        store.insert_raw(f"{self.fast.database}.{self.stage}", "line", self._raw, fmt="LineAsString",
+                         settings=_RAW_SETTINGS)
+        staged = store.query(self.fast.staged_sql, parameters={"stage": self.stage}).named_results()
+        check = next(iter(staged))
+        if check["lines"] == lines and check["last_seq"] == lines - 1:
+            self.raw_batches += 1
+            return True
+        store.command(self.fast.clear_sql, parameters={"stage": self.stage})
+        return False
 
     def _span(self, work: list[str | None], first: int, end: int, segments: list[tuple[int, int]], rows: Rows,
               stats: LineStats) -> None:

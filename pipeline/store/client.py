@@ -191,6 +191,20 @@ class Store:
         )
         return count
 
+    def insert_raw(
+        self,
+        table: str,
+        column: str,
+        data: bytes,
+        *,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert bytes already in a ClickHouse input format (e.g. `LineAsString`): the engine parses them, so
+        no Python object is built per row."""
+        qualified = table if "." in table else f"{self.database}.{table}"
+        self._call(lambda c: c.raw_insert(qualified, [column], data, fmt=fmt, settings=dict(settings or {})))
+
     def ping(self) -> bool:
         try:
             self.command("SELECT 1")

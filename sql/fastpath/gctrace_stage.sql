@@ -1,6 +1,7 @@
 -- Fast path for gctrace streams (pipeline/sources/gctrace_fast.py): the raw lines of one batch, staged in
 -- memory and parsed once by the engine as they are inserted. One table per stream, emptied after every batch
--- and dropped when the stream ends; seq is the line's index in the batch.
+-- and dropped when the stream ends; seq is the line's index in the batch. Raw bytes (LineAsString) leave seq
+-- to its DEFAULT, the row's number in the insert's one block (gctrace_fast.py asks for one block and checks it).
 --
 -- A line is recognised when it is a well-formed Go 1.6+ gc summary line whose numbers fit their columns:
 -- the regexes are runtime_lines.GC_STEPS (without and with the leak-check marker) with bounded digit counts (gc number < 10^9, percent <= 255,
@@ -12,15 +13,17 @@
 -- The typed columns below name every position once; nothing else addresses `nums` by position.
 CREATE TABLE IF NOT EXISTS {{db}}.{stage:Identifier}
 (
-    seq                UInt32,
+    seq                UInt32 DEFAULT rowNumberInBlock(),
     line               String,
     leak_form          UInt8 MATERIALIZED match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])% \\(checking for goroutine leaks\\): (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
     shape              UInt8 MATERIALIZED leak_form OR match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])%: (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
     -- What a log shipper wrote in front of the gc line (runtime_lines.line_prefix); a prefix with anything but
-    -- printable ASCII goes to Python, whose notion of whitespace and digits is wider than RE2's.
+    -- printable ASCII goes to Python, whose notion of whitespace and digits is wider than RE2's. So does a line
+    -- staged from raw bytes that are not UTF-8 (RE2 matches nothing there; Python reads it with backslash
+    -- escapes).
     prefix_raw         String MATERIALIZED if(shape AND NOT startsWith(line, 'gc '),
                                               extract(line, '^(.*?)(?:gc #?\\d+ @|(?:forced )?scvg|scav \\d|pacer: )'), ''),
-    recognised         UInt8 MATERIALIZED shape AND match(prefix_raw, '^[ -~]*$'),
+    recognised         UInt8 MATERIALIZED shape AND isValidUTF8(line) AND match(prefix_raw, '^[ -~]*$'),
     line_prefix        String MATERIALIZED trimRight(prefix_raw),
     leak_check         UInt8 MATERIALIZED recognised AND leak_form,
     stacks             UInt8 MATERIALIZED recognised AND match(line, ' MB stacks, \\d+ MB globals, \\d+ P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$'),
