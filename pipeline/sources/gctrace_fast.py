@@ -23,7 +23,7 @@ and unrecognised lines are handled by Python from its own text, so the rows stay
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -57,10 +57,56 @@ class GctraceFastPath:
         self.clear_sql = load_statement(sql_dir, "fastpath/gctrace_clear.sql", ctx)
         self.drop_sql = load_statement(sql_dir, "fastpath/gctrace_drop.sql", ctx)
         self.staged_sql = load_statement(sql_dir, "fastpath/gctrace_staged.sql", ctx)
+        self.undecided_sql = load_statement(sql_dir, "fastpath/gctrace_undecided.sql", ctx)
         self.database = ctx.database
+
+    def span_ns(self, chunks: Iterable[bytes]) -> int | None:
+        """`normalize.gctrace.stream_span_ns` by the engine, over raw chunks of whole lines (each ended by b"\\n").
+
+        Raises `SpanUndecided` at the first chunk with a " ms clock, " line the stage does not recognise: only the
+        Python pass reads those as the reference does. The chunks are staged one at a time, so memory stays flat.
+        """
+        stage = f"gctrace_span_{uuid.uuid4().hex}"
+        store = self.store
+        state = StreamClockState(start_us=0, last_end_us=None, incarnation=1, last_num=-1, last_since_us=-1)
+        seen = False
+        store.command(self.stage_sql, parameters={"stage": stage})
+        try:
+            for chunk in chunks:
+                lines = chunk.count(b"\n")
+                if lines == 0:
+                    continue
+                store.command(self.clear_sql, parameters={"stage": stage})
+                store.insert_raw(f"{self.database}.{stage}", "line", chunk, fmt="LineAsString", settings=_RAW_SETTINGS)
+                check = next(iter(store.query(self.staged_sql, parameters={"stage": stage}).named_results()))
+                if check["lines"] != lines or check["last_seq"] != lines - 1:
+                    raise SpanUndecided("the chunk was not staged as one block")
+                undecided = next(iter(store.query(self.undecided_sql, parameters={"stage": stage}).named_results()))
+                if undecided["lines"]:
+                    raise SpanUndecided("a gc line the engine does not recognise")
+                params = {"stage": stage, "service": "", "instance": "", "source": "", "received_ms": 0,
+                          "first": 0, "last": lines - 1, "start_us": state.start_us,
+                          "last_end_us": state.last_end_us if state.last_end_us is not None else state.start_us,
+                          "incarnation": state.incarnation, "last_num": state.last_num,
+                          "last_since_us": state.last_since_us}
+                last = None
+                for row in store.query(self.state_sql, parameters=params).named_results():
+                    last = row
+                if last is not None:
+                    seen = True
+                    state = StreamClockState(start_us=last["start_us"], last_end_us=last["end_us"],
+                                             incarnation=last["incarnation"], last_num=last["gc_num"],
+                                             last_since_us=last["since_us"])
+        finally:
+            store.command(self.drop_sql, parameters={"stage": stage})
+        return state.last_end_us * 1000 if seen and state.last_end_us is not None else None
 
     def stream(self, stream: GctraceStream, *, service: str, instance: str, source: str) -> FastGctraceStream:
         return FastGctraceStream(self, stream, service=service, instance=instance, source=source)
+
+
+class SpanUndecided(Exception):
+    """The engine cannot compute a file's span as the reference does; the Python pass must."""
 
 
 class FastGctraceStream:

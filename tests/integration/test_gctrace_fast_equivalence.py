@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Settings
-from pipeline.normalize.gctrace import GctraceStream, LineStats
+from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
-from pipeline.sources.files import iter_raw_line_chunks
-from pipeline.sources.gctrace_fast import GctraceFastPath
+from pipeline.sources.files import file_start_ns, iter_raw_line_chunks
+from pipeline.sources.gctrace_fast import GctraceFastPath, SpanUndecided
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, migrate
 from tests.conftest import DATA
@@ -200,3 +200,61 @@ def test_real_program_stderr_gives_identical_rows(build_go, settings, store, sec
     lines = proc.stderr.decode().splitlines()
     stats, _, _ = _both(settings, store, second_store, {"gcstorm": lines}, batch=500, min_run=16)
     assert stats.events == int(proc.stdout.decode().strip())
+
+
+def _span_both(fast: GctraceFastPath, data: bytes, chunk: int) -> tuple[int | None, int | None] | None:
+    """(engine span, reference span) of a stream, or None when the engine leaves it to Python."""
+    starts = _cuts(data, chunk)
+    chunks = [data[a:b] for a, b in zip(starts, [*starts[1:], len(data)], strict=True)]
+    reference = stream_span_ns(line for _, lines in iter_raw_line_chunks(io.BytesIO(data)) for line in lines)
+    try:
+        return fast.span_ns(chunks), reference
+    except SpanUndecided:
+        return None
+
+
+def _cuts(data: bytes, chunk: int) -> list[int]:
+    """Starts of pieces of about `chunk` bytes, each at a line's start."""
+    starts, i = [], 0
+    while i < len(data):
+        starts.append(i)
+        nl = data.find(b"\n", i + chunk)
+        i = len(data) if nl < 0 else nl + 1
+    return starts
+
+
+def test_engine_span_is_the_reference_span(settings, second_store) -> None:
+    fast = GctraceFastPath(second_store, settings.sql_dir,
+                           RenderContext(second_store.database, settings.retention_days))
+    storm = [line for line in (SAMPLES / "go1.27.3-storm.txt").read_text().splitlines() if line.startswith("gc ")]
+    streams = {p.name: p.read_bytes() for p in sorted(SAMPLES.glob("*.txt"))}
+    # Restarts inside a piece and exactly at a piece's start; a stream that ends in a restart.
+    streams["restarted"] = ("\n".join(storm[:150] + storm[:80] + storm[40:200]) + "\n").encode()
+    streams["ends-restarted"] = ("\n".join(storm[:300] + storm[:3]) + "\n").encode()
+    streams["no-gc"] = b"app: hello\napp: bye\n"
+    decided = 0
+    for name, data in streams.items():
+        for chunk in (1 << 12, 1 << 20):
+            both = _span_both(fast, data, chunk)
+            if both is not None:
+                decided += 1
+                assert both[0] == both[1], (name, chunk)
+    assert decided >= len(streams)  # most streams need no Python pass
+    for name in ("restarted", "ends-restarted", "go1.27.3-storm.txt"):
+        both = _span_both(fast, streams[name], 1 << 12)
+        assert both is not None and both[0] is not None and both[0] == both[1], name
+    assert _span_both(fast, streams["no-gc"], 1 << 12) == (None, None)
+    # A torn gc line that Python's pass reads differently is left to Python.
+    torn = ("\n".join([*storm[:100], storm[100][:60] + " ms clock, x"]) + "\n").encode()
+    assert _span_both(fast, torn, 1 << 12) is None
+    assert second_store.scalar("SELECT count() FROM system.tables WHERE database = {db:String} "
+                               "AND name LIKE 'gctrace_span_%'", {"db": second_store.database}) == 0
+
+
+def test_file_start_from_the_engine_is_the_reference(settings, second_store, tmp_path: Path) -> None:
+    fast = GctraceFastPath(second_store, settings.sql_dir,
+                           RenderContext(second_store.database, settings.retention_days))
+    for sample in sorted(SAMPLES.glob("*.txt")):
+        path = tmp_path / sample.name
+        path.write_bytes(sample.read_bytes())
+        assert file_start_ns(str(path), fast) == file_start_ns(str(path)), sample.name
