@@ -267,6 +267,9 @@ class Settings(BaseSettings):
     self_telemetry_interval_seconds: float = Field(default=10.0, gt=0)
     # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
+    # On SIGTERM/SIGINT: how long stopping may take in all (receivers drain, Kafka commits, a running job or
+    # query is cancelled when its share runs out). Keep it below the orchestrator's grace period.
+    shutdown_timeout_seconds: float = Field(default=25.0, gt=0)
 
     @field_validator("database")
     @classmethod

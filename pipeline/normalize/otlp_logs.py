@@ -21,14 +21,15 @@ from pydantic import ValidationError
 from pipeline.models import CancelEvent
 from pipeline.normalize.cancel import append_cancel, describe_errors
 from pipeline.normalize.logs import append_log
-from pipeline.normalize.otlp import OtlpResult, quarantine_message
 from pipeline.normalize.otlp_common import (
     CANCEL_EVENT_NAME,
     Context,
+    OtlpResult,
     any_value_str,
     attributes,
     hex_id,
     identity,
+    quarantine_message,
     storable_ns,
 )
 

@@ -17,8 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
 from pipeline.normalize import go_metrics
-from pipeline.normalize.otlp import OtlpResult, quarantine_message
-from pipeline.normalize.otlp_common import Context, attributes, identity, storable_ns
+from pipeline.normalize.otlp_common import Context, OtlpResult, attributes, identity, quarantine_message, storable_ns
 
 RUNTIME_TABLE = "runtime_metrics"
 RUNTIME_COLUMNS = (

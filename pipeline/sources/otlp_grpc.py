@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from pipeline.normalize.otlp import Signal
+from pipeline.runtime import RunContext
 from pipeline.sources.otlp_export import InFlight, Status, export, success_response
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _retry_trailers(code: grpc.StatusCode, message: str, retry_after: float) -> 
 class _Receiver:
     """Shared body of the three services."""
 
-    def __init__(self, ctx: Any, token: str | None, inflight: InFlight) -> None:
+    def __init__(self, ctx: RunContext, token: str | None, inflight: InFlight) -> None:
         self.ctx = ctx
         self.token = f"Bearer {token}".encode() if token else None
         self.inflight = inflight
@@ -131,7 +132,7 @@ class GrpcReceiver:
         log.info("otlp grpc receiver on %s stopped", self.address)
 
 
-def start(ctx: Any) -> GrpcReceiver | None:
+def start(ctx: RunContext) -> GrpcReceiver | None:
     settings = ctx.settings.otlp
     address = (settings.grpc or "").strip()
     if not address:

@@ -31,6 +31,7 @@ from google.rpc import status_pb2
 
 from pipeline.health import health_answer
 from pipeline.normalize.otlp import OtlpDecodeError, Signal, decode_request
+from pipeline.runtime import RunContext
 from pipeline.sources.otlp_export import InFlight, Status, export, success_response
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], ctx: Any, token: str | None, max_bytes: int) -> None:
+    def __init__(self, address: tuple[str, int], ctx: RunContext, token: str | None, max_bytes: int) -> None:
         super().__init__(address, _Handler)
         self.ctx = ctx
         self.token = f"Bearer {token}".encode() if token else None
@@ -313,7 +314,7 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-def start(ctx: Any) -> HttpReceiver | None:
+def start(ctx: RunContext) -> HttpReceiver | None:
     settings = ctx.settings.otlp
     address = (settings.http or "").strip()
     if not address:

@@ -38,13 +38,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
 from pipeline.health import Health, health_answer
 from pipeline.store import sqlguard
+
+if TYPE_CHECKING:  # the starter's type only; this HTTP door belongs above the store (see the import contracts)
+    from pipeline.runtime import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -490,7 +493,7 @@ class QueryEndpoint:
         self._thread.join(timeout)
 
 
-def start(ctx: Any) -> QueryEndpoint | None:
+def start(ctx: RunContext) -> QueryEndpoint | None:
     """Serve the embedded store over HTTP; off for a server DSN (query the server) or an empty address."""
     settings = ctx.settings
     if not settings.embedded or not settings.query.http or ctx.store.path is None:
@@ -502,7 +505,7 @@ def start(ctx: Any) -> QueryEndpoint | None:
         password=password, timezone=gateway.timezone(),
     )
     started = time.monotonic()
-    endpoint = QueryEndpoint(settings.query.http, gateway, config, getattr(ctx, "health", None)).start()
+    endpoint = QueryEndpoint(settings.query.http, gateway, config, ctx.health).start()
     log.info(
         "query endpoint on http://%s (%s) in %.0f ms", endpoint.address,
         "read-only" if config.read_only else "read-write", (time.monotonic() - started) * 1000,
