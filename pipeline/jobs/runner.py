@@ -15,6 +15,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,8 +95,13 @@ def new_run_id() -> str:
 
 
 def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: RenderContext,
-                run_id: str | None = None) -> RunResult:
-    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded)."""
+                run_id: str | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
+    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
+
+    `should_stop` is asked before each statement after the first: on shutdown the run ends at the next
+    statement boundary as `skipped`, so the watermark stays put and the window runs again from the start
+    (job outputs are keyed by window, so the statements already run are replaced, not doubled).
+    """
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
     params = job_parameters(detect, window, run_id)
@@ -103,6 +109,11 @@ def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: Render
     try:
         statements = job.statements(ctx)
         for index, statement in enumerate(statements, start=1):
+            if index > 1 and should_stop is not None and should_stop():
+                result.status = "skipped"
+                result.error = f"stopped before statement {index} of {len(statements)}; the window runs again"
+                log.info("job %s %s: %s", job.name, window, result.error)
+                break
             wanted = {k: params[k] for k in referenced_parameters(statement) if k in params}
             missing = referenced_parameters(statement) - params.keys()
             if missing:

@@ -72,7 +72,8 @@ class JobScheduler:
 
     # -- running --------------------------------------------------------------------------------------
     def run_window(self, job: Job, window: Window, run_id: str | None = None) -> RunResult:
-        result = execute_job(self.store, job, window, self.settings.detect, self.ctx, run_id=run_id)
+        result = execute_job(self.store, job, window, self.settings.detect, self.ctx, run_id=run_id,
+                             should_stop=self.stop_event.is_set)
         record_run(self.store, result, host=self.host)
         if self.telemetry is not None:
             self.telemetry.job_duration.record(result.duration_s, {"job": job.name, "status": result.status})
