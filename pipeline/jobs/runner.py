@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import DetectSettings
 from pipeline.jobs.windows import Window, fmt_time
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import RenderContext, render, split_statements
@@ -81,7 +82,7 @@ def referenced_parameters(statement: str) -> set[str]:
     return set(_PARAM_RE.findall(statement))
 
 
-def job_parameters(detect: Any, window: Window, run_id: str) -> dict[str, Any]:
+def job_parameters(detect: DetectSettings, window: Window, run_id: str) -> dict[str, Any]:
     """Everything a job statement may reference: the window, the run id and each DetectSettings field."""
     params: dict[str, Any] = {}
     for name, value in detect.model_dump().items():
@@ -94,7 +95,7 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: RenderContext,
+def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, ctx: RenderContext,
                 run_id: str | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
 

@@ -22,6 +22,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_connect.driver.query import QueryResult
 
+from pipeline.config import Settings
+
 log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "try again later" rather than "this statement is wrong".
@@ -88,7 +90,7 @@ class Store:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Store:
+    def from_settings(cls, settings: Settings) -> Store:
         return cls(settings.clickhouse_dsn, settings.database)
 
     def __repr__(self) -> str:
