@@ -9,6 +9,8 @@ last the query endpoint, so readers can look at the store until the very end.
 
 from __future__ import annotations
 
+import threading
+
 from pipeline.config import Settings
 from pipeline.runtime import Component, RunContext, Starter, build_context, install_signal_handlers, run_components
 
@@ -32,7 +34,8 @@ def _starters() -> list[tuple[str, Starter]]:
 
 def run(settings: Settings, *, until_caught_up: bool = False, install_signals: bool = True) -> int:
     """Run until SIGINT/SIGTERM (or, with `until_caught_up`, until Kafka is drained). Returns an exit code."""
-    ctx = build_context(settings, until_caught_up=until_caught_up)
+    stop_event = threading.Event()
     if install_signals:
-        install_signal_handlers(ctx)
+        install_signal_handlers(stop_event)  # before the store opens: a SIGTERM while migrating is clean too
+    ctx = build_context(settings, until_caught_up=until_caught_up, stop_event=stop_event)
     return run_components(ctx, _starters())

@@ -69,8 +69,13 @@ class RunContext:
 Starter = Callable[[RunContext], "Component | None"]
 
 
-def build_context(settings: Settings, *, until_caught_up: bool = False) -> RunContext:
-    """Open the store, migrate (or defer migrations while a server is down), start the shared writer."""
+def build_context(settings: Settings, *, until_caught_up: bool = False,
+                  stop_event: threading.Event | None = None) -> RunContext:
+    """Open the store, migrate (or defer migrations while a server is down), start the shared writer.
+
+    `stop_event` may already have signal handlers on it (see `install_signal_handlers`), so a SIGTERM while
+    the store opens or migrates is a clean stop too: nothing is started and the process exits 0.
+    """
     telemetry = Telemetry(
         endpoint=settings.self_telemetry_endpoint,
         export_interval_ms=int(settings.self_telemetry_interval_seconds * 1000),
@@ -96,7 +101,8 @@ def build_context(settings: Settings, *, until_caught_up: bool = False) -> RunCo
         max_pending_rows=settings.otlp.max_pending_rows,
         retry_after=float(settings.otlp.retry_after_seconds),
     ).start()
-    ctx = RunContext(settings, store, sink, writer, telemetry, until_caught_up=until_caught_up, health=health)
+    ctx = RunContext(settings, store, sink, writer, telemetry, stop_event=stop_event or threading.Event(),
+                     until_caught_up=until_caught_up, health=health)
     health.start()
     if deferred:
         # Until the tables exist a write would be refused as a permanent error (500, dropped by exporters);
@@ -136,15 +142,16 @@ def _migrate_when_reachable(ctx: RunContext, max_backoff: float = 30.0) -> None:
         return
 
 
-def install_signal_handlers(ctx: RunContext) -> None:
-    """SIGTERM and SIGINT ask for a clean stop; a second one does not kill the process halfway through."""
+def install_signal_handlers(stop_event: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop_event` (the run context's): a clean stop, from the moment the store
+    starts opening; a second signal does not kill the process halfway through."""
 
     def _on_signal(signum: int, _frame: object) -> None:
-        if ctx.stop_event.is_set():
+        if stop_event.is_set():
             log.info("received %s again; still stopping cleanly", signal.Signals(signum).name)
             return
         log.info("received %s, stopping", signal.Signals(signum).name)
-        ctx.request_stop()
+        stop_event.set()
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

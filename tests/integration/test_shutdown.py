@@ -251,3 +251,16 @@ def run_job_until_sigterm(fw: FleetwatchProcess) -> None:
     started = time.monotonic()
     assert fw.terminate(timeout=60) == 0, fw.log()[-3000:]
     assert time.monotonic() - started < 20, "stopping waited for the whole job instead of one statement"
+
+
+# -- (e) while the store opens and migrates --------------------------------------------------------------
+def test_sigterm_while_the_store_opens_exits_cleanly(restartable) -> None:
+    fw = restartable()
+    fw.proc = subprocess.Popen(fw.args(), cwd=fw.workdir, env=fw.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    # The store directory appears when the engine opens it, after the signal handlers are in place.
+    wait_for(lambda: fw.store_path.exists() or fw.proc.poll() is not None, 60, "the store to be opened",
+             interval=0.01)
+    assert fw.terminate(timeout=60) == 0
+    tables = fw.sql("SELECT count() AS n FROM system.tables WHERE database = 'fleetwatch' AND name = 'otel_logs'")
+    assert tables == [{"n": 1}]  # the migrations that were running completed; the store opens again
