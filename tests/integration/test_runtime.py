@@ -4,6 +4,8 @@ start-up starts nothing more, and the writer flushes before the store closes."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from pipeline.normalize.rows import Rows
@@ -44,7 +46,9 @@ def test_components_stop_in_reverse_within_one_deadline(ctx: RunContext, store) 
 
     # Rows queued in the shared writer before the stop must be stored by the time the loop returns.
     rows = Rows()
-    rows.append("otel_logs", {"ServiceName": "runtime-test", "Body": "queued before stop"})
+    # stamped now: a row at the epoch would be older than the tables' TTL and dropped
+    rows.append("otel_logs", {"Timestamp": datetime.now(UTC), "ServiceName": "runtime-test",
+                              "Body": "queued before stop"})
     future = ctx.writer.submit(rows)
     code = run_components(ctx, [
         ("first", starter("first")),
@@ -56,7 +60,7 @@ def test_components_stop_in_reverse_within_one_deadline(ctx: RunContext, store) 
     assert [name for name, _ in calls] == ["last", "failing", "first"]
     assert all(0 < timeout <= 12.0 for _, timeout in calls)
     assert code == 1  # the failing stop is reported, and the components after it were still stopped
-    assert future.result(timeout=0) is not None
+    assert future.result(timeout=0) == {"otel_logs": 1}, future.result()
     n = store.scalar(f"SELECT count() FROM {store.database}.otel_logs WHERE ServiceName = 'runtime-test'")
     assert n == 1
 
