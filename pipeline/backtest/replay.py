@@ -8,16 +8,18 @@ window ran, exactly as in production. To stay fast, windows without any input ro
 (their result would be empty), and the leak-trend job, which looks hours back, is evaluated once per step
 instead of once per minute: its time to detect is resolved to the step.
 
-On-disk scenarios (`<table>.jsonl` exports) are inserted whole before the clock starts.
+On-disk scenarios (`<table>.jsonl` exports) are inserted whole before the clock starts: their rows arrived
+when they were recorded, which the export does not replay.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pipeline.backtest.scenario import INPUT_TABLES, JOB_INPUTS, Columns, Scenario, table_files
 from pipeline.config import Settings
@@ -100,7 +102,13 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
     active: dict[str, set[datetime]] = {job.name: set() for job in jobs}
     for sc in scenarios:
         for table, path in table_files(sc).items():
-            store.insert_raw(table, path.read_bytes(), fmt="JSONEachRow")
+            data = path.read_bytes()
+            store.insert_raw(table, data, fmt="JSONEachRow")
+            times = _jsonl_event_times(table, data)
+            stats.rows += len(times)
+            for job, inputs in JOB_INPUTS.items():
+                if table in inputs and job in active:
+                    _mark_windows(active[job], times, w, detect.sustained_windows)
         for table, cols in sc.tables.items():
             if not cols or not next(iter(cols.values())):
                 continue
@@ -109,15 +117,6 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
             for job, inputs in JOB_INPUTS.items():
                 if table in inputs and job in active:
                     _mark_windows(active[job], _event_times(table, cols), w, detect.sustained_windows)
-    for job in jobs:  # on-disk scenarios: every window of their range
-        if any(table_files(sc) for sc in scenarios):
-            for sc in scenarios:
-                if table_files(sc):
-                    t = align_down(sc.start, w)
-                    while t < sc.end:
-                        active[job.name].add(t)
-                        t += timedelta(seconds=w)
-
     begin = align_down(min(sc.start for sc in scenarios), w)
     finish = max(sc.end for sc in scenarios) + lag + step
     marks = {job.name: begin for job in jobs}
@@ -143,6 +142,21 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
         clock += step
     stats.seconds = time.monotonic() - t_start
     return stats
+
+
+def _jsonl_event_times(table: str, data: bytes) -> list[datetime]:
+    """Event times of exported rows (ClickHouse JSONEachRow text of DateTime64 values, UTC)."""
+    column = {"otel_traces": "Timestamp", "cancel_events": "cancel_at"}.get(table, "ts")
+    times: list[datetime] = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        t = datetime.fromisoformat(str(row[column]).replace(" ", "T")[:26]).replace(tzinfo=UTC)
+        if table == "otel_traces":
+            t += timedelta(microseconds=int(row.get("Duration", 0)) / 1000)
+        times.append(t)
+    return times
 
 
 def _mark_windows(active: set[datetime], times: list[datetime], w: int, sustained: int) -> None:
