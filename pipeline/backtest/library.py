@@ -74,8 +74,8 @@ def periodic_load() -> Scenario:
 
 
 def diurnal_load() -> Scenario:
-    sc = _new("diurnal-load", 48, "A daily cycle (150 at night, 1800 at the 14:00 peak) for two days; "
-              "judged after the first day, once a day of history shows the cycle.", evaluate_from=24)
+    sc = _new("diurnal-load", 40, "A daily cycle (150 at night, 1800 at the 14:00 peak) up to the second "
+              "day's peak; judged after the first day, once a day of history shows the cycle.", evaluate_from=24)
     rng = _rng(sc.name)
     for i in range(2):
         sc.add_rows("runtime_metrics", goroutine_series(sc.name, f"i{i}", T0, sc.end, diurnal(150, 1800),
@@ -180,7 +180,7 @@ def sawtooth_leak() -> Scenario:
 
 
 def leak_under_diurnal() -> Scenario:
-    sc = _new("leak-under-diurnal", 48, "The daily cycle of diurnal-load with a leak of 60 goroutines per hour "
+    sc = _new("leak-under-diurnal", 40, "The daily cycle of diurnal-load with a leak of 60 goroutines per hour "
               "starting on the second day at 04:00: visible once the floor rises above yesterday's peak.",
               evaluate_from=24)
     rng = _rng(sc.name)
