@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.backtest.command import backtest_settings, run_backtest
+from pipeline.backtest.command import backtest_settings, resolve_scenarios, run_backtest
 from pipeline.backtest.library import T0, generated, storm_allocation
 from pipeline.backtest.scenario import DETECTIONS, dump_toml, load_scenario_dir
 from pipeline.cli import main
@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 
 def test_library_passes_every_detection(settings, chdb_dir) -> None:
     """Zero false alarms on healthy scenarios, every sick one found with the right kind (the regression gate)."""
-    library = generated()
+    real = resolve_scenarios([str(Path(__file__).resolve().parent.parent / "data" / "scenarios")])
+    assert len(real) >= 2 and all(sc.tables.get("gc_events") for sc in real)
+    library = generated() + real
     report = run_backtest(library, backtest_settings(settings, f"chdb://{chdb_dir}", settings.database))
     assert not report.stats.errors, report.stats.errors[:5]
     failed = [o for o in report.outcomes if not o.passed]
