@@ -192,7 +192,7 @@ def leak_under_diurnal() -> Scenario:
 
 
 def heap_leak() -> Scenario:
-    sc = _new("heap-leak", 2.5, "Live heap rising 40 MiB per hour from 150 MiB (a cache without eviction); "
+    sc = _new("heap-leak", 1.75, "Live heap rising 40 MiB per hour from 150 MiB (a cache without eviction); "
               "GC itself stays calm.")
     rng = _rng(sc.name)
     sc.add_rows("gc_events", gc_cycles(sc.name, "i0", T0, sc.end, rng=rng, period_s=_flat(20),
@@ -203,7 +203,7 @@ def heap_leak() -> Scenario:
 
 
 def heap_flat() -> Scenario:
-    sc = _new("heap-flat", 2.5, "Live heap oscillating with load around 300 MiB; GC calm.")
+    sc = _new("heap-flat", 1.5, "Live heap oscillating with load around 300 MiB; GC calm.")
     rng = _rng(sc.name)
     sc.add_rows("gc_events", gc_cycles(sc.name, "i0", T0, sc.end, rng=rng, period_s=_flat(15),
                                        live_mb=lambda h: 300 + 60 * math.sin(2 * math.pi * h / 1.7),
@@ -217,8 +217,8 @@ def heap_flat() -> Scenario:
 def _storm(name: str, description: str, kind: str, *, live: Callable[[float], float],
            goal_ratio: Callable[[float], float], knobs: dict[str, float] | None = None,
            storm_period_s: float = 0.2, storm_cpu_ms: float = 250.0) -> Scenario:
-    """Calm GC for 40 minutes, a storm from 0:40 to 1:20, calm again until 2:00."""
-    sc = _new(name, 2, description)
+    """Calm GC for 40 minutes, a storm from 0:40 to 1:20, calm again until 1:30."""
+    sc = _new(name, 1.5, description)
     rng = _rng(name)
     a, b = 40 / 60, 80 / 60
     sc.add_rows("gc_events", gc_cycles(
@@ -253,20 +253,20 @@ def storm_misconfiguration() -> Scenario:
 
 
 def storm_leak_driven() -> Scenario:
-    sc = _new("storm-leak-driven", 2.5, "A heap leak drives the GC: live heap +150 % per hour, and once it is "
-              "large (after 1:45), marking it costs more CPU each cycle than the service can spare.")
+    sc = _new("storm-leak-driven", 1.75, "A heap leak drives the GC: live heap +150 % per hour, and once it is "
+              "large (after 1:30), marking it costs more CPU each cycle than the service can spare.")
     rng = _rng(sc.name)
     live = lambda h: 120 * (1 + 1.5 * h)  # noqa: E731
     sc.add_rows("gc_events", gc_cycles(sc.name, "i0", T0, sc.end, rng=rng, live_mb=live, goal_ratio=_flat(2.0),
-                                       period_s=lambda h: 0.3 if h >= 1.75 else 10.0,
-                                       cpu_ms=lambda h: 0.9 * live(h) if h >= 1.75 else 8.0))
-    _gc_label(sc, "i0", kind="leak_driven", onset=1.75, fair=1.75 + 2 / 60)
+                                       period_s=lambda h: 0.3 if h >= 1.5 else 10.0,
+                                       cpu_ms=lambda h: 0.9 * live(h) if h >= 1.5 else 8.0))
+    _gc_label(sc, "i0", kind="leak_driven", onset=1.5, fair=1.5 + 2 / 60)
     _leak_label(sc, "i0", sick=True, signal="heap_live", onset=0, fair=1.4)
     return sc
 
 
 def storm_across_restart() -> Scenario:
-    sc = _new("storm-across-restart", 2, "An allocation storm that goes on after the process is restarted at "
+    sc = _new("storm-across-restart", 1.5, "An allocation storm that goes on after the process is restarted at "
               "1:00; the new process warms its heap up from 10 MiB in 90 s, which is not a leak.")
     rng = _rng(sc.name)
     boot2 = at(1.0)
@@ -285,7 +285,7 @@ def storm_across_restart() -> Scenario:
 
 
 def gc_busy_healthy() -> Scenario:
-    sc = _new("gc-busy-healthy", 2.5, "A busy service collecting every 2 s at about 6 % GC CPU: busy, not a storm.")
+    sc = _new("gc-busy-healthy", 1.5, "A busy service collecting every 2 s at about 6 % GC CPU: busy, not a storm.")
     rng = _rng(sc.name)
     sc.add_rows("gc_events", gc_cycles(sc.name, "i0", T0, sc.end, rng=rng, live_mb=_flat(900), goal_ratio=_flat(2.0),
                                        period_s=_flat(2.0), cpu_ms=_flat(450)))
@@ -295,10 +295,10 @@ def gc_busy_healthy() -> Scenario:
 
 
 def gc_startup_bursts() -> Scenario:
-    sc = _new("gc-startup-bursts", 2.5, "Restarted every 30 minutes; each start collects 20 times in 2 seconds "
+    sc = _new("gc-startup-bursts", 1.5, "Restarted every 30 minutes; each start collects 20 times in 2 seconds "
               "while the heap grows to size, then settles.")
     rng = _rng(sc.name)
-    for k in range(5):
+    for k in range(3):
         boot = at(k / 2)
         sc.add_rows("gc_events", gc_cycles(sc.name, "i0", boot, boot + timedelta(seconds=2), rng=rng,
                                            live_mb=lambda h: 4 + 2000 * h, goal_ratio=_flat(2.0),
@@ -312,7 +312,7 @@ def gc_startup_bursts() -> Scenario:
 
 
 def gc_hot_minute() -> Scenario:
-    sc = _new("gc-hot-minute", 2.5, "A batch job makes GC hot for 80 seconds every hour: too short to be a storm.")
+    sc = _new("gc-hot-minute", 1.5, "A batch job makes GC hot for 80 seconds every hour: too short to be a storm.")
     rng = _rng(sc.name)
     def hot(h: float) -> bool:
         return (h * 3600) % 3600 >= 3600 - 80
@@ -324,7 +324,7 @@ def gc_hot_minute() -> Scenario:
 
 
 def gc_limit_headroom() -> Scenario:
-    sc = _new("gc-limit-headroom", 2.5, "GOMEMLIMIT=2GiB far above a 300 MiB heap; GC paced by GOGC, calm.")
+    sc = _new("gc-limit-headroom", 1.5, "GOMEMLIMIT=2GiB far above a 300 MiB heap; GC paced by GOGC, calm.")
     rng = _rng(sc.name)
     sc.add_rows("gc_events", gc_cycles(sc.name, "i0", T0, sc.end, rng=rng, live_mb=_flat(300), goal_ratio=_flat(2.0),
                                        period_s=_flat(10), cpu_ms=_flat(12)))

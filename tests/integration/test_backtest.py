@@ -20,6 +20,7 @@ from tests.net import VENV_BIN
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.timeout(1800)  # about 70 s of CPU (docs/benchmarks.md); minutes of wall on a crowded machine
 def test_library_passes_every_detection(settings, chdb_dir) -> None:
     """Zero false alarms on healthy scenarios, every sick one found with the right kind (the regression gate)."""
     real = resolve_scenarios([str(Path(__file__).resolve().parent.parent / "data" / "scenarios")])
