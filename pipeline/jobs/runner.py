@@ -96,12 +96,14 @@ def new_run_id() -> str:
 
 
 def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, ctx: RenderContext,
-                run_id: str | None = None, should_stop: Callable[[], bool] | None = None) -> RunResult:
+                run_id: str | None = None, should_stop: Callable[[], bool] | None = None, *,
+                count_written: bool = True) -> RunResult:
     """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
 
     `should_stop` is asked before each statement after the first: on shutdown the run ends at the next
     statement boundary as `skipped`, so the watermark stays put and the window runs again from the start
     (job outputs are keyed by window, so the statements already run are replaced, not doubled).
+    `count_written=False` skips counting rows the engine did not report (a backtest does not need them).
     """
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
@@ -124,9 +126,9 @@ def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, 
             except StoreError as exc:
                 raise StoreError(f"statement {index} of {len(statements)}: {exc}") from exc
             written = _written_rows(summary)
-            if written is None:
+            if written is None and count_written:
                 written = _count_written(store, statement, params)
-            result.rows_written += written
+            result.rows_written += written or 0
     except (StoreError, StoreUnavailable, OSError, ValueError) as exc:
         result.status = "error"
         result.error = str(exc)[:8000]
