@@ -1,0 +1,115 @@
+"""The leak_sites job on seeded goroutine profiles: each kind of evidence, and load that drains is not a leak.
+
+One hour of goroutine snapshots a minute apart (the production defaults: 1 h lookback, 5 min buckets) for one
+instance with five sites: a leak that grows, a leak only the goroutineleak profile reports (constant count), a
+pool that follows a periodic load, a site whose goroutines have waited long while growing slowly, and an idle
+site that waits long without growing.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from pipeline.jobs.runner import discover_jobs, execute_job, select_jobs
+from pipeline.jobs.windows import Window
+from pipeline.store.migrate import context_from_settings
+from tests.plugins.profile_rows import Frame, ProfileSeed, Site
+
+BASE = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+START = BASE - timedelta(minutes=10)
+MAIN = Frame("main.main", "/app/main.go", 20)
+LEAK = Frame("main.fetchAll.func1", "/app/fetch.go", 41)
+LEAK_PROFILE = Frame("main.startWatcher.func1", "/app/watch.go", 17)
+POOL = Frame("main.worker", "/app/pool.go", 58)
+LONG_WAIT = Frame("main.subscribe.func2", "/app/sub.go", 93)
+IDLE = Frame("main.listen", "/app/listen.go", 12)
+
+
+def _sites(minute: int) -> list[Site]:
+    pool = 10 + round(40 * abs(math.sin(math.pi * minute / 10)))  # period 10 min: troughs every bucket pair
+    return [
+        Site(LEAK, MAIN, 2 + minute, "chan send"),
+        Site(LEAK_PROFILE, MAIN, 3, "chan receive"),
+        Site(POOL, MAIN, pool, "select"),
+        Site(LONG_WAIT, MAIN, 6 + minute // 30, "chan receive", wait_minutes=30 + minute),
+        Site(IDLE, None, 20, "IO wait", wait_minutes=60 + minute),
+    ]
+
+
+def seed(store, *, leak_profile: bool = True) -> ProfileSeed:
+    s = ProfileSeed(store)
+    for minute in range(60):
+        ts = BASE + timedelta(minutes=minute)
+        s.goroutines(ts, _sites(minute), process_start=START)
+        if leak_profile and minute % 5 == 4:
+            s.goroutines(ts + timedelta(seconds=1), [Site(LEAK_PROFILE, MAIN, 3)], profile_type="goroutineleak",
+                         process_start=START)
+    return s
+
+
+def run_job(store, settings, name: str, end: datetime):
+    job = select_jobs(discover_jobs(settings.sql_dir), [name])[0]
+    window = Window(end - timedelta(seconds=settings.detect.window_seconds), end)
+    result = execute_job(store, job, window, settings.detect, context_from_settings(settings))
+    assert result.status == "ok", result.error
+    return result
+
+
+def _sites_by_function(store, db: str) -> dict[str, dict]:
+    res = store.query(f"SELECT * FROM {db}.leak_sites FINAL")
+    return {r["function"]: r for r in (dict(zip(res.column_names, row, strict=True)) for row in res.result_rows)}
+
+
+def test_each_kind_of_evidence_and_the_pool_is_clean(profile_store, settings) -> None:
+    seed(profile_store)
+    run_job(profile_store, settings, "leak_sites", BASE + timedelta(minutes=60))
+    sites = _sites_by_function(profile_store, settings.database)
+
+    leak = sites[LEAK.function]
+    assert leak["leaking"] == 1 and "growing_site" in leak["evidence"], leak
+    assert (leak["file"], leak["line"]) == (LEAK.file, LEAK.line)
+    assert leak["created_by"] == f"{MAIN.function} {MAIN.file}:{MAIN.line}"
+    assert leak["wait_reason"] == "chan send" and leak["goroutines"] == 61
+    assert 50 <= leak["growth_per_hour"] <= 70, leak["growth_per_hour"]  # one goroutine a minute
+    assert f"{LEAK.function} {LEAK.file}:{LEAK.line}" in leak["example_stack"]
+
+    proven = sites[LEAK_PROFILE.function]
+    assert proven["leaking"] == 1 and proven["evidence"] == ["leak_profile"], proven
+    assert proven["severity"] == "critical" and proven["leaked_goroutines"] == 3
+
+    slow = sites[LONG_WAIT.function]
+    assert slow["leaking"] == 1 and slow["evidence"] == ["long_wait"], slow
+    assert slow["oldest_wait_minutes"] == 89
+
+    for clean in (POOL, IDLE):
+        row = sites[clean.function]
+        assert row["leaking"] == 0 and row["evidence"] == [] and row["severity"] == "none", row
+    assert sites[POOL.function]["n_snapshots"] == 60
+
+
+def test_rerun_replaces_and_a_quiet_instance_is_not_evaluated(profile_store, settings) -> None:
+    seed(profile_store, leak_profile=False)
+    end = BASE + timedelta(minutes=60)
+    run_job(profile_store, settings, "leak_sites", end)
+    run_job(profile_store, settings, "leak_sites", end)
+    db = settings.database
+    assert profile_store.scalar(f"SELECT count() FROM {db}.leak_sites FINAL") == 4  # LEAK_PROFILE is 3 < 5
+    assert profile_store.scalar(f"SELECT countIf(leaking) FROM {db}.leak_sites FINAL") == 2
+    # an hour after the last profile the instance no longer reports: nothing evaluated, nothing claimed
+    run_job(profile_store, settings, "leak_sites", end + timedelta(hours=1))
+    assert profile_store.scalar(
+        f"SELECT count() FROM {db}.leak_sites WHERE window_end = {{e:DateTime64(3, 'UTC')}}",
+        {"e": end + timedelta(hours=1)}) == 0
+
+
+def test_restart_starts_a_new_series(profile_store, settings) -> None:
+    """A leak in the previous incarnation is not carried over: after the restart the site starts again."""
+    seed(profile_store, leak_profile=False)
+    s = ProfileSeed(profile_store)
+    restart = BASE + timedelta(minutes=61)
+    for minute in range(62, 75):
+        s.goroutines(BASE + timedelta(minutes=minute), [Site(LEAK, MAIN, 2, "chan send")], process_start=restart)
+    run_job(profile_store, settings, "leak_sites", BASE + timedelta(minutes=75))
+    sites = _sites_by_function(profile_store, settings.database)
+    assert set(sites) == set(), sites  # 2 goroutines < leak_site_min_goroutines, no other site since restart
