@@ -113,3 +113,28 @@ def test_restart_starts_a_new_series(profile_store, settings) -> None:
     run_job(profile_store, settings, "leak_sites", BASE + timedelta(minutes=75))
     sites = _sites_by_function(profile_store, settings.database)
     assert set(sites) == set(), sites  # 2 goroutines < leak_site_min_goroutines, no other site since restart
+
+
+def test_leak_trends_defers_to_sites_that_drain(profile_store, settings) -> None:
+    """Two instances with the same rising goroutine count: where profiles show only draining sites, the count
+    trend is load; where profiles show a growing site, or where no profile exists, it stays a leak."""
+    end = BASE + timedelta(minutes=120)
+    metrics: dict[str, list] = {k: [] for k in ("service", "instance", "ts", "metric", "value", "unit")}
+    for instance in ("profiled-busy", "profiled-leak", "counts-only"):
+        for minute in range(120):
+            for k, v in (("service", "svc"), ("instance", instance), ("ts", BASE + timedelta(minutes=minute)),
+                         ("metric", "go.goroutine.count"), ("value", 100.0 + 2 * minute), ("unit", "{goroutine}")):
+                metrics[k].append(v)
+    profile_store.insert_columns("runtime_metrics", metrics)
+    busy = ProfileSeed(profile_store, instance="profiled-busy")
+    leaking = ProfileSeed(profile_store, instance="profiled-leak")
+    for minute in range(60, 120):
+        ts = BASE + timedelta(minutes=minute)
+        pool = 10 + round(40 * abs(math.sin(math.pi * minute / 10)))
+        busy.goroutines(ts, [Site(POOL, MAIN, pool, "select")])
+        leaking.goroutines(ts, [Site(POOL, MAIN, pool, "select"), Site(LEAK, MAIN, minute, "chan send")])
+    run_job(profile_store, settings, "leak_sites", end)
+    run_job(profile_store, settings, "leak_trends", end)
+    verdicts = dict(profile_store.rows(
+        f"SELECT instance, leaking FROM {settings.database}.leak_trends FINAL WHERE signal = 'goroutines'"))
+    assert verdicts == {"profiled-busy": 0, "profiled-leak": 1, "counts-only": 1}, verdicts
