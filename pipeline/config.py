@@ -266,6 +266,8 @@ class Settings(BaseSettings):
     database: str = "fleetwatch"
     # TTL of every table, in days. Rows older than this are dropped, even when ingested late.
     retention_days: int = Field(default=30, ge=1)
+    # TTL of profile_raw (raw profile bytes kept for `fleetwatch pprof export`), in days.
+    profile_raw_retention_days: int = Field(default=3, ge=1, le=3650)
     # With a cluster name, migrations create Replicated tables with Distributed fronts ON CLUSTER.
     cluster: str = ""
     # Where migrations, jobs, views and queries are read from.
