@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pipeline.jobs.runner import discover_jobs, execute_job, select_jobs
 from pipeline.jobs.windows import Window
 from pipeline.store.migrate import context_from_settings
-from tests.plugins.profile_rows import Frame, ProfileSeed, Site
+from tests.profile_rows import Frame, ProfileSeed, Site
 
 BASE = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 START = BASE - timedelta(minutes=10)
@@ -61,10 +61,10 @@ def _sites_by_function(store, db: str) -> dict[str, dict]:
     return {r["function"]: r for r in (dict(zip(res.column_names, row, strict=True)) for row in res.result_rows)}
 
 
-def test_each_kind_of_evidence_and_the_pool_is_clean(profile_store, settings) -> None:
-    seed(profile_store)
-    run_job(profile_store, settings, "leak_sites", BASE + timedelta(minutes=60))
-    sites = _sites_by_function(profile_store, settings.database)
+def test_each_kind_of_evidence_and_the_pool_is_clean(store, settings) -> None:
+    seed(store)
+    run_job(store, settings, "leak_sites", BASE + timedelta(minutes=60))
+    sites = _sites_by_function(store, settings.database)
 
     leak = sites[LEAK.function]
     assert leak["leaking"] == 1 and "growing_site" in leak["evidence"], leak
@@ -88,34 +88,34 @@ def test_each_kind_of_evidence_and_the_pool_is_clean(profile_store, settings) ->
     assert sites[POOL.function]["n_snapshots"] == 60
 
 
-def test_rerun_replaces_and_a_quiet_instance_is_not_evaluated(profile_store, settings) -> None:
-    seed(profile_store, leak_profile=False)
+def test_rerun_replaces_and_a_quiet_instance_is_not_evaluated(store, settings) -> None:
+    seed(store, leak_profile=False)
     end = BASE + timedelta(minutes=60)
-    run_job(profile_store, settings, "leak_sites", end)
-    run_job(profile_store, settings, "leak_sites", end)
+    run_job(store, settings, "leak_sites", end)
+    run_job(store, settings, "leak_sites", end)
     db = settings.database
-    assert profile_store.scalar(f"SELECT count() FROM {db}.leak_sites FINAL") == 4  # LEAK_PROFILE is 3 < 5
-    assert profile_store.scalar(f"SELECT countIf(leaking) FROM {db}.leak_sites FINAL") == 2
+    assert store.scalar(f"SELECT count() FROM {db}.leak_sites FINAL") == 4  # LEAK_PROFILE is 3 < 5
+    assert store.scalar(f"SELECT countIf(leaking) FROM {db}.leak_sites FINAL") == 2
     # an hour after the last profile the instance no longer reports: nothing evaluated, nothing claimed
-    run_job(profile_store, settings, "leak_sites", end + timedelta(hours=1))
-    assert profile_store.scalar(
+    run_job(store, settings, "leak_sites", end + timedelta(hours=1))
+    assert store.scalar(
         f"SELECT count() FROM {db}.leak_sites WHERE window_end = {{e:DateTime64(3, 'UTC')}}",
         {"e": end + timedelta(hours=1)}) == 0
 
 
-def test_restart_starts_a_new_series(profile_store, settings) -> None:
+def test_restart_starts_a_new_series(store, settings) -> None:
     """A leak in the previous incarnation is not carried over: after the restart the site starts again."""
-    seed(profile_store, leak_profile=False)
-    s = ProfileSeed(profile_store)
+    seed(store, leak_profile=False)
+    s = ProfileSeed(store)
     restart = BASE + timedelta(minutes=61)
     for minute in range(62, 75):
         s.goroutines(BASE + timedelta(minutes=minute), [Site(LEAK, MAIN, 2, "chan send")], process_start=restart)
-    run_job(profile_store, settings, "leak_sites", BASE + timedelta(minutes=75))
-    sites = _sites_by_function(profile_store, settings.database)
+    run_job(store, settings, "leak_sites", BASE + timedelta(minutes=75))
+    sites = _sites_by_function(store, settings.database)
     assert set(sites) == set(), sites  # 2 goroutines < leak_site_min_goroutines, no other site since restart
 
 
-def test_leak_trends_defers_to_sites_that_drain(profile_store, settings) -> None:
+def test_leak_trends_defers_to_sites_that_drain(store, settings) -> None:
     """Two instances with the same rising goroutine count: where profiles show only draining sites, the count
     trend is load; where profiles show a growing site, or where no profile exists, it stays a leak."""
     end = BASE + timedelta(minutes=120)
@@ -125,16 +125,16 @@ def test_leak_trends_defers_to_sites_that_drain(profile_store, settings) -> None
             for k, v in (("service", "svc"), ("instance", instance), ("ts", BASE + timedelta(minutes=minute)),
                          ("metric", "go.goroutine.count"), ("value", 100.0 + 2 * minute), ("unit", "{goroutine}")):
                 metrics[k].append(v)
-    profile_store.insert_columns("runtime_metrics", metrics)
-    busy = ProfileSeed(profile_store, instance="profiled-busy")
-    leaking = ProfileSeed(profile_store, instance="profiled-leak")
+    store.insert_columns("runtime_metrics", metrics)
+    busy = ProfileSeed(store, instance="profiled-busy")
+    leaking = ProfileSeed(store, instance="profiled-leak")
     for minute in range(60, 120):
         ts = BASE + timedelta(minutes=minute)
         pool = 10 + round(40 * abs(math.sin(math.pi * minute / 10)))
         busy.goroutines(ts, [Site(POOL, MAIN, pool, "select")])
         leaking.goroutines(ts, [Site(POOL, MAIN, pool, "select"), Site(LEAK, MAIN, minute, "chan send")])
-    run_job(profile_store, settings, "leak_sites", end)
-    run_job(profile_store, settings, "leak_trends", end)
-    verdicts = dict(profile_store.rows(
+    run_job(store, settings, "leak_sites", end)
+    run_job(store, settings, "leak_trends", end)
+    verdicts = dict(store.rows(
         f"SELECT instance, leaking FROM {settings.database}.leak_trends FINAL WHERE signal = 'goroutines'"))
     assert verdicts == {"profiled-busy": 0, "profiled-leak": 1, "counts-only": 1}, verdicts

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.integration.test_leak_sites_sql import run_job
-from tests.plugins.profile_rows import EPOCH, Alloc, Frame, ProfileSeed
+from tests.profile_rows import EPOCH, Alloc, Frame, ProfileSeed
 
 W = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 HOT = Frame("main.buildReport", "/app/report.go", 77)
@@ -36,15 +36,15 @@ def _storm(store, instance: str, storm: int) -> None:
     })
 
 
-def test_rates_across_restarts_and_only_storms(profile_store, settings) -> None:
+def test_rates_across_restarts_and_only_storms(store, settings) -> None:
     for instance, announce in (("announced", True), ("silent", False), ("calm", True)):
-        _seed_instance(profile_store, instance, announce_restart=announce)
-    _storm(profile_store, "announced", 1)
-    _storm(profile_store, "silent", 1)
-    _storm(profile_store, "calm", 0)
-    run_job(profile_store, settings, "storm_sites", W + timedelta(minutes=1))
+        _seed_instance(store, instance, announce_restart=announce)
+    _storm(store, "announced", 1)
+    _storm(store, "silent", 1)
+    _storm(store, "calm", 0)
+    run_job(store, settings, "storm_sites", W + timedelta(minutes=1))
 
-    res = profile_store.query(f"SELECT * FROM {settings.database}.storm_sites FINAL ORDER BY instance, rank")
+    res = store.query(f"SELECT * FROM {settings.database}.storm_sites FINAL ORDER BY instance, rank")
     rows = [dict(zip(res.column_names, r, strict=True)) for r in res.result_rows]
     assert {r["instance"] for r in rows} == {"announced", "silent"}, rows
     for instance in ("announced", "silent"):
@@ -61,20 +61,20 @@ def test_rates_across_restarts_and_only_storms(profile_store, settings) -> None:
         assert abs(mine[0]["instance_bytes_per_sec"] - 12_500_000) < 1e-3
 
 
-def test_restart_pairs_never_give_negative_or_huge_rates(profile_store, settings) -> None:
+def test_restart_pairs_never_give_negative_or_huge_rates(store, settings) -> None:
     """The window right after each restart: whatever pairs remain, every rate stays within the true range."""
     for instance, announce in (("announced", True), ("silent", False)):
-        _seed_instance(profile_store, instance, announce_restart=announce)
-        _storm(profile_store, instance, 1)
+        _seed_instance(store, instance, announce_restart=announce)
+        _storm(store, instance, 1)
     settings.detect.storm_sites_lookback_seconds = 20  # only the pairs right around the restart
     for end in (RESTART_AT + timedelta(seconds=s) for s in (5, 15, 25)):
-        profile_store.command(f"TRUNCATE TABLE {settings.database}.gc_storms")
+        store.command(f"TRUNCATE TABLE {settings.database}.gc_storms")
         for instance in ("announced", "silent"):
-            profile_store.insert_columns("gc_storms", {
+            store.insert_columns("gc_storms", {
                 "service": ["api"], "instance": [instance], "window_start": [end - timedelta(minutes=1)],
                 "window_end": [end], "storm": [1], "run_id": ["seed"]})
-        run_job(profile_store, settings, "storm_sites", end)
-    worst = profile_store.rows(
+        run_job(store, settings, "storm_sites", end)
+    worst = store.rows(
         f"SELECT min(bytes_per_sec), max(bytes_per_sec), min(objects_per_sec), max(share) "
         f"FROM {settings.database}.storm_sites")
     low, high, low_objects, share = worst[0]

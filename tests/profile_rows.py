@@ -1,38 +1,18 @@
 """Profile rows shaped like the agreed profile tables, for detection tests that seed the store directly.
 
-`profile_store` is the migrated test database plus the profile tables: the intake's migration creates them
-when it is present; otherwise tests/data/sql/profile_tables_contract.sql does (IF NOT EXISTS), with the same
-column names. `ProfileSeed` writes one snapshot at a time, the way the intake would: a profile_snapshots row,
-its stacks and its per-stack samples.
+`ProfileSeed` writes one snapshot at a time into the migrated test database, the way the intake would: a
+profile_snapshots row, its stacks and its per-stack samples, with exact counts the tests can check against.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, render, split_statements
 
-CONTRACT_DDL = Path(__file__).resolve().parents[1] / "data" / "sql" / "profile_tables_contract.sql"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ensure_profile_tables(store: Store, database: str, ttl_days: int) -> None:
-    for statement in split_statements(render(CONTRACT_DDL.read_text(encoding="utf-8"),
-                                             RenderContext(database, ttl_days))):
-        store.command(statement)
-
-
-@pytest.fixture
-def profile_store(store: Store, settings) -> Iterator[Store]:
-    ensure_profile_tables(store, settings.database, settings.retention_days)
-    yield store
 
 
 @dataclass(frozen=True)
@@ -80,7 +60,8 @@ class ProfileSeed:
             "service": [self.service], "instance": [self.instance], "ts": [ts], "snapshot_id": [snapshot_id],
             "profile_type": [profile_type], "source": ["file"], "format": ["pprof"], "total_goroutines": [total],
             "sample_period": [512 * 1024 if profile_type in ("allocs", "heap") else 0], "duration_ns": [0],
-            "process_start": [process_start], "go_version": ["go1.27"],
+            "process_start": [process_start], "go_version": ["go1.27"], "stacks": [0], "bytes": [0],
+            "received_at": [ts],
         })
         return snapshot_id
 
@@ -90,7 +71,7 @@ class ProfileSeed:
             self.stacks[sid] = frames
             self.store.insert_columns("profile_stacks", {
                 "stack_id": [sid], "functions": [[f.function for f in frames]], "files": [[f.file for f in frames]],
-                "lines": [[f.line for f in frames]], "first_seen": [ts],
+                "lines": [[f.line for f in frames]], "first_seen": [ts], "last_seen": [ts],
             })
         return sid
 
