@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -50,10 +51,10 @@ class Target:
     base: str
 
 
-def start(binary: Path, mode: str, instance: str, env: dict[str, str] | None = None) -> Target:
+def start(binary: Path, mode: str, instance: str, env: dict[str, str] | None = None,
+          stderr: IO[str] | int = subprocess.DEVNULL) -> Target:
     proc = subprocess.Popen([str(binary), "-mode", mode, "-period", f"{POOL_PERIOD_S}s"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                            env={**os.environ, **(env or {})})
+                            stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     first = proc.stdout.readline().split()
     assert first[:1] == ["listening"], f"{instance} did not start: {first}"

@@ -29,8 +29,13 @@ import (
 var (
 	mu   sync.Mutex
 	held []chan int // keeps the leaked goroutines' channels reachable
-	sink [][]byte
+	live *node
 )
+
+type node struct {
+	next *node
+	val  [6]int64
+}
 
 //go:noinline
 func fetchAll() {
@@ -114,9 +119,9 @@ func logLine() []byte {
 }
 
 func allocstorm() {
-	// A modest live heap the collector must mark every cycle.
-	for i := 0; i < 2048; i++ {
-		sink = append(sink, make([]byte, 4096))
+	// A pointer-dense live heap (16 MiB of small nodes) the collector must mark every cycle.
+	for i := 0; i < (16<<20)/64; i++ {
+		live = &node{next: live}
 	}
 	var wg sync.WaitGroup
 	for w := 0; w < 2; w++ {

@@ -1,0 +1,83 @@
+"""A real GC storm attributed to its allocation site: Go 1.27 under GODEBUG=gctrace=1, with net/http/pprof.
+
+tests/data/go/profiled -mode allocstorm allocates from three functions: buildReport (32 KiB per call, the
+storm), encode (about a sixteenth of that) and logLine (a trickle). Its gctrace goes through the gctrace
+normalizer into gc_events; its allocs profile, fetched every half second, through the profile intake into
+heap_samples. gc_storms and storm_sites then run over the run's windows (window length scaled down to a
+second), and triage names buildReport first, by function and file:line, under the storm.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pipeline.jobs.runner import discover_jobs, select_jobs
+from pipeline.jobs.scheduler import JobScheduler, run_once
+from pipeline.normalize.gctrace import GctraceStream
+from pipeline.normalize.rows import Rows
+from pipeline.sink import Sink
+from pipeline.triage import build_report, render_text
+from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, ingest, site_line, start, stop
+
+pytestmark = pytest.mark.integration
+RUN_SECONDS = 8
+
+
+def test_storm_finding_names_the_allocating_function(store, settings, build_go, tmp_path) -> None:
+    binary = build_go(PROGRAM)
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w") as err:
+        target = start(binary, "allocstorm", "storm-0", env={"GODEBUG": "gctrace=1", "GOMAXPROCS": "2"},
+                       stderr=err)
+        start_ns = time.time_ns()
+        try:
+            deadline = time.monotonic() + RUN_SECONDS
+            while time.monotonic() < deadline:
+                t0 = time.monotonic()
+                ingest(store, target, "/debug/pprof/allocs", "allocs")
+                time.sleep(max(0.0, 0.5 - (time.monotonic() - t0)))
+        finally:
+            stop([target])
+    lines = stderr_path.read_text(errors="replace").splitlines()
+    assert sum(line.startswith("gc ") for line in lines) > 50, "no storm in the gctrace"
+    rows = Rows()
+    stream = GctraceStream(service="profiled", instance="storm-0", source="file", received_at=datetime.now(UTC),
+                           start_ns=start_ns)
+    stream.feed(lines, rows)
+    stream.finish(rows)
+    Sink(store).write(rows, token=f"gctrace/{start_ns}")
+
+    d = settings.detect
+    d.window_seconds = 1
+    d.sustained_windows = 3
+    d.storm_sites_lookback_seconds = 2
+    d.alloc_min_interval_seconds = 0.2  # profiles half a second apart stand for a minute apart
+    since = datetime.fromtimestamp(start_ns / 1e9, tz=UTC).replace(microsecond=0)
+    until = since + timedelta(seconds=RUN_SECONDS + 1)
+    jobs = select_jobs(discover_jobs(settings.sql_dir), ["gc_storms", "storm_sites"])
+    results = run_once(JobScheduler(settings, store), jobs, datetime.now(UTC), since=since.isoformat(),
+                       until=until.isoformat())
+    assert results and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+
+    db = settings.database
+    assert store.scalar(f"SELECT countIf(storm) FROM {db}.gc_storms FINAL") >= 1, store.rows(
+        f"SELECT window_start, hot, gc_count, gc_per_s, gc_cpu_fraction, assist_share, live_vs_goal, reason "
+        f"FROM {db}.gc_storms FINAL ORDER BY window_start")
+    tops = store.rows(f"SELECT function, file, line, share FROM {db}.storm_sites FINAL WHERE rank = 1")
+    assert tops and all(t[:3] == ("main.buildReport", str(SOURCE), site_line("storm")) for t in tops), tops
+    assert all(0.5 < t[3] <= 1.0 for t in tops), tops
+    rates = store.rows(f"SELECT min(bytes_per_sec), max(bytes_per_sec) FROM {db}.storm_sites")
+    assert rates[0][0] > 0 and rates[0][1] < 1e12, rates
+
+    report = build_report(store, settings, service="profiled", since=since - timedelta(minutes=1))
+    storm = [f for f in report.gc_storms if f.subject == "profiled/storm-0"]
+    assert storm, render_text(report)
+    sites = storm[0].evidence["alloc_sites"]
+    assert sites[0]["function"] == "main.buildReport"
+    assert sites[0]["file:line"] == f"{SOURCE}:{site_line('storm')}"
+    assert len(sites) <= 3 and all("main." in s["dig"] or "site_function" in s["dig"] for s in sites)
+    text = render_text(report)
+    assert f"alloc site 1: main.buildReport {SOURCE}:{site_line('storm')}" in text, text
