@@ -1,4 +1,3 @@
--- Dig: one goroutine site's count, longest wait and leak marks at every profile of the instance since {since}.
 SELECT ts, profile_type, sum(goroutines) AS goroutines, max(wait_minutes) AS max_wait_minutes,
        max(leaked) AS leaked, groupUniqArray(wait_reason) AS wait_reasons, any(stack_id) AS example_stack_id
 FROM {{db}}.goroutine_samples

@@ -1,5 +1,3 @@
--- Dig: one allocation site's cumulative counters at every heap profile of the instance since {since}
--- (rates are the differences between consecutive rows of one process).
 SELECT ts, profile_type, sum(alloc_space) AS alloc_space, sum(alloc_objects) AS alloc_objects,
        sum(inuse_space) AS inuse_space, sum(inuse_objects) AS inuse_objects
 FROM {{db}}.heap_samples
