@@ -65,6 +65,9 @@ class KafkaSettings(BaseModel):
     topic_otlp_logs: str = "otlp_logs"
     topic_otlp_spans: str = "otlp_spans"
     topic_otlp_metrics: str = "otlp_metrics"
+    # Go profiles (pprof protobuf, gzipped or not, or goroutine dumps as text), one per message; service and
+    # instance in headers, optional `profile-type` header (goroutine, goroutineleak, allocs, heap).
+    topic_pprof: str = "pprof"
     # How OTLP topics are encoded, as the Collector's Kafka exporter names it: otlp_proto or otlp_json.
     otlp_encoding: str = "otlp_proto"
     # A partition's pending messages are written when either limit is reached.
@@ -247,6 +250,101 @@ class DetectSettings(BaseModel):
     storm_sites_top: int = 10
 
 
+class ScrapeTarget(BaseModel):
+    """One `[[scrape]]` table: a Go service serving net/http/pprof at `url` (its base URL)."""
+
+    # Base URL of the target; profiles are fetched from <url>/debug/pprof/<profile>.
+    url: str
+    # Service name of every row from this target.
+    service: str
+    # Instance name; default: host:port of the URL.
+    instance: str = ""
+    interval_seconds: float = Field(default=60.0, gt=0)
+    # Default: pprof.scrape_timeout_seconds.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    # Sent with every request (an auth header, for example).
+    headers: dict[str, str] = Field(default_factory=dict)
+    # goroutine, goroutineleak, allocs, heap; default: pprof.scrape_profiles.
+    profiles: list[str] | None = None
+    # 2: goroutine profiles as debug=2 text (wait minutes, created by); 0: protobuf. Default: pprof.goroutine_debug.
+    goroutine_debug: int | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"scrape url {v!r} must be an http(s) base URL")
+        return v.rstrip("/")
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, v: list[str] | None) -> list[str] | None:
+        return _check_profiles(v)
+
+    @field_validator("goroutine_debug")
+    @classmethod
+    def _debug_level(cls, v: int | None) -> int | None:
+        if v not in (None, 0, 2):
+            raise ValueError("goroutine_debug is 2 (text) or 0 (protobuf)")
+        return v
+
+
+_PROFILE_NAMES = ("goroutine", "goroutineleak", "allocs", "heap")
+
+
+def _check_profiles(v: list[str] | None) -> list[str] | None:
+    for name in v or []:
+        if name not in _PROFILE_NAMES:
+            raise ValueError(f"unknown profile {name!r} (one of {', '.join(_PROFILE_NAMES)})")
+    return v
+
+
+class PprofSettings(BaseModel):
+    """Profile intake (ingest pprof, the pprof topic, the scraper): limits and scrape defaults."""
+
+    # A profile larger than this as received is quarantined without being decoded.
+    max_input_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Decompressed size limit (inflation stops there: a gzip bomb costs no more).
+    max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # Samples in a protobuf profile, stacks in a debug=1 dump, goroutines in a debug=2 dump or traceback.
+    max_samples: int = Field(default=1_000_000, gt=0)
+    # Profiles scraped from each target that does not list its own.
+    scrape_profiles: list[str] = Field(default_factory=lambda: ["goroutine", "goroutineleak", "allocs"])
+    # 2: goroutine profiles as debug=2 text (wait minutes and created-by are what find leaks); 0: protobuf.
+    goroutine_debug: int = 2
+    # Per request; a target that does not answer in time is recorded as a timeout and backed off.
+    scrape_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Requests in flight at once across all targets.
+    scrape_concurrency: int = Field(default=32, ge=1)
+    # A response body larger than this is cut off and recorded as too_large (hostile or broken targets).
+    scrape_max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # The goroutineleak profile runs a leak-detecting GC in the target: at most this often per target.
+    goroutineleak_interval_seconds: float = Field(default=300.0, gt=0)
+    # A profile a target answered 404 for (older Go, no goroutineleak) is asked for again only this often.
+    not_supported_retry_seconds: float = Field(default=3600.0, gt=0)
+    # A failing target is retried after interval x 2^(failures-1), capped here.
+    scrape_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # Prometheus file_sd JSON files: [{"targets": ["host:port"], "labels": {"service": .., "instance": ..}}].
+    file_sd: list[Path] = Field(default_factory=list)
+    # How often file_sd files are checked for changes.
+    file_sd_refresh_seconds: float = Field(default=30.0, gt=0)
+    # Scheme for file_sd targets given as host:port.
+    file_sd_scheme: str = "http"
+
+    @field_validator("scrape_profiles")
+    @classmethod
+    def _known_profiles(cls, v: list[str]) -> list[str]:
+        return _check_profiles(v) or []
+
+    @field_validator("goroutine_debug")
+    @classmethod
+    def _debug_level(cls, v: int) -> int:
+        if v not in (0, 2):
+            raise ValueError("goroutine_debug is 2 (text) or 0 (protobuf)")
+        return v
+
+
 class Settings(BaseSettings):
     """Everything a Fleetwatch process needs to know. See docs/configuration.md for each field."""
 
@@ -284,6 +382,9 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = OtlpSettings()
     query: QuerySettings = QuerySettings()
     detect: DetectSettings = DetectSettings()
+    pprof: PprofSettings = PprofSettings()
+    # Scrape targets, TOML [[scrape]] tables (see ScrapeTarget); file_sd files in [pprof] add more.
+    scrape: list[ScrapeTarget] = Field(default_factory=list)
 
     # Run the detection scheduler inside `fleetwatch run` (--no-jobs turns it off).
     jobs_enabled: bool = True

@@ -96,8 +96,9 @@ class _Parsed:
     heap: dict[int, list[int]] = field(default_factory=dict)
 
 
-def normalize_profile(data: bytes, meta: ProfileMeta, rows: Rows, limits: PprofLimits = PprofLimits()) -> ProfileResult:
+def normalize_profile(data: bytes, meta: ProfileMeta, rows: Rows, limits: PprofLimits | None = None) -> ProfileResult:
     """Append the rows of one profile to `rows` (or one quarantine row with the reason)."""
+    limits = limits or PprofLimits()
     try:
         parsed = parse_profile(data, meta.type_hint, limits)
     except ProfileError as exc:
