@@ -2,15 +2,16 @@
 
 tests/data/go/profiled runs one process per state: a goroutine leak that grows at fetchAll's goroutine (a),
 goroutines blocked forever on unreachable channels, constant in number, that only the goroutineleak profile
-proves (b), and a worker pool whose size follows a periodic load up and down (c). Their profiles are fetched
-from /debug/pprof over HTTP and stored by the intake's normalizer and the sink; the leak_sites job and triage
-then run on the stored rows. Time-based thresholds are scaled down through settings (seconds stand for
-minutes); the SQL is the production job. Go 1.27 serves protobuf, debug=2 dumps and the goroutineleak
-profile; Debian's Go 1.19 gives the text dumps of a runtime without the leak profile.
+proves (b), and a worker pool whose size follows a periodic load up and down (c). Go 1.27 targets are
+scraped by the scraper of `fleetwatch run` (in process, into the test's store); Go 1.19 dumps (no
+goroutineleak profile) are saved to files and go through `fleetwatch ingest pprof`, `fleetwatch jobs
+run-once` and `fleetwatch triage` as commands. Time-based thresholds are scaled down through settings
+(seconds stand for minutes); the SQL is the production job.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -23,11 +24,12 @@ from typing import IO
 
 import pytest
 
-from pipeline.normalize.pprof import ProfileMeta, normalize_profile
-from pipeline.normalize.rows import Rows
+from pipeline.config import ScrapeTarget
 from pipeline.sink import Sink
+from pipeline.sources.scrape import Scraper
 from pipeline.triage import build_report
 from tests.integration.test_leak_sites_sql import run_job
+from tests.net import FLEETWATCH
 
 pytestmark = pytest.mark.integration
 PROGRAM = Path(__file__).resolve().parents[1] / "data" / "go" / "profiled"
@@ -72,18 +74,6 @@ def fetch(url: str) -> bytes:
         return resp.read()
 
 
-def ingest(store, target: Target, path: str, profile_type: str) -> None:
-    """One profile through the intake: the pure normalizer, then the sink (quarantine included)."""
-    data = fetch(target.base + path)
-    now = datetime.now(UTC)
-    rows = Rows()
-    result = normalize_profile(data, ProfileMeta(
-        service="profiled", instance=target.instance, source="scrape", observed_ns=time.time_ns(),
-        received_at=now, type_hint=profile_type, location=target.base + path), rows)
-    assert result.ok, result.error
-    Sink(store).write(rows, token=f"pprof/{result.snapshot_id}")
-
-
 def scale_down(settings) -> None:
     d = settings.detect
     d.window_seconds = 1
@@ -125,15 +115,27 @@ def _leak_findings(store, settings) -> dict[tuple[str, str], dict]:
     return out
 
 
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
 def test_leak_sites_named_on_go127_profiles(store, settings, go127_targets) -> None:
     scale_down(settings)
-    for round_no in range(ROUNDS):
-        t0 = time.monotonic()
-        for target in go127_targets:
-            ingest(store, target, "/debug/pprof/goroutine?debug=2", "goroutine")
-            if round_no % 6 == 5:
-                ingest(store, target, "/debug/pprof/goroutineleak", "goroutineleak")
-        time.sleep(max(0.0, EVERY_S - (time.monotonic() - t0)))
+    pprof = settings.pprof.model_copy(update={"goroutineleak_interval_seconds": 2.0, "goroutine_debug": 2})
+    scrape = [ScrapeTarget(url=t.base, service="profiled", instance=t.instance, interval_seconds=EVERY_S,
+                           profiles=["goroutine", "goroutineleak"]) for t in go127_targets]
+    scraper = Scraper(settings.model_copy(update={"scrape": scrape, "pprof": pprof}), Sink(store)).start()
+    db = settings.database
+    try:
+        fewest = (f"SELECT min(n) FROM (SELECT instance, countIf(profile_type = 'goroutine') AS n "
+                  f"FROM {db}.profile_snapshots GROUP BY instance HAVING countIf(profile_type = 'goroutineleak') > 0)"
+                  f" HAVING count() = {len(go127_targets)}")
+        wait_for(lambda: (store.scalar(fewest) or 0) >= ROUNDS, 120, "scraped snapshots of every target")
+    finally:
+        scraper.stop()
     run_job(store, settings, "leak_sites", datetime.now(UTC))
 
     flagged = {(i, f): ev for i, f, ev in store.rows(
@@ -158,24 +160,50 @@ def test_leak_sites_named_on_go127_profiles(store, settings, go127_targets) -> N
     assert not [k for k in findings if k[0] == "pool"]
 
 
-def test_leak_site_from_go119_text_dumps(store, settings, go119_binary) -> None:
-    """No goroutineleak profile before Go 1.26 (404): the growing site alone names the leak."""
-    scale_down(settings)
+def _fw(env: dict[str, str], *args: str) -> str:
+    out = subprocess.run([FLEETWATCH, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, f"fleetwatch {' '.join(args)} failed:\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_leak_site_from_go119_text_dumps(tmp_path, go119_binary) -> None:
+    """No goroutineleak profile before Go 1.26 (404): the growing site alone names the leak. Saved debug=2
+    dumps go through the commands an operator would run: ingest pprof, jobs run-once, triage."""
     targets = [start(go119_binary, "leak", "leak119"), start(go119_binary, "pool", "pool119")]
     try:
         with pytest.raises(urllib.error.HTTPError) as missing:
             fetch(targets[0].base + "/debug/pprof/goroutineleak")
         assert missing.value.code == 404
-        for _ in range(ROUNDS):
+        for round_no in range(ROUNDS):
             t0 = time.monotonic()
             for target in targets:
-                ingest(store, target, "/debug/pprof/goroutine?debug=2", "goroutine")
+                dump = tmp_path / target.instance / f"{round_no:03d}.txt"
+                dump.parent.mkdir(exist_ok=True)
+                dump.write_bytes(fetch(target.base + "/debug/pprof/goroutine?debug=2"))  # mtime: when taken
             time.sleep(max(0.0, EVERY_S - (time.monotonic() - t0)))
     finally:
         stop(targets)
-    run_job(store, settings, "leak_sites", datetime.now(UTC))
-    findings = _leak_findings(store, settings)
-    leak = findings[("leak119", "main.fetchAll.func1")]
-    assert leak["file:line"] == f"{SOURCE}:{site_line('leak')}"
-    assert leak["created_by"].startswith("main.fetchAll")
-    assert not [k for k in findings if k[0] == "pool119"], findings
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETWATCH_")}
+    env.update({"FLEETWATCH_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'store'}", "FLEETWATCH_QUERY_HTTP": "",
+                "FLEETWATCH_DETECT__WINDOW_SECONDS": "1", "FLEETWATCH_DETECT__LEAK_SITE_LOOKBACK_SECONDS": "600",
+                "FLEETWATCH_DETECT__LEAK_SITE_BUCKET_SECONDS": str(POOL_PERIOD_S),
+                "FLEETWATCH_DETECT__LEAK_SITE_MIN_BUCKETS": "5"})
+    for target in targets:
+        _fw(env, "ingest", "pprof", *map(str, sorted((tmp_path / target.instance).iterdir())),
+            "--service", "profiled", "--instance", target.instance)
+    # windows right after the last dump (an instance is evaluated while it still reports)
+    newest = max(p.stat().st_mtime for p in tmp_path.glob("*/*.txt"))
+    last = datetime.fromtimestamp(newest, tz=UTC).replace(microsecond=0) + timedelta(seconds=1)
+    _fw(env, "jobs", "run-once", "--job", "leak_sites", "--since", (last - timedelta(seconds=1)).isoformat(),
+        "--until", (last + timedelta(seconds=1)).isoformat())
+    report = json.loads(_fw(env, "triage", "--service", "profiled", "--since", "1h", "--format", "json"))
+    sites = {(f["subject"], s["function"]): s for f in report["leaks"] for s in f["evidence"].get("sites", [])}
+    assert ("profiled/leak119", "main.fetchAll.func1") in sites, (report, _fw(
+        env, "sql", "SELECT instance, function, leaking, n_snapshots, first_floor, last_floor, floor_rho, window_end "
+        "FROM fleetwatch.leak_sites FINAL"), _fw(env, "sql", "SELECT instance, count(), min(ts), max(ts) "
+        "FROM fleetwatch.profile_snapshots GROUP BY instance"))
+    leak = sites[("profiled/leak119", "main.fetchAll.func1")]
+    assert leak["file:line"] == f"{SOURCE}:{site_line('leak')}", leak
+    assert leak["created_by"].startswith("main.fetchAll") and leak["wait_reason"] == "chan send"
+    assert leak["evidence"] == ["growing_site"]
+    assert not [k for k in sites if k[0] == "profiled/pool119"], sites

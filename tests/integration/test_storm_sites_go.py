@@ -2,7 +2,7 @@
 
 tests/data/go/profiled -mode allocstorm allocates from three functions: buildReport (32 KiB per call, the
 storm), encode (about a sixteenth of that) and logLine (a trickle). Its gctrace goes through the gctrace
-normalizer into gc_events; its allocs profile, fetched every half second, through the profile intake into
+normalizer into gc_events; its allocs profile, scraped every half second by the scraper of `fleetwatch run`, into
 heap_samples. gc_storms and storm_sites then run over the run's windows (window length scaled down to a
 second), and triage names buildReport first, by function and file:line, under the storm.
 """
@@ -14,13 +14,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pipeline.config import ScrapeTarget
 from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, run_once
 from pipeline.normalize.gctrace import GctraceStream
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
+from pipeline.sources.scrape import Scraper
 from pipeline.triage import build_report, render_text
-from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, ingest, site_line, start, stop
+from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, site_line, start, stop, wait_for
 
 pytestmark = pytest.mark.integration
 RUN_SECONDS = 8
@@ -33,13 +35,15 @@ def test_storm_finding_names_the_allocating_function(store, settings, build_go, 
         target = start(binary, "allocstorm", "storm-0", env={"GODEBUG": "gctrace=1", "GOMAXPROCS": "2"},
                        stderr=err)
         start_ns = time.time_ns()
+        scrape = [ScrapeTarget(url=target.base, service="profiled", instance="storm-0", interval_seconds=0.5,
+                               profiles=["allocs"])]
+        scraper = Scraper(settings.model_copy(update={"scrape": scrape}), Sink(store)).start()
         try:
-            deadline = time.monotonic() + RUN_SECONDS
-            while time.monotonic() < deadline:
-                t0 = time.monotonic()
-                ingest(store, target, "/debug/pprof/allocs", "allocs")
-                time.sleep(max(0.0, 0.5 - (time.monotonic() - t0)))
+            wait_for(lambda: (store.scalar(f"SELECT count() FROM {store.database}.profile_snapshots "
+                                           "WHERE profile_type = 'allocs'") or 0) >= 2 * RUN_SECONDS,
+                     120, "allocs profiles")
         finally:
+            scraper.stop()
             stop([target])
     lines = stderr_path.read_text(errors="replace").splitlines()
     assert sum(line.startswith("gc ") for line in lines) > 50, "no storm in the gctrace"
