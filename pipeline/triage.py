@@ -170,7 +170,7 @@ def build_report(store: Store, settings: Settings, *, service: str | None, since
         target[table].extend(findings)
     # Code locations from the profile detections (leak_sites, storm_sites), when those tables exist.
     if all(_table_exists(store, settings.database, t) for t in ("leak_sites", "storm_sites")):
-        from pipeline import triage_sites
+        from pipeline.report import sites as triage_sites
 
         triage_sites.enrich(store, ctx, settings.sql_dir, params, report.gc_storms, report.leaks)
     last_runs = store.rows(
@@ -219,7 +219,7 @@ _SITE_KEYS = ("sites", "alloc_sites")
 
 
 def _site_lines(evidence: dict[str, Any]) -> list[str]:
-    from pipeline.triage_sites import site_lines
+    from pipeline.report.sites import site_lines
 
     return site_lines(evidence)
 

@@ -138,3 +138,23 @@ def test_leak_trends_defers_to_sites_that_drain(store, settings) -> None:
     verdicts = dict(store.rows(
         f"SELECT instance, leaking FROM {settings.database}.leak_trends FINAL WHERE signal = 'goroutines'"))
     assert verdicts == {"profiled-busy": 0, "profiled-leak": 1, "counts-only": 1}, verdicts
+
+
+def test_triage_names_every_leaking_site(store, settings) -> None:
+    """No goroutine-count trend here: the sites alone make the finding, each named with its dig query."""
+    from pipeline.triage import build_report, render_text
+
+    seed(store)
+    run_job(store, settings, "leak_sites", BASE + timedelta(minutes=60))
+    report = build_report(store, settings, service="svc", since=BASE)
+    assert [f.subject for f in report.leaks] == ["svc/i-0"], report.leaks
+    finding = report.leaks[0]
+    assert finding.severity == "critical"
+    named = [(s["function"], s["file:line"]) for s in finding.evidence["sites"]]
+    assert sorted(named) == sorted((f.function, f"{f.file}:{f.line}") for f in (LEAK, LEAK_PROFILE, LONG_WAIT))
+    text = render_text(report)
+    assert (f"site: {LEAK.function} {LEAK.file}:{LEAK.line}, created by {MAIN.function} {MAIN.file}:{MAIN.line}, "
+            "chan send, 61 goroutines") in text, text
+    assert text.count("  dig: ") == 1 + 3, text  # the finding's, then one per site
+    for site in finding.evidence["sites"]:
+        assert store.rows(site["dig"]), site["dig"]  # each dig query runs as printed and finds the site
