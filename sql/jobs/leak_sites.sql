@@ -34,28 +34,36 @@ current AS
       -- warm-up (pools filling) is not growth; only measurable when the process start is known
       AND (toUnixTimestamp64Milli(b.boot) = 0 OR s.ts >= b.boot + toIntervalSecond({leak_warmup_seconds:UInt32}))
 ),
--- Per instance: the goroutine snapshots' times, the latest of them, the latest goroutineleak snapshot.
+-- Per instance: the latest goroutine and goroutineleak snapshots, its floor buckets.
 inst AS
 (
     SELECT service, instance,
-           arraySort(groupUniqArrayIf(ts, profile_type = 'goroutine')) AS snap_ts,
            maxIf(ts, profile_type = 'goroutine') AS last_ts,
            maxIf(ts, profile_type = 'goroutineleak') AS leak_ts,
-           countIf(profile_type = 'goroutineleak') AS leak_snaps,
+           countIf(profile_type = 'goroutine') AS n_snaps,
+           arraySort(groupUniqArrayIf(intDiv(toUnixTimestamp64Milli(ts), 1000 * {leak_site_bucket_seconds:UInt32}),
+                                      profile_type = 'goroutine')) AS buckets,
            max(ts) AS latest
     FROM current
     GROUP BY service, instance
     -- only instances still reporting: a profile within the last bucket before the window ends
     HAVING latest >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({leak_site_bucket_seconds:UInt32})
 ),
+-- Goroutine snapshots per instance and bucket: a site present at fewer of them drained in between.
+inst_bucket AS
+(
+    SELECT service, instance, intDiv(toUnixTimestamp64Milli(ts), 1000 * {leak_site_bucket_seconds:UInt32}) AS b,
+           count() AS snaps
+    FROM current
+    WHERE profile_type = 'goroutine'
+    GROUP BY service, instance, b
+),
+-- One row per site and profile (several stacks can block at one site).
 site_snap AS
 (
-    SELECT service, instance, snapshot_id, profile_type, min(ts) AS sts,
+    SELECT service, instance, ts AS sts, profile_type,
            cityHash64(site_function, site_file, site_line, created_by_function, created_by_file, created_by_line)
                AS site_id,
-           any(site_function) AS fn, any(site_file) AS fl, any(site_line) AS ln,
-           any(created_by_function) AS cb_fn, any(created_by_file) AS cb_file, any(created_by_line) AS cb_line,
-           anyIf(wait_reason, wait_reason != '') AS wr,
            sum(goroutines) AS n,
            sumIf(goroutines, leaked = 1) AS n_leaked,
            max(wait_minutes) AS wait_max,
@@ -64,45 +72,58 @@ site_snap AS
     WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_site_lookback_seconds:UInt32})
       AND ts < {window_end:DateTime64(3, 'UTC')}
       AND snapshot_id IN (SELECT snapshot_id FROM current)
-    GROUP BY service, instance, snapshot_id, profile_type, site_id
+    GROUP BY service, instance, sts, profile_type, site_id
 ),
-per_site AS
+-- Per site and floor bucket: its minimum over the bucket's goroutine snapshots (0 when it was absent from
+-- any of them: it drained) and what the latest snapshots say.
+site_bucket AS
 (
     SELECT s.service AS service, s.instance AS instance, s.site_id AS site_id,
-           any(s.fn) AS function, any(s.fl) AS file, any(s.ln) AS line,
-           if(any(s.cb_fn) = '', '',
-              concat(any(s.cb_fn), if(any(s.cb_file) = '', '',
-                                      concat(' ', any(s.cb_file), ':', toString(any(s.cb_line)))))) AS created_by,
-           argMaxIf(s.wr, s.sts, s.wr != '') AS wait_reason,
-           any(i.snap_ts) AS snap_ts,
-           groupArrayIf((s.sts, s.n), s.profile_type = 'goroutine') AS pts,
-           arrayMap(p -> p.1, pts) AS site_ts,
-           -- the site's count at every goroutine snapshot, 0 where it was absent (drained)
-           arrayMap(t -> if(has(site_ts, t), toFloat64(pts[indexOf(site_ts, t)].2), 0.), snap_ts) AS counts,
+           intDiv(toUnixTimestamp64Milli(s.sts), 1000 * {leak_site_bucket_seconds:UInt32}) AS b,
+           countIf(s.profile_type = 'goroutine') AS present,
+           if(present < any(ib.snaps), 0, minIf(s.n, s.profile_type = 'goroutine')) AS floor_b,
+           maxIf(s.n, s.profile_type = 'goroutine') AS max_n,
+           sumIf(s.n, s.profile_type = 'goroutine' AND s.sts = i.last_ts) AS last_n,
            sumIf(s.n, s.profile_type = 'goroutineleak' AND s.sts = i.leak_ts) AS leak_profile_n,
            sumIf(s.n_leaked, s.profile_type = 'goroutine' AND s.sts = i.last_ts) AS dump_leaked_n,
            maxIf(s.wait_max, s.profile_type = 'goroutine' AND s.sts = i.last_ts) AS wait_latest,
-           argMax(s.stack, s.n) AS example_stack_id
+           argMax(s.stack, s.n) AS stack, max(s.n) AS stack_n
     FROM site_snap AS s
-    INNER JOIN inst AS i ON s.service = i.service AND s.instance = i.instance
-    GROUP BY s.service, s.instance, s.site_id
+    INNER JOIN (SELECT service, instance, last_ts, leak_ts FROM inst) AS i
+        ON s.service = i.service AND s.instance = i.instance
+    LEFT JOIN inst_bucket AS ib
+        ON s.service = ib.service AND s.instance = ib.instance
+           AND intDiv(toUnixTimestamp64Milli(s.sts), 1000 * {leak_site_bucket_seconds:UInt32}) = ib.b
+    GROUP BY service, instance, site_id, b
+),
+per_site AS
+(
+    SELECT service, instance, site_id,
+           groupArrayIf((b, floor_b), present > 0) AS site_floors,
+           max(max_n) AS max_count,
+           sum(last_n) AS last_count,
+           sum(leak_profile_n) AS leak_profile_n,
+           sum(dump_leaked_n) AS dump_leaked_n,
+           max(wait_latest) AS wait_latest,
+           argMax(stack, stack_n) AS example_stack_id
+    FROM site_bucket
+    GROUP BY service, instance, site_id
 ),
 stats AS
 (
-    SELECT *,
-           length(counts) AS n_snaps,
-           arrayMap(t -> intDiv(toUnixTimestamp64Milli(t), 1000 * {leak_site_bucket_seconds:UInt32}), snap_ts) AS bids,
-           arrayDistinct(bids) AS ubs,
-           -- bucket floors: load-driven goroutines leave in the troughs, leaked ones raise the floor
-           arrayMap(b -> arrayMin(arrayFilter((c, bb) -> bb = b, counts, bids)), ubs) AS floors,
+    SELECT p.*, i.n_snaps AS n_snaps,
+           -- every bucket of the instance; a bucket without the site at all has floor 0
+           arrayMap(bb -> if(has(arrayMap(x -> x.1, site_floors), bb),
+                             toFloat64(site_floors[indexOf(arrayMap(x -> x.1, site_floors), bb)].2), 0.),
+                    i.buckets) AS floors,
            length(floors) AS n_b,
-           arrayMap(b -> (b - ubs[1]) * {leak_site_bucket_seconds:UInt32} / 3600.0, ubs) AS hours,
+           arrayMap(bb -> (bb - i.buckets[1]) * {leak_site_bucket_seconds:UInt32} / 3600.0, i.buckets) AS hours,
            if(n_b >= 1, floors[1], 0.) AS first_floor,
            if(n_b >= 1, floors[-1], 0.) AS last_floor,
            if(n_b >= 3, ifNotFinite(arrayReduce('rankCorr', hours, floors), 0.), 0.) AS rho,
            if(n_b >= 2, ifNotFinite(arrayReduce('simpleLinearRegression', hours, floors).1, 0.), 0.) AS slope,
            greatest(leak_profile_n, dump_leaked_n) AS leaked_n,
-           greatest(toUInt64(if(n_snaps > 0, counts[-1], 0.)), leaked_n) AS goroutines_now,
+           greatest(last_count, leaked_n) AS goroutines_now,
            leaked_n > 0 AS ev_leak_profile,
            n_b >= {leak_site_min_buckets:UInt32}
                AND last_floor - first_floor >= {leak_site_min_growth:Float64}
@@ -110,10 +131,26 @@ stats AS
                AND last_floor >= arrayMax(floors) AS ev_growing,
            wait_latest >= {leak_site_wait_minutes:UInt32}
                AND n_b >= 2 AND last_floor > first_floor AND slope > 0 AS ev_long_wait
-    FROM per_site
+    FROM per_site AS p
+    INNER JOIN inst AS i ON p.service = i.service AND p.instance = i.instance
     -- evaluated sites: big enough at some snapshot, or reported leaked
-    WHERE arrayMax(arrayConcat(counts, [0.])) >= {leak_site_min_goroutines:UInt32}
-       OR leak_profile_n > 0 OR dump_leaked_n > 0
+    WHERE max_count >= {leak_site_min_goroutines:UInt32} OR leak_profile_n > 0 OR dump_leaked_n > 0
+),
+-- Names of the sites, read once per site (the code is the same on every instance of a service).
+site_names AS
+(
+    SELECT cityHash64(site_function, site_file, site_line, created_by_function, created_by_file, created_by_line)
+               AS site_id,
+           any(site_function) AS function, any(site_file) AS file, any(site_line) AS line,
+           if(any(created_by_function) = '', '',
+              concat(any(created_by_function),
+                     if(any(created_by_file) = '', '',
+                        concat(' ', any(created_by_file), ':', toString(any(created_by_line)))))) AS created_by,
+           argMaxIf(wait_reason, ts, wait_reason != '') AS wait_reason
+    FROM {{db}}.goroutine_samples
+    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_site_lookback_seconds:UInt32})
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+    GROUP BY site_id
 ),
 stacks AS
 (
@@ -121,12 +158,16 @@ stacks AS
            arrayStringConcat(arrayMap((f, fl, l) -> concat(f, ' ', fl, ':', toString(l)),
                                       any(functions), any(files), any(lines)), '\n') AS text
     FROM {{db}}.profile_stacks
-    WHERE stack_id IN (SELECT example_stack_id FROM stats)
+    -- the stacks seen in the lookback (a light scan; filtering on `stats` would compute it all twice)
+    WHERE stack_id IN (
+        SELECT stack_id FROM {{db}}.goroutine_samples
+        WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_site_lookback_seconds:UInt32})
+          AND ts < {window_end:DateTime64(3, 'UTC')})
     GROUP BY stack_id
 )
 SELECT
     st.service, st.instance, {window_start:DateTime64(3, 'UTC')}, {window_end:DateTime64(3, 'UTC')},
-    st.site_id, st.function, st.file, st.line, st.created_by, st.wait_reason,
+    st.site_id, sn.function, sn.file, sn.line, sn.created_by, sn.wait_reason,
     ev_leak_profile OR ev_growing OR ev_long_wait AS is_leaking,
     arrayFilter(x -> x != '', [if(ev_leak_profile, 'leak_profile', ''), if(ev_growing, 'growing_site', ''),
                                if(ev_long_wait, 'long_wait', '')]),
@@ -135,5 +176,6 @@ SELECT
     st.example_stack_id, ifNull(sk.text, ''),
     {run_id:String}, now64(3)
 FROM stats AS st
+INNER JOIN site_names AS sn ON st.site_id = sn.site_id
 LEFT JOIN stacks AS sk ON st.example_stack_id = sk.stack_id
 SETTINGS join_use_nulls = 1
