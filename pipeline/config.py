@@ -318,6 +318,7 @@ class PprofSettings(BaseModel):
     # Requests in flight at once across all targets.
     scrape_concurrency: int = Field(default=32, ge=1)
     # A response body larger than this is cut off and recorded as too_large (hostile or broken targets).
+    # Bodies are held in memory while parsed: at most scrape_concurrency x this many bytes at once.
     scrape_max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     # The goroutineleak profile runs a leak-detecting GC in the target: at most this often per target.
     goroutineleak_interval_seconds: float = Field(default=300.0, gt=0)

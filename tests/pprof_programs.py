@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.net import free_port
+from tests.net import VENV_BIN, free_port
 
 SRC = Path(__file__).resolve().parent / "data" / "go" / "pprofleak"
 GO119 = "/usr/lib/go-1.19/bin/go"
@@ -21,7 +21,9 @@ GO119 = "/usr/lib/go-1.19/bin/go"
 def build(go: str, out: Path, env: dict[str, str] | None = None) -> Path:
     """`go build` the program with the toolchain `go` (GOPATH mode: stdlib only, offline)."""
     full = {**os.environ, **(env or {}), "GO111MODULE": "off", "CGO_ENABLED": "0", "GOFLAGS": ""}
-    full.setdefault("GOCACHE", str(out.parent / "gocache"))
+    if "GOCACHE" not in (env or {}):
+        # A build cache per toolchain that outlives the run, so net/http is compiled once, not per build.
+        full["GOCACHE"] = str(VENV_BIN.parent / "go-cache" / f"build-{Path(go).resolve().parent.parent.name}")
     proc = subprocess.run([go, "build", "-o", str(out), "."], cwd=SRC, env=full, capture_output=True,
                           text=True, timeout=600)
     if proc.returncode != 0:

