@@ -80,3 +80,20 @@ def test_restart_pairs_never_give_negative_or_huge_rates(store, settings) -> Non
     low, high, low_objects, share = worst[0]
     assert low >= 500_000 * (1 - 1e-9) and high <= 10_000_000 * (1 + 1e-9), worst
     assert low_objects >= 0 and share <= 1.0
+
+
+def test_allocs_and_heap_of_one_process_are_not_counted_twice(store, settings) -> None:
+    """Both profiles carry the same cumulative counters: with allocs scraped, heap profiles are left out."""
+    seed = ProfileSeed(store, service="api", instance="both")
+    start = W - timedelta(seconds=1000)
+    for k in range(36):
+        ts = W - timedelta(seconds=300) + timedelta(seconds=10 * k)
+        up = (ts - start).total_seconds()
+        allocs = [Alloc(f, int(b * up), int(o * up)) for f, (b, o) in RATES.items()]
+        seed.allocs(ts, allocs, process_start=start)
+        seed.allocs(ts + timedelta(seconds=1), allocs, process_start=start, profile_type="heap")
+    _storm(store, "both", 1)
+    run_job(store, settings, "storm_sites", W + timedelta(minutes=1))
+    rows = store.rows(f"SELECT function, bytes_per_sec FROM {settings.database}.storm_sites FINAL ORDER BY rank")
+    assert [r[0] for r in rows] == [f.function for f in (HOT, WARM, COLD)], rows
+    assert abs(rows[0][1] - RATES[HOT][0]) < 1e-6 * RATES[HOT][0], rows
