@@ -54,8 +54,8 @@ class Target:
 
 
 def start(binary: Path, mode: str, instance: str, env: dict[str, str] | None = None,
-          stderr: IO[str] | int = subprocess.DEVNULL) -> Target:
-    proc = subprocess.Popen([str(binary), "-mode", mode, "-period", f"{POOL_PERIOD_S}s"],
+          stderr: IO[str] | int = subprocess.DEVNULL, addr: str = "127.0.0.1:0") -> Target:
+    proc = subprocess.Popen([str(binary), "-mode", mode, "-period", f"{POOL_PERIOD_S}s", "-addr", addr],
                             stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
     assert proc.stdout is not None
     first = proc.stdout.readline().split()

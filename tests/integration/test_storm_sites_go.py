@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -23,6 +24,7 @@ from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
 from pipeline.triage import build_report, render_text
 from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, site_line, start, stop, wait_for
+from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 RUN_SECONDS = 8
@@ -87,3 +89,55 @@ def test_storm_finding_names_the_allocating_function(store, settings, build_go, 
     assert len(dug) >= 3 and [r[2] for r in dug] == sorted(r[2] for r in dug), dug
     text = render_text(report)
     assert f"alloc site 1: main.buildReport {SOURCE}:{site_line('storm')}" in text, text
+
+
+def test_real_restart_never_gives_negative_or_huge_rates(store, settings, build_go) -> None:
+    """The same instance, killed and started again on the same address while the scraper keeps pulling its
+    allocs profile: the counters fall back to zero (the profile does not say when the process started), and
+    no window across the restart gets a negative, absurd or over-100 % rate."""
+    binary = build_go(PROGRAM)
+    port = free_port()
+    scrape = [ScrapeTarget(url=f"http://127.0.0.1:{port}", service="profiled", instance="restarted",
+                           interval_seconds=0.5, profiles=["allocs"])]
+    pprof = settings.pprof.model_copy(update={"scrape_backoff_max_seconds": 0.5})
+    scraper = Scraper(settings.model_copy(update={"scrape": scrape, "pprof": pprof}), Sink(store)).start()
+    db = store.database
+    snapshots = f"SELECT count() FROM {db}.profile_snapshots WHERE profile_type = 'allocs'"
+    first_ns = time.time_ns()
+    try:
+        for _ in range(2):
+            target = start(binary, "allocstorm", "restarted", addr=f"127.0.0.1:{port}")
+            before = store.scalar(snapshots) or 0
+            try:
+                wait_for(lambda before=before: (store.scalar(snapshots) or 0) >= before + 8, 120, "allocs profiles")
+            finally:
+                stop([target])
+    finally:
+        scraper.stop()
+    totals = [r[0] for r in store.rows(
+        f"SELECT sum(alloc_space) AS s FROM {db}.heap_samples GROUP BY ts ORDER BY ts")]
+    assert any(b < a for a, b in pairwise(totals)), "the counters never fell back"
+
+    settings.detect.window_seconds = 1
+    settings.detect.storm_sites_lookback_seconds = 2
+    settings.detect.alloc_min_interval_seconds = 0.2
+    since = datetime.fromtimestamp(first_ns / 1e9, tz=UTC).replace(microsecond=0)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    windows = int((until - since).total_seconds())
+    store.insert_columns("gc_storms", {  # every window a storm, so every window is attributed
+        "service": ["profiled"] * windows, "instance": ["restarted"] * windows,
+        "window_start": [since + timedelta(seconds=i) for i in range(windows)],
+        "window_end": [since + timedelta(seconds=i + 1) for i in range(windows)],
+        "storm": [1] * windows, "run_id": ["seed"] * windows})
+    jobs = select_jobs(discover_jobs(settings.sql_dir), ["storm_sites"])
+    results = run_once(JobScheduler(settings, store), jobs, datetime.now(UTC), since=since.isoformat(),
+                       until=until.isoformat())
+    assert results and all(r.status == "ok" for r in results), [r.error for r in results if r.error]
+    low, high, share, windows_with_sites = store.rows(
+        f"SELECT min(bytes_per_sec), max(instance_bytes_per_sec), max(share), uniqExact(window_start) "
+        f"FROM {db}.storm_sites FINAL")[0]
+    # bounded by what two goroutines can allocate on this machine (a few GB/s), never a restart artefact
+    assert low > 0 and high < 20e9 and share <= 1.0, (low, high, share)
+    assert windows_with_sites >= 4
+    assert {r[0] for r in store.rows(f"SELECT function FROM {db}.storm_sites FINAL WHERE rank = 1")} == {
+        "main.buildReport"}
