@@ -53,7 +53,7 @@ inst AS
 inst_bucket AS
 (
     SELECT service, instance, intDiv(toUnixTimestamp64Milli(ts), 1000 * {leak_site_bucket_seconds:UInt32}) AS b,
-           count() AS snaps
+           uniqExact(ts) AS snaps   -- site_snap groups by time: two profiles taken at one instant are one
     FROM current
     WHERE profile_type = 'goroutine'
     GROUP BY service, instance, b
