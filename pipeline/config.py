@@ -150,6 +150,21 @@ class QuerySettings(BaseModel):
     password_file: Path | None = None
     # Refuse DDL, INSERT and table functions reaching files, URLs or other servers.
     read_only: bool = True
+    # Reader limits (read-only endpoint). Readers may ask for less, never more: a higher value, or 0
+    # (unlimited), in the URL or a SETTINGS clause is refused (SETTING_CONSTRAINT_VIOLATION).
+    # Memory one query may use, bytes; past it the query fails (MEMORY_LIMIT_EXCEEDED), the process lives on.
+    max_memory_usage: int = Field(default=1 << 30, gt=0)
+    # Wall time one query may run, seconds (TIMEOUT_EXCEEDED).
+    max_execution_time: float = Field(default=60.0, gt=0)
+    # Rows and bytes (uncompressed, in the engine) one result may have (TOO_MANY_ROWS_OR_BYTES).
+    max_result_rows: int = Field(default=10_000_000, gt=0)
+    max_result_bytes: int = Field(default=512 << 20, gt=0)
+    # Threads one query may use.
+    max_threads: int = Field(default=4, gt=0)
+    # Queries running at once; one more is answered 503 with Retry-After (TOO_MANY_SIMULTANEOUS_QUERIES).
+    max_concurrent_queries: int = Field(default=8, gt=0)
+    # The Retry-After of that 503, seconds.
+    retry_after_seconds: int = Field(default=1, gt=0)
 
 
 class DetectSettings(BaseModel):

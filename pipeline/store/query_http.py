@@ -12,11 +12,13 @@ read it while the pipeline runs. It speaks the subset of ClickHouse's HTTP proto
   ask for it; the X-ClickHouse-* headers clients read; errors as `Code: N. DB::Exception: ...` with
   X-ClickHouse-Exception-Code and ClickHouse's HTTP status for that code; `/ping` and `/` answer `Ok.`.
 
-Read-only by default: each request gets a fresh engine session pinned to `readonly = 2` (no INSERT, no DDL,
-no way back to readonly = 0) and the statement must pass `sqlguard.check_read_only` (no table functions or
-functions that reach files, URLs or other servers, no INTO OUTFILE). Sessions are per request because chdb
-connection handles are cheap (about a millisecond), share the engine with the pipeline's `Store`, and a
-fresh one can never carry a previous request's settings or database.
+Read-only by default: the statement must pass `sqlguard.check_read_only` (no table functions or functions
+that reach files, URLs or other servers, no INTO OUTFILE, output formats and system tables on allow-lists),
+settings from the URL and from the statement's SETTINGS clauses must be on `reader_settings`' allow-list
+(no file, schema, URL or SQL-carrying setting can reach the engine), and the session runs with the
+endpoint's limits and `readonly = 2`. The engine side is `query_engine.EngineGateway`. Sessions are per
+request because chdb connection handles are cheap (about a millisecond), share the engine with the
+pipeline's `Store`, and a fresh one can never carry a previous request's settings or database.
 """
 
 from __future__ import annotations
@@ -27,28 +29,40 @@ import hmac
 import io
 import json
 import logging
-import os
 import re
+import select
 import socket
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-import chdb
-
 from pipeline.health import Health, health_answer
-from pipeline.store import sqlguard
+from pipeline.store import reader_settings
+from pipeline.store.query_engine import (
+    SERVER_NAME,
+    EngineGateway,
+    QueryFailure,
+    QueryRequest,
+    QueryResult,
+    engine_failure,
+    escape_param,
+    quote_identifier,
+)
+
+# The engine side lives in query_engine; these names stay importable from here.
+__all__ = [
+    "EndpointConfig", "EngineGateway", "QueryEndpoint", "QueryFailure", "QueryRequest", "QueryResult",
+    "engine_failure", "escape_param", "quote_identifier", "start",
+]
 
 log = logging.getLogger(__name__)
-
-SERVER_NAME = "fleetwatch"
 
 # Parameters that steer the HTTP layer; every other parameter is applied as an engine setting.
 _TRANSPORT_PARAMS = frozenset({
@@ -59,177 +73,15 @@ _TRANSPORT_PARAMS = frozenset({
     "http_native_compression_disable_checksumming_on_decompress",
     "default_role",
 })
-_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_CODE_RE = re.compile(r"Code: (\d+)\.")
-_NAME_RE = re.compile(r"\(([A-Z_]+)\)\s*$")
 
-UNKNOWN_SETTING = 115
 BAD_BODY = 27
 BODY_TOO_LARGE = 396
 # The largest request body (after decompression) read into memory; queries are text, far below this.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 AUTHENTICATION_FAILED = 516
-SYNTAX_ERROR = 62
-
-# ClickHouse's HTTP status for common exception codes (everything else is 500).
-_STATUS_BY_CODE: dict[int, int] = {
-    192: 401, 193: 401, 194: 401, AUTHENTICATION_FAILED: 401,
-    sqlguard.READONLY: 403, sqlguard.ACCESS_DENIED: 403,
-    SYNTAX_ERROR: 400, 6: 400, 25: 400, 27: 400, 36: 400, 38: 400, 41: 400, 42: 400, 43: 400, 44: 400,
-    53: 400, 69: 400, 70: 400, 72: 400, 73: 400, UNKNOWN_SETTING: 400, 456: 400, 457: 400,
-    16: 404, 46: 404, 47: 404, 60: 404, 81: 404, 85: 404,
-    159: 504, 394: 500, BODY_TOO_LARGE: 413,
-}
-
-_CONTENT_TYPES = {
-    "JSON": "application/json", "JSONCompact": "application/json", "JSONStrings": "application/json",
-    "JSONEachRow": "application/x-ndjson", "JSONCompactEachRow": "application/x-ndjson",
-    "JSONCompactEachRowWithNamesAndTypes": "application/x-ndjson",
-    "CSV": "text/csv", "CSVWithNames": "text/csv", "CSVWithNamesAndTypes": "text/csv",
-    "TabSeparated": "text/tab-separated-values", "TSV": "text/tab-separated-values",
-    "TSVWithNames": "text/tab-separated-values", "TabSeparatedWithNames": "text/tab-separated-values",
-    "TSVWithNamesAndTypes": "text/tab-separated-values", "TabSeparatedWithNamesAndTypes": "text/tab-separated-values",
-    "Pretty": "text/plain", "PrettyCompact": "text/plain", "Vertical": "text/plain", "Markdown": "text/markdown",
-}
-
-
-class QueryFailure(Exception):
-    """A request that ends in a ClickHouse-shaped error response."""
-
-    def __init__(self, code: int, message: str, name: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.name = name
-        self.message = message
-
-    def body(self) -> str:
-        if self.message.startswith("Code: "):
-            return self.message
-        suffix = f" ({self.name})" if self.name else ""
-        return f"Code: {self.code}. DB::Exception: {self.message}.{suffix}"
-
-    @property
-    def status(self) -> int:
-        return _STATUS_BY_CODE.get(self.code, 500)
-
-
-def engine_failure(exc: Exception) -> QueryFailure:
-    """Turn an engine exception into the error a ClickHouse server would have sent."""
-    text = str(exc)
-    start = text.find("Code: ")
-    message = text[start:].strip() if start >= 0 else text.strip()
-    match = _CODE_RE.search(message)
-    name = _NAME_RE.search(message)
-    return QueryFailure(int(match.group(1)) if match else 1001, message, name.group(1) if name else "")
-
-
-def escape_param(value: str) -> str:
-    """Escape a value for a `{name:String}` query parameter, which the engine reads with TSV escaping."""
-    return (
-        value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r").replace("\0", "\\0")
-    )
-
-
-def quote_identifier(name: str) -> str:
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
-@dataclass
-class QueryRequest:
-    """One request, decoded from the HTTP layer."""
-
-    sql: str
-    database: str
-    default_format: str = "TabSeparated"
-    settings: dict[str, str] = field(default_factory=dict)
-    parameters: dict[str, str] = field(default_factory=dict)
-    read_only: bool = True
-    query_id: str = ""
-
-
-@dataclass
-class QueryAnswer:
-    body: bytes
-    output_format: str
-    summary: dict[str, str]
-
-
-class EngineGateway:
-    """Runs one request on a fresh engine session over the store's path."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path if path.startswith(":memory:") else os.path.realpath(path)
-
-    def timezone(self) -> str:
-        conn = chdb.connect(self.path)
-        try:
-            return conn.query("SELECT timezone()", "RawBLOB").bytes().decode().strip() or "UTC"
-        finally:
-            conn.close()
-
-    def run(self, request: QueryRequest) -> QueryAnswer:
-        if not request.sql.strip():
-            raise QueryFailure(SYNTAX_ERROR, "Empty query", "SYNTAX_ERROR")
-        conn = chdb.connect(self.path)
-        try:
-            if request.read_only:
-                self._engine(conn, "SET readonly = 2")
-            if request.database:
-                self._engine(conn, f"USE {quote_identifier(request.database)}")
-            self._apply_settings(conn, request)
-            sql = request.sql
-            if request.read_only:
-                sql = self._normalize(conn, sql)
-                ast = self._engine(conn, f"EXPLAIN AST {sql}", "TabSeparated", request.parameters).bytes().decode()
-                try:
-                    sqlguard.check_read_only(sql, ast)
-                except sqlguard.Refusal as refusal:
-                    name = "READONLY" if refusal.code == sqlguard.READONLY else "ACCESS_DENIED"
-                    raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", name) from None
-            fmt = sqlguard.output_format(sql) or request.default_format
-            result = self._engine(conn, sql, fmt, request.parameters)
-            body = result.bytes() or b""
-            return QueryAnswer(body, fmt, _summary(result, len(body)))
-        finally:
-            conn.close()
-
-    def _apply_settings(self, conn: Any, request: QueryRequest) -> None:
-        for name, value in request.settings.items():
-            if not _SETTING_NAME_RE.match(name):
-                raise QueryFailure(UNKNOWN_SETTING, f"Unknown setting '{name}'", "UNKNOWN_SETTING")
-            if name == "readonly" and request.read_only and value in ("1", "2"):
-                continue  # asking for read-only on a read-only session changes nothing
-            if request.read_only:
-                try:
-                    sqlguard.check_setting(name)
-                except sqlguard.Refusal as refusal:
-                    raise QueryFailure(refusal.code, f"{SERVER_NAME}: {refusal.message}", "ACCESS_DENIED") from None
-            literal = "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            self._engine(conn, f"SET {name} = {literal}")
-
-    def _normalize(self, conn: Any, sql: str) -> str:
-        """The engine's canonical single-statement text of `sql` (comments gone, one statement only)."""
-        result = self._engine(conn, "SELECT formatQuerySingleLine({q:String})", "RawBLOB", {"q": escape_param(sql)})
-        return result.bytes().decode().strip()
-
-    @staticmethod
-    def _engine(conn: Any, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
-        try:
-            return conn.query(sql, fmt, params=dict(params or {}))
-        except Exception as exc:  # chdb raises RuntimeError subclasses carrying the ClickHouse message
-            raise engine_failure(exc) from None
-
-
-def _summary(result: Any, result_bytes: int) -> dict[str, str]:
-    try:
-        read_rows, read_bytes, elapsed = result.rows_read(), result.bytes_read(), result.elapsed()
-    except Exception:
-        read_rows, read_bytes, elapsed = 0, 0, 0.0
-    return {
-        "read_rows": str(read_rows), "read_bytes": str(read_bytes), "written_rows": "0", "written_bytes": "0",
-        "total_rows_to_read": str(read_rows), "result_rows": "0", "result_bytes": str(result_bytes),
-        "elapsed_ns": str(int(elapsed * 1e9)),
-    }
+# A result whose whole output fits in this many bytes is sent with Content-Length and an exact
+# X-ClickHouse-Summary; a larger one is streamed (chunked) as the engine produces it.
+_PREFETCH_BYTES = 1 << 20
 
 
 # -- compression -------------------------------------------------------------------------------------------
@@ -285,6 +137,51 @@ def decompress(body: bytes, encoding: str, limit: int | None = None) -> bytes:
 _SUPPORTED_ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
 
 
+class _Compressor(Protocol):
+    def compress(self, data: bytes) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class _Lz4Stream:
+    def __init__(self) -> None:
+        import lz4.frame
+
+        self._c = lz4.frame.LZ4FrameCompressor()
+        self._started = False
+
+    def compress(self, data: bytes) -> bytes:
+        out = b"" if self._started else self._c.begin()
+        self._started = True
+        return out + self._c.compress(data)
+
+    def flush(self) -> bytes:
+        return (b"" if self._started else self._c.begin()) + self._c.flush()
+
+
+def stream_compressor(encoding: str) -> _Compressor:
+    """An incremental compressor for a streamed response body."""
+    if encoding == "gzip":
+        return zlib.compressobj(3, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.compressobj(3)
+    if encoding == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=3).compressobj()
+    if encoding == "lz4":
+        return _Lz4Stream()
+    raise ValueError(encoding)
+
+
+_SECRET_PARAM_RE = re.compile(r"((?:password|passwd|key|token|secret|authorization)=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the values of credential-looking URL parameters replaced."""
+    return _SECRET_PARAM_RE.sub(r"\1***", text)
+
+
 def pick_encoding(accept_encoding: str) -> str | None:
     """The first encoding the client lists that we can produce (clients list their preference first)."""
     for item in accept_encoding.split(","):
@@ -312,7 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
     health: Health | None = None
 
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
+        # The request line carries the query string, where clients put `password=`: never log it as sent.
+        log.debug("%s - %s", self.address_string(), redact(format % args))
 
     def do_GET(self) -> None:
         self._serve(read_only=True)
@@ -342,20 +240,92 @@ class _Handler(BaseHTTPRequestHandler):
                 raise QueryFailure(1, f"There is no handle {parts.path}", "UNKNOWN_HANDLE")
             self._authenticate(params)
             request = self._request(params, body, read_only=read_only, query_id=query_id)
-            answer = self.gateway.run(request)
         except QueryFailure as failure:
             self._send_failure(failure, query_id)
             return
+        watcher = _HangUpWatcher(self.connection, lambda: self.gateway.cancel(query_id))
+        try:
+            result = self.gateway.execute(request)
+        except QueryFailure as failure:
+            watcher.stop()
+            self._send_failure(failure, query_id)
+            return
         except Exception as exc:
+            watcher.stop()
             log.exception("query endpoint request failed")
             self._send_failure(QueryFailure(1001, f"{type(exc).__name__}: {exc}", "STD_EXCEPTION"), query_id)
             return
-        headers = {
-            "Content-Type": f"{_CONTENT_TYPES.get(answer.output_format, 'application/octet-stream')}; charset=UTF-8",
-            "X-ClickHouse-Format": answer.output_format,
-            "X-ClickHouse-Summary": json.dumps(answer.summary, separators=(",", ":")),
-        }
-        self._send(200, answer.body, headers, query_id=query_id, params=params)
+        try:
+            self._send_result(result, params)
+        finally:
+            watcher.stop()
+
+    def _send_result(self, result: QueryResult, params: Mapping[str, str]) -> None:
+        """Small results go out whole with an exact summary; larger ones stream as the engine makes them.
+        A client that hangs up mid-way cancels its query."""
+        chunks = result.chunks()
+        head: list[bytes] = []
+        size = 0
+        finished = False
+        try:
+            for chunk in chunks:
+                head.append(chunk)
+                size += len(chunk)
+                if size >= _PREFETCH_BYTES:
+                    break
+            else:
+                finished = True
+            failure = getattr(result, "failure", None)
+            if finished and failure is not None:  # nothing sent yet: a proper error status, not a 200
+                self._send_failure(failure, result.headers.get("X-ClickHouse-Query-Id", ""))
+                return
+            headers = {"Content-Type": result.content_type, **result.headers,
+                       "X-ClickHouse-Summary": json.dumps(dict(result.summary()), separators=(",", ":"))}
+            if finished:
+                self._send(200, b"".join(head), headers, params=params)
+                return
+            self._stream(headers, head, chunks, params)
+        except OSError:
+            log.debug("query endpoint: client went away, cancelling %s", result.headers.get("X-ClickHouse-Query-Id"))
+            self.close_connection = True
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+
+    def _stream(self, headers: Mapping[str, str], head: list[bytes], rest: Iterator[bytes],
+                params: Mapping[str, str]) -> None:
+        encoding = None
+        if params.get("enable_http_compression") == "1":
+            encoding = pick_encoding(self.headers.get("Accept-Encoding", ""))
+        compressor = stream_compressor(encoding) if encoding else None
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
+        self.send_header("X-ClickHouse-Server-Display-Name", SERVER_NAME)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+
+        def write(data: bytes) -> None:
+            if compressor is not None:
+                data = compressor.compress(data)
+            if data:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+        for chunk in head:
+            write(chunk)
+        for chunk in rest:
+            write(chunk)
+        if compressor is not None:
+            tail = compressor.flush()
+            if tail:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(tail), tail))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
     def _read_body(self) -> bytes:
         """The request body, decompressed; at most MAX_BODY_BYTES are ever read or produced."""
@@ -427,6 +397,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_failure(self, failure: QueryFailure, query_id: str) -> None:
         text = failure.body().rstrip("\n") + "\n"
         headers = {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(failure.code)}
+        if failure.retry_after is not None:
+            headers["Retry-After"] = str(max(1, round(failure.retry_after)))
         self._send(failure.status, text.encode(), headers, query_id=query_id)
 
     def _send(
@@ -445,12 +417,50 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", encoding)
         if query_id:
             self.send_header("X-ClickHouse-Query-Id", query_id)
-        self.send_header("X-ClickHouse-Timezone", self.config.timezone)
+        if "X-ClickHouse-Timezone" not in headers:
+            self.send_header("X-ClickHouse-Timezone", self.config.timezone)
         self.send_header("X-ClickHouse-Server-Display-Name", SERVER_NAME)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
+
+
+class _HangUpWatcher:
+    """Cancels a query when its client closes the connection while the engine still works on it.
+
+    The serving thread is inside the engine (or blocked writing), so a helper thread polls the socket: readable
+    with nothing to read means the peer has gone. Data from a pipelining client ends the watch (the socket is
+    not ours to read), and so does the end of the request.
+    """
+
+    def __init__(self, conn: socket.socket, on_hang_up: Callable[[], None], interval: float = 0.25) -> None:
+        self._conn = conn
+        self._on_hang_up = on_hang_up
+        self._interval = interval
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="query-hangup", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                readable, _, _ = select.select([self._conn], [], [], 0)
+                if not readable:
+                    continue
+                if self._conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b"":
+                    return  # the client sent more: not a hang-up, and not ours to read
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):
+                pass  # reset or closed: gone either way
+            if not self._done.is_set():
+                log.debug("query endpoint: client hung up, cancelling its query")
+                self._on_hang_up()
+            return
+
+    def stop(self) -> None:
+        self._done.set()
 
 
 class _Server(ThreadingHTTPServer):
@@ -477,6 +487,7 @@ class QueryEndpoint:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         server_class = type("Server", (_Server,), {"address_family": family})
         self.server = server_class((host, port), handler)
+        self.gateway = gateway
         self.address = f"{host}:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, name="query-http", daemon=True)
 
@@ -485,9 +496,12 @@ class QueryEndpoint:
         return self
 
     def stop(self, timeout: float) -> None:
+        """Stop accepting, then cancel running queries and wait for their sessions: after this returns no
+        reader's query runs on the engine, so the store can be closed without pulling it from under one."""
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout)
+        self.gateway.close(timeout)
 
 
 def start(ctx: Any) -> QueryEndpoint | None:
@@ -495,7 +509,13 @@ def start(ctx: Any) -> QueryEndpoint | None:
     settings = ctx.settings
     if not settings.embedded or not settings.query.http or ctx.store.path is None:
         return None
-    gateway = EngineGateway(ctx.store.path)
+    q = settings.query
+    limits = reader_settings.ReaderLimits(
+        max_memory_usage=q.max_memory_usage, max_execution_time=q.max_execution_time,
+        max_result_rows=q.max_result_rows, max_result_bytes=q.max_result_bytes, max_threads=q.max_threads,
+    )
+    gateway = EngineGateway(ctx.store.path, limits, max_concurrent_queries=q.max_concurrent_queries,
+                            retry_after=float(q.retry_after_seconds))
     password = settings.query.password.get_secret_value() if settings.query.password else None
     config = EndpointConfig(
         database=settings.database, read_only=settings.query.read_only, user=settings.query.user,
