@@ -54,13 +54,14 @@ Starter = Callable[[RunContext], "Component | None"]
 def _starters() -> list[tuple[str, Starter]]:
     """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
     from pipeline.jobs import scheduler
-    from pipeline.sources import kafka, otlp_grpc, otlp_http, scrape
+    from pipeline.sources import kafka, otlp_grpc, otlp_http, scrape, tail
     from pipeline.store import query_http
 
     return [
         ("query endpoint", query_http.start),
         ("scheduler", scheduler.start),
         ("kafka", kafka.start),
+        ("files", tail.start),
         ("scraper", scrape.start),
         ("otlp grpc", otlp_grpc.start),
         ("otlp http", otlp_http.start),
