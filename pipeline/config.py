@@ -288,6 +288,29 @@ class DetectSettings(BaseModel):
     cancel_min_overruns: int = 2
     cancel_min_overrun_share: float = 0.01
 
+    # Leak sites (goroutine profiles). History of goroutine snapshots a site is judged over.
+    leak_site_lookback_seconds: int = 3600
+    # Bucket whose minimum count (the site's floor) forms the series; pools drain in the troughs.
+    leak_site_bucket_seconds: int = 300
+    # Buckets needed before a site's floor trend is judged (growing_site).
+    leak_site_min_buckets: int = 4
+    # Growth of a site's floor, first bucket to last, in goroutines, needed for growing_site.
+    leak_site_min_growth: float = 5.0
+    # Spearman rho of the floors against time needed for growing_site (a leak rises steadily).
+    leak_site_rho_min: float = 0.8
+    # Goroutines waiting at a site at least this long while its floor grows: long_wait.
+    leak_site_wait_minutes: int = 10
+    # Sites with fewer goroutines than this at every snapshot are not evaluated (unless reported leaked).
+    leak_site_min_goroutines: int = 5
+    # Storm sites (allocation profiles). Profiles this far before a storm window count towards its rates.
+    storm_sites_lookback_seconds: int = 300
+    # Consecutive profiles closer than this are not turned into a rate (a tiny interval gives absurd rates).
+    alloc_min_interval_seconds: float = 1.0
+    # ... nor further apart than this (an unseen restart may sit between them).
+    alloc_max_interval_seconds: float = 3600.0
+    # Allocation sites kept per storm window, highest bytes/s first.
+    storm_sites_top: int = 10
+
 
 class ScrapeTarget(BaseModel):
     """One `[[scrape]]` table: a Go service serving net/http/pprof at `url` (its base URL)."""

@@ -168,6 +168,11 @@ def build_report(store: Store, settings: Settings, *, service: str | None, since
         findings = collect(store, ctx, settings.sql_dir, params)
         target = {"gc_storms": report.gc_storms, "leak_trends": report.leaks, "cancel_gaps": report.cancel_gaps}
         target[table].extend(findings)
+    # Code locations from the profile detections (leak_sites, storm_sites), when those tables exist.
+    if all(_table_exists(store, settings.database, t) for t in ("leak_sites", "storm_sites")):
+        from pipeline.report import sites as triage_sites
+
+        triage_sites.enrich(store, ctx, settings.sql_dir, params, report.gc_storms, report.leaks)
     last_runs = store.rows(
         f"SELECT job, max(window_end) FROM {settings.database}.job_runs WHERE status = 'ok' GROUP BY job ORDER BY job"
     ) if _table_exists(store, settings.database, "job_runs") else []
@@ -200,12 +205,23 @@ def render_text(report: Report) -> str:
         for f in findings:
             lines.append(f"  [{f.severity.upper()}] {f.subject}")
             lines.append(f"      {f.headline}")
-            evidence = ", ".join(f"{k}={_fmt_evidence(v)}" for k, v in f.evidence.items() if v not in (None, ""))
+            evidence = ", ".join(f"{k}={_fmt_evidence(v)}" for k, v in f.evidence.items()
+                                 if v not in (None, "") and k not in _SITE_KEYS)
             lines.append(f"      evidence: {evidence}")
             lines.append("      dig: " + " ".join(f.dig_sql.split()))
+            lines += [f"      {line}" for line in _site_lines(f.evidence)]
         lines.append("")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+_SITE_KEYS = ("sites", "alloc_sites")
+
+
+def _site_lines(evidence: dict[str, Any]) -> list[str]:
+    from pipeline.report.sites import site_lines
+
+    return site_lines(evidence)
 
 
 def _fmt_evidence(v: Any) -> str:

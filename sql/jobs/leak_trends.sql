@@ -127,6 +127,15 @@ heap_limit AS
       AND ts < {window_end:DateTime64(3, 'UTC')}
     GROUP BY service, instance
 ),
+-- Goroutine profiles overrule the count where they exist (leak_sites ran first for this window): a rising
+-- count whose growth sits at sites that all drain is load, not a leak.
+site_verdicts AS
+(
+    SELECT service, instance, 'goroutines' AS signal, count() AS sites_evaluated, countIf(leaking = 1) AS sites_leaking
+    FROM {{db}}.leak_sites FINAL
+    WHERE window_start = {window_start:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
 verdicts AS
 (
     SELECT service, instance, signal, n, th, mk_z, sen, ols, rho, first_floor, last_floor, median_floor, growth,
@@ -142,9 +151,11 @@ verdicts AS
                AND sse_line < sse_step
                AND (history_max IS NULL OR last_floor > (1 + {leak_new_high_margin:Float64}) * history_max)
                AND sen >= if(signal = 'goroutines', {leak_min_slope_per_hour:Float64},
-                             {leak_heap_min_slope_mb_per_hour:Float64}) AS is_leaking
+                             {leak_heap_min_slope_mb_per_hour:Float64})
+               AND NOT (sv.sites_evaluated > 0 AND sv.sites_leaking = 0) AS is_leaking
     FROM stats
     LEFT JOIN heap_limit AS hl USING (service, instance)
+    LEFT JOIN site_verdicts AS sv USING (service, instance, signal)
 )
 SELECT
     service, instance, signal, if(signal = 'goroutines', 'goroutines', 'MiB'),
