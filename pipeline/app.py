@@ -54,8 +54,9 @@ Starter = Callable[[RunContext], "Component | None"]
 def _starters() -> list[tuple[str, Starter]]:
     """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
     from pipeline.jobs import scheduler
-    from pipeline.sources import kafka, otlp_grpc, otlp_http
-    from pipeline.store import query_http
+    from pipeline.serve import otlp as otlp_http
+    from pipeline.serve import query as query_http
+    from pipeline.sources import kafka, otlp_grpc
 
     return [
         ("query endpoint", query_http.start),

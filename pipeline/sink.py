@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -102,8 +103,11 @@ class BatchingWriter:
         max_delay: float = 0.05,
         max_pending_rows: int = 2_000_000,
         retry_after: float = 1.0,
+        dedup_window: int = 100_000,
     ) -> None:
         self.sink = sink
+        self.dedup_window = dedup_window
+        self._recent: OrderedDict[str, Future[dict[str, int]]] = OrderedDict()
         self.max_rows = max_rows
         self.max_delay = max_delay
         self.max_pending_rows = max_pending_rows
@@ -127,19 +131,33 @@ class BatchingWriter:
             self._thread.start()
         return self
 
-    def submit(self, rows: Rows) -> Future[dict[str, int]]:
-        """Queue rows; the future resolves when they are stored. Raises `Backpressure` when full."""
+    def submit(self, rows: Rows, token: str | None = None) -> Future[dict[str, int]]:
+        """Queue rows; the future resolves when they are stored. Raises `Backpressure` when full.
+
+        `token` identifies a request (OTLP: a hash of the signal and the decoded body). A request submitted
+        again with a token that is waiting or was stored within the last `dedup_window` tokens is not queued
+        again: the caller gets the first submission's future, so an export retried after a lost response is
+        stored once. A token whose write failed is forgotten, so the retry is written.
+        """
         future: Future[dict[str, int]] = Future()
         size = rows.total()
         if size == 0:
             future.set_result({})
             return future
         with self._cond:
+            if token is not None:
+                known = self._recent.get(token)
+                if known is not None and not (known.done() and known.exception() is not None):
+                    return known
             if self._stopping:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
             if self._pending_rows and self._pending_rows + size > self.max_pending_rows:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
             self._queue.append(_Pending(rows, size, future))
+            if token is not None:
+                self._recent[token] = future
+                while len(self._recent) > self.dedup_window:
+                    self._recent.popitem(last=False)
             self._pending_rows += size
             self.sink.telemetry.queue_rows.add(size)
             self._cond.notify()

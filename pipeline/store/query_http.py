@@ -1,4 +1,5 @@
-"""The ClickHouse HTTP interface, served by `fleetwatch run` over its embedded store.
+"""The engine side of the ClickHouse HTTP interface served by `fleetwatch run` over its embedded store
+(the HTTP side is pipeline/serve/query.py).
 
 The embedded engine lives inside the pipeline process, so no other program can open its files; this endpoint
 is how clickhouse-connect, curl, Grafana's ClickHouse data source, `fleetwatch sql` and `fleetwatch triage`
@@ -21,29 +22,15 @@ fresh one can never carry a previous request's settings or database.
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hmac
-import io
-import json
 import logging
 import os
 import re
-import socket
-import threading
-import time
-import uuid
-import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 
-from pipeline.health import Health, health_answer
 from pipeline.store import sqlguard
 
 log = logging.getLogger(__name__)
@@ -154,11 +141,29 @@ class QueryAnswer:
     summary: dict[str, str]
 
 
+class BufferedResult:
+    """A finished query's output as the serving layer reads it (`chunks`, then `summary`)."""
+
+    def __init__(self, answer: QueryAnswer, query_id: str, timezone: str) -> None:
+        self.answer = answer
+        self.content_type = f"{_CONTENT_TYPES.get(answer.output_format, 'application/octet-stream')}; charset=UTF-8"
+        self.headers = {"X-ClickHouse-Format": answer.output_format, "X-ClickHouse-Query-Id": query_id,
+                        "X-ClickHouse-Timezone": timezone}
+
+    def chunks(self) -> Iterator[bytes]:
+        if self.answer.body:
+            yield self.answer.body
+
+    def summary(self) -> Mapping[str, str]:
+        return self.answer.summary
+
+
 class EngineGateway:
     """Runs one request on a fresh engine session over the store's path."""
 
     def __init__(self, path: str) -> None:
         self.path = path if path.startswith(":memory:") else os.path.realpath(path)
+        self._timezone: str | None = None
 
     def timezone(self) -> str:
         conn = chdb.connect(self.path)
@@ -166,6 +171,16 @@ class EngineGateway:
             return conn.query("SELECT timezone()", "RawBLOB").bytes().decode().strip() or "UTC"
         finally:
             conn.close()
+
+    def execute(self, request: QueryRequest) -> BufferedResult:
+        """Run `request`; raises QueryFailure. The serving layer calls this on a worker thread."""
+        if self._timezone is None:
+            self._timezone = self.timezone()
+        return BufferedResult(self.run(request), request.query_id, self._timezone)
+
+    def cancel(self, query_id: str) -> None:
+        """Stop a running query whose client went away (a buffered run cannot be stopped part-way)."""
+        log.debug("query %s abandoned by its client", query_id)
 
     def run(self, request: QueryRequest) -> QueryAnswer:
         if not request.sql.strip():
@@ -232,279 +247,3 @@ def _summary(result: Any, result_bytes: int) -> dict[str, str]:
     }
 
 
-# -- compression -------------------------------------------------------------------------------------------
-def compress(body: bytes, encoding: str) -> bytes:
-    if encoding == "gzip":
-        return gzip.compress(body, compresslevel=3)
-    if encoding == "deflate":
-        return zlib.compress(body, 3)
-    if encoding == "zstd":
-        import zstandard
-
-        return zstandard.ZstdCompressor(level=3).compress(body)
-    if encoding == "lz4":
-        import lz4.frame
-
-        return lz4.frame.compress(body)
-    raise ValueError(encoding)
-
-
-def decompress(body: bytes, encoding: str, limit: int | None = None) -> bytes:
-    """Decompress a request body, refusing (413) as soon as the output passes `limit` bytes: a small
-    compression bomb must not be able to fill the memory of the process that holds the store."""
-    limit = MAX_BODY_BYTES if limit is None else limit
-    if encoding in ("", "identity"):
-        out = body
-    elif encoding in ("gzip", "deflate"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
-        try:
-            out = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            raise QueryFailure(BAD_BODY, f"Cannot decompress the {encoding} body: {exc}", "CANNOT_DECOMPRESS") from None
-    elif encoding == "zstd":
-        import zstandard
-
-        try:
-            out = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body)).read(limit + 1)
-        except zstandard.ZstdError as exc:
-            raise QueryFailure(BAD_BODY, f"Cannot decompress the zstd body: {exc}", "CANNOT_DECOMPRESS") from None
-    elif encoding == "lz4":
-        import lz4.frame
-
-        try:
-            out = lz4.frame.LZ4FrameDecompressor().decompress(body, max_length=limit + 1)
-        except RuntimeError as exc:
-            raise QueryFailure(BAD_BODY, f"Cannot decompress the lz4 body: {exc}", "CANNOT_DECOMPRESS") from None
-    else:
-        raise QueryFailure(1, f"Unsupported Content-Encoding: {encoding}", "UNKNOWN_ENCODING")
-    if len(out) > limit:
-        raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {limit} bytes", "TOO_LARGE_REQUEST")
-    return out
-
-
-_SUPPORTED_ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
-
-
-def pick_encoding(accept_encoding: str) -> str | None:
-    """The first encoding the client lists that we can produce (clients list their preference first)."""
-    for item in accept_encoding.split(","):
-        name = item.split(";")[0].strip().lower()
-        if name in _SUPPORTED_ENCODINGS:
-            return name
-    return None
-
-
-# -- HTTP ----------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EndpointConfig:
-    database: str
-    read_only: bool
-    user: str
-    password: str | None
-    timezone: str
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "fleetwatch"
-    gateway: EngineGateway
-    config: EndpointConfig
-    health: Health | None = None
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - %s", self.address_string(), format % args)
-
-    def do_GET(self) -> None:
-        self._serve(read_only=True)
-
-    def do_POST(self) -> None:
-        self._serve(read_only=self.config.read_only)
-
-    def _serve(self, *, read_only: bool) -> None:
-        parts = urlsplit(self.path)
-        params = dict(parse_qsl(parts.query, keep_blank_values=True))
-        try:
-            body = self._read_body()
-        except QueryFailure as failure:
-            self.close_connection = True  # the rest of the body may still be on the wire
-            self._send_failure(failure, "")
-            return
-        health = health_answer(self.health, parts.path)
-        if health is not None:
-            self._send(health[0], health[1], {"Content-Type": "application/json"})
-            return
-        if parts.path in ("/ping", "/replicas_status") or (parts.path == "/" and "query" not in params and not body):
-            self._send(200, b"Ok.\n", {"Content-Type": "text/plain; charset=UTF-8"})
-            return
-        query_id = params.get("query_id") or str(uuid.uuid4())
-        try:
-            if parts.path != "/":
-                raise QueryFailure(1, f"There is no handle {parts.path}", "UNKNOWN_HANDLE")
-            self._authenticate(params)
-            request = self._request(params, body, read_only=read_only, query_id=query_id)
-            answer = self.gateway.run(request)
-        except QueryFailure as failure:
-            self._send_failure(failure, query_id)
-            return
-        except Exception as exc:
-            log.exception("query endpoint request failed")
-            self._send_failure(QueryFailure(1001, f"{type(exc).__name__}: {exc}", "STD_EXCEPTION"), query_id)
-            return
-        headers = {
-            "Content-Type": f"{_CONTENT_TYPES.get(answer.output_format, 'application/octet-stream')}; charset=UTF-8",
-            "X-ClickHouse-Format": answer.output_format,
-            "X-ClickHouse-Summary": json.dumps(answer.summary, separators=(",", ":")),
-        }
-        self._send(200, answer.body, headers, query_id=query_id, params=params)
-
-    def _read_body(self) -> bytes:
-        """The request body, decompressed; at most MAX_BODY_BYTES are ever read or produced."""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            total = 0
-            while True:
-                try:
-                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"0", 16)
-                except ValueError:
-                    raise QueryFailure(BAD_BODY, "Invalid chunked encoding", "CANNOT_PARSE_INPUT") from None
-                if size < 0:
-                    raise QueryFailure(BAD_BODY, "Invalid chunk size", "CANNOT_PARSE_INPUT")
-                if size == 0:
-                    self.rfile.readline(1024)
-                    break
-                total += size
-                if total > MAX_BODY_BYTES:
-                    raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes",
-                                       "TOO_LARGE_REQUEST")
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(1024)
-            raw = b"".join(chunks)
-        else:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                raise QueryFailure(BAD_BODY, "Invalid Content-Length", "CANNOT_PARSE_INPUT") from None
-            if length > MAX_BODY_BYTES:
-                raise QueryFailure(BODY_TOO_LARGE, f"Request body exceeds {MAX_BODY_BYTES} bytes", "TOO_LARGE_REQUEST")
-            raw = self.rfile.read(length) if length > 0 else b""
-        return decompress(raw, self.headers.get("Content-Encoding", "").lower()) if raw else raw
-
-    def _authenticate(self, params: Mapping[str, str]) -> None:
-        if self.config.password is None:
-            return
-        user, password = params.get("user"), params.get("password")
-        if self.headers.get("X-ClickHouse-User"):
-            user, password = self.headers["X-ClickHouse-User"], self.headers.get("X-ClickHouse-Key", "")
-        auth = self.headers.get("Authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(auth[6:].strip()).decode().partition(":")
-            except ValueError:
-                user, password = None, None
-        user_ok = hmac.compare_digest((user or "").encode(), self.config.user.encode())
-        password_ok = hmac.compare_digest((password or "").encode(), self.config.password.encode())
-        if not (user_ok and password_ok):
-            raise QueryFailure(
-                AUTHENTICATION_FAILED,
-                f"{user or 'default'}: Authentication failed: password is incorrect, "
-                "or there is no user with such name",
-                "AUTHENTICATION_FAILED",
-            )
-
-    def _request(self, params: Mapping[str, str], body: bytes, *, read_only: bool, query_id: str) -> QueryRequest:
-        text = params.get("query", "")
-        if body:
-            decoded = body.decode("utf-8", errors="replace")
-            text = f"{text}\n{decoded}" if text else decoded
-        database = params.get("database") or self.headers.get("X-ClickHouse-Database") or self.config.database
-        settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")}
-        parameters = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
-        return QueryRequest(
-            sql=text, database=database, default_format=params.get("default_format") or "TabSeparated",
-            settings=settings, parameters=parameters, read_only=read_only, query_id=query_id,
-        )
-
-    def _send_failure(self, failure: QueryFailure, query_id: str) -> None:
-        text = failure.body().rstrip("\n") + "\n"
-        headers = {"Content-Type": "text/plain; charset=UTF-8", "X-ClickHouse-Exception-Code": str(failure.code)}
-        self._send(failure.status, text.encode(), headers, query_id=query_id)
-
-    def _send(
-        self, status: int, body: bytes, headers: Mapping[str, str], *, query_id: str = "",
-        params: Mapping[str, str] | None = None,
-    ) -> None:
-        encoding = None
-        if params is not None and params.get("enable_http_compression") == "1":
-            encoding = pick_encoding(self.headers.get("Accept-Encoding", ""))
-        if encoding:
-            body = compress(body, encoding)
-        self.send_response(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else None)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        if encoding:
-            self.send_header("Content-Encoding", encoding)
-        if query_id:
-            self.send_header("X-ClickHouse-Query-Id", query_id)
-        self.send_header("X-ClickHouse-Timezone", self.config.timezone)
-        self.send_header("X-ClickHouse-Server-Display-Name", SERVER_NAME)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 64
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]") or "127.0.0.1"), int(port)
-
-
-class QueryEndpoint:
-    """The running endpoint: a threaded HTTP server; each request runs on its own thread."""
-
-    name = "query endpoint"
-
-    def __init__(
-        self, address: str, gateway: EngineGateway, config: EndpointConfig, health: Health | None = None
-    ) -> None:
-        host, port = parse_address(address)
-        handler = type("Handler", (_Handler,), {"gateway": gateway, "config": config, "health": health})
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server_class = type("Server", (_Server,), {"address_family": family})
-        self.server = server_class((host, port), handler)
-        self.address = f"{host}:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, name="query-http", daemon=True)
-
-    def start(self) -> QueryEndpoint:
-        self._thread.start()
-        return self
-
-    def stop(self, timeout: float) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout)
-
-
-def start(ctx: Any) -> QueryEndpoint | None:
-    """Serve the embedded store over HTTP; off for a server DSN (query the server) or an empty address."""
-    settings = ctx.settings
-    if not settings.embedded or not settings.query.http or ctx.store.path is None:
-        return None
-    gateway = EngineGateway(ctx.store.path)
-    password = settings.query.password.get_secret_value() if settings.query.password else None
-    config = EndpointConfig(
-        database=settings.database, read_only=settings.query.read_only, user=settings.query.user,
-        password=password, timezone=gateway.timezone(),
-    )
-    started = time.monotonic()
-    endpoint = QueryEndpoint(settings.query.http, gateway, config, getattr(ctx, "health", None)).start()
-    log.info(
-        "query endpoint on http://%s (%s) in %.0f ms", endpoint.address,
-        "read-only" if config.read_only else "read-write", (time.monotonic() - started) * 1000,
-    )
-    return endpoint
