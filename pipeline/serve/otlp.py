@@ -184,7 +184,7 @@ class OtlpRoutes:
         return refusal_response(Refusal(int(HTTP_STATUS[outcome.status]), outcome.message, retry_after=retry),
                                 encoding)
 
-    async def not_found(self, request: Request) -> Response:
+    async def not_found(self, request: Request, _exc: Exception | None = None) -> Response:
         path = request.url.path
         if path in PATHS or path in ("/healthz", "/readyz"):
             return refusal_response(Refusal(405, f"{request.method} is not allowed on {path}"), "proto")
@@ -195,8 +195,8 @@ class OtlpRoutes:
         routes = [Route(path, self.export, methods=["POST"]) for path in PATHS]
         routes += [Route(path, self.health, methods=["GET"]) for path in ("/healthz", "/readyz")]
         app = Starlette(routes=routes)
-        app.add_exception_handler(404, lambda request, _exc: self.not_found(request))
-        app.add_exception_handler(405, lambda request, _exc: self.not_found(request))
+        app.add_exception_handler(404, self.not_found)
+        app.add_exception_handler(405, self.not_found)
         return app
 
 

@@ -79,12 +79,28 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._awaiting_headers:
-            self._header_bytes += len(data)
-        super().data_received(data)
-        if self._awaiting_headers and self._header_bytes > self.limits.max_header_bytes \
-                and not self.transport.is_closing():
+        if self._awaiting_headers and len(data) > 4 * self.limits.max_header_bytes:
+            # more than the headers may hold, and none of it parsed yet: refuse before feeding the parser
+            feed, rest = data[: 2 * self.limits.max_header_bytes], data[2 * self.limits.max_header_bytes:]
+        else:
+            feed, rest = data, b""
+        super().data_received(feed)
+        if rest and not self.transport.is_closing():
+            super().data_received(rest)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, n: int) -> None:
+        self._header_bytes += n
+        if self._header_bytes > self.limits.max_header_bytes:
             self._answer_and_close(431, f"request headers exceed {self.limits.max_header_bytes} bytes")
+            raise httptools.HttpParserCallbackError("headers too large")
 
     # -- parser callbacks --------------------------------------------------------------------------------
     def on_message_begin(self) -> None:

@@ -190,7 +190,7 @@ class QueryRoutes:
         page = await self.workers.run(self.render_metrics)
         return Response(page, media_type=PROMETHEUS_CONTENT_TYPE)
 
-    async def unknown(self, request: Request) -> Response:
+    async def unknown(self, request: Request, _exc: Exception | None = None) -> Response:
         return failure_response(QueryFailure(1, f"There is no handle {request.url.path}", "UNKNOWN_HANDLE"), "",
                                 self.timezone)
 
@@ -301,8 +301,8 @@ class QueryRoutes:
             Route("/metrics", self.metrics, methods=["GET"]),
         ]
         app = Starlette(routes=routes)
-        app.add_exception_handler(404, lambda request, _exc: self.unknown(request))
-        app.add_exception_handler(405, lambda request, _exc: self.unknown(request))
+        app.add_exception_handler(404, self.unknown)
+        app.add_exception_handler(405, self.unknown)
         return app
 
 

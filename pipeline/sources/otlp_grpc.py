@@ -106,6 +106,7 @@ class _Guard(grpc.ServerInterceptor):
         return grpc.unary_unary_rpc_method_handler(guarded, response_serializer=handler.response_serializer)
 
 
+_REFUSAL_THREADS = 8
 _SIGNAL_OF_METHOD = {
     "/opentelemetry.proto.collector.logs.v1.LogsService": "logs",
     "/opentelemetry.proto.collector.trace.v1.TraceService": "traces",
@@ -192,9 +193,10 @@ def start(ctx: Any) -> GrpcReceiver | None:
     token = settings.token.get_secret_value() if settings.token else None
     guard = _Guard(token, serve.grpc_max_concurrent, float(serve.retry_after_seconds), serve.max_records_per_request)
     server = grpc.server(
-        # One thread per admitted call: the guard refuses past the cap with RetryInfo, which grpcio's own
-        # maximum_concurrent_rpcs would not carry.
-        futures.ThreadPoolExecutor(max_workers=serve.grpc_max_concurrent, thread_name_prefix="otlp-grpc"),
+        # One thread per admitted call plus a few for refusals: the guard runs on these threads and refuses past
+        # the cap with RetryInfo, which grpcio's own maximum_concurrent_rpcs would not carry.
+        futures.ThreadPoolExecutor(max_workers=serve.grpc_max_concurrent + _REFUSAL_THREADS,
+                                   thread_name_prefix="otlp-grpc"),
         interceptors=[guard],
         options=[
             ("grpc.max_receive_message_length", limit),
