@@ -3,8 +3,9 @@
 A 6 MB protobuf body can hold 3 million empty log records; decoding it builds 3 million message objects and
 the rows after them take gigabytes. The count here walks only the length-delimited fields on the path to
 the records (resource -> scope -> record; for metrics down to the data points) and stops as soon as the
-limit is passed, so refusing a flood costs at most `limit` steps and accepting a normal request a fraction
-of its decoding. Malformed wire data ends the count; the decoder then reports the error.
+limit is passed, so refusing a flood costs at most `limit` steps; a body shorter than two bytes per allowed
+record cannot hold too many and is not walked at all (the common case costs nothing). Malformed wire data
+ends the count; the decoder then reports the error.
 
 For OTLP/JSON the parser counts objects as it builds them (`json_objects_hook`) and stops past its limit,
 and nesting deeper than the parser allows is a 400, not a crash.
@@ -24,6 +25,10 @@ _PATHS: dict[str, tuple[tuple[int, ...], ...]] = {
     # -> data_points
     "metrics": ((1,), (2,), (2,), (5, 7, 9, 10, 11), (1,)),
 }
+
+
+# The smallest encoding of one record on the wire: its tag and a zero length.
+_MIN_RECORD_BYTES = 2
 
 
 class TooManyRecords(Exception):
@@ -74,8 +79,8 @@ def _children(buf: memoryview, start: int, end: int, fields: tuple[int, ...]) ->
 def check_record_count(signal: str, body: bytes, limit: int) -> None:
     """Raise TooManyRecords when the protobuf request holds more than `limit` records."""
     path = _PATHS.get(signal)
-    if path is None:
-        return
+    if path is None or len(body) < _MIN_RECORD_BYTES * limit:
+        return  # too short to hold more than `limit` records: nothing to count
     buf = memoryview(body)
     count = 0
 

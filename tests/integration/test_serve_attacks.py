@@ -382,3 +382,35 @@ def test_metrics_page_and_streamed_query(running: Running) -> None:
         lines = resp.read().splitlines()
     assert (len(lines) == 200_000 and json.loads(lines[-1]) == {"number": "199999"}) or \
         json.loads(lines[-1]) == {"number": 199999}
+
+
+class RecordingGateway(EngineGateway):
+    """The real engine gateway, noting which queries the serving layer cancelled."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.cancelled: list[str] = []
+        self.cancel_seen = threading.Event()
+
+    def cancel(self, query_id: str) -> None:
+        self.cancelled.append(query_id)
+        self.cancel_seen.set()
+        super().cancel(query_id)
+
+
+def test_a_query_is_cancelled_when_its_client_hangs_up(running: Running, store) -> None:
+    gateway = RecordingGateway(store.path)
+    endpoint = serve_gateway(running.ctx, gateway, f"127.0.0.1:{free_port()}", timezone="UTC")
+    try:
+        request = (b"GET /?user=reader&password=pw&query_id=abandoned-1&query=SELECT+sleep(3) HTTP/1.1\r\n"
+                   b"Host: x\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", endpoint.port), timeout=30) as conn:
+            conn.sendall(request)
+        assert gateway.cancel_seen.wait(30)
+        assert gateway.cancelled == ["abandoned-1"]
+        # the endpoint still answers
+        url = f"http://{endpoint.address}/?user=reader&password=pw&query=SELECT+1"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            assert resp.read() == b"1\n"
+    finally:
+        endpoint.stop(10)
