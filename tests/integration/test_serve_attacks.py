@@ -414,3 +414,53 @@ def test_a_query_is_cancelled_when_its_client_hangs_up(running: Running, store) 
             assert resp.read() == b"1\n"
     finally:
         endpoint.stop(10)
+
+
+def test_route_concurrency_caps_answer_retryable_refusals(running: Running) -> None:
+    """OTLP past `serve.otlp_max_concurrent` gets 429, queries past `serve.query_max_concurrent` 503, both
+    with Retry-After; the routes answer again once the running requests are done."""
+    routes = running.http.routes
+    release = threading.Event()
+    writer = running.ctx.writer
+    write = writer.write_fn
+
+    def slow_write(rows):
+        release.wait(60)
+        return write(rows)
+
+    writer.write_fn = slow_write
+    routes.group.limit = 1
+    held: list[tuple[int, dict, bytes]] = []
+    sender = threading.Thread(target=lambda: held.append(post(running.http.port, logs_request(
+        "otlp-cap", ["held"]).SerializeToString(), AUTH)))
+    try:
+        sender.start()
+        deadline = time.monotonic() + 30
+        while routes.group.running < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        status, headers, _ = post(running.http.port, logs_request("otlp-cap", ["refused"]).SerializeToString(), AUTH)
+        assert status == 429 and int(headers["retry-after"]) >= 1
+    finally:
+        release.set()
+        writer.write_fn = write
+        sender.join(60)
+    assert held and held[0][0] == 200
+
+    query_routes = running.query.routes
+    query_routes.group.limit = 1
+    url = f"http://{running.query.address}/?user=reader&password=pw&query="
+    slow = threading.Thread(target=lambda: urllib.request.urlopen(url + "SELECT+sleep(2)", timeout=60).read())
+    slow.start()
+    try:
+        deadline = time.monotonic() + 30
+        while query_routes.group.running < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "SELECT+1", timeout=30)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "1"
+        assert refused.value.headers["X-ClickHouse-Exception-Code"] == "202"
+    finally:
+        slow.join(60)
+    with urllib.request.urlopen(url + "SELECT+1", timeout=30) as resp:
+        assert resp.read() == b"1\n"
+    still_ingesting(running, "after-route-caps")
