@@ -54,6 +54,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, object],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        self.access_log = False  # request lines carry credentials in their query strings: never logged
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._awaiting_headers = True

@@ -85,7 +85,8 @@ class HttpPort:
         self.limits = connection_limits(settings, error_body)
         config = uvicorn.Config(
             app, http=GuardedProtocol.with_limits(self.limits), loop="asyncio", lifespan="off",
-            log_level="warning", access_log=False, server_header=False, date_header=True,
+            # the process's logging stays as `fleetwatch` configured it; no access log (URLs carry passwords)
+            log_config=None, log_level="warning", access_log=False, server_header=False, date_header=True,
             timeout_keep_alive=settings.keepalive_timeout_seconds, backlog=1024,
             ssl_certfile=str(tls_cert) if tls_cert and tls_key else None,
             ssl_keyfile=str(tls_key) if tls_cert and tls_key else None,

@@ -464,3 +464,22 @@ def test_route_concurrency_caps_answer_retryable_refusals(running: Running) -> N
     with urllib.request.urlopen(url + "SELECT+1", timeout=30) as resp:
         assert resp.read() == b"1\n"
     still_ingesting(running, "after-route-caps")
+
+
+def test_no_secret_in_logs_at_debug_level(running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """Credentials in the URL, the Authorization header and the OTLP token never reach a log record."""
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    url = f"http://{running.query.address}/?user=reader&password=pw-in-the-url&query=SELECT+1"
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(url, timeout=30)
+    with urllib.request.urlopen(f"http://{running.query.address}/?user=reader&password=pw&query=SELECT+1",
+                                timeout=30) as resp:
+        assert resp.read() == b"1\n"
+    body = logs_request("log-secrets", ["x"]).SerializeToString()
+    assert post(running.http.port, body, {"Authorization": "Bearer wrong-token-in-log"})[0] == 401
+    assert post(running.http.port, body, AUTH)[0] == 200
+    text = caplog.text + " ".join(str(r.args) for r in caplog.records)
+    for secret in ("pw-in-the-url", "password=pw", "wrong-token-in-log", TOKEN):
+        assert secret not in text
