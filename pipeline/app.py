@@ -55,8 +55,9 @@ def _starters() -> list[tuple[str, Starter]]:
     """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
     from pipeline.jobs import scheduler
     from pipeline.serve import otlp as otlp_http
+    from pipeline.serve import otlp_grpc
     from pipeline.serve import query as query_http
-    from pipeline.sources import kafka, otlp_grpc
+    from pipeline.sources import kafka
 
     return [
         ("query endpoint", query_http.start),

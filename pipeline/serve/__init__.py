@@ -8,5 +8,7 @@ body size limits, decompression and the mapping of internal errors to status cod
 * `auth`      bearer tokens and ClickHouse credentials, checked before a body byte is read;
 * `status`    internal outcomes -> HTTP status / gRPC code, with Retry-After / RetryInfo;
 * `routes`    per-route concurrency caps, the worker-thread pool, health and /metrics;
-* `otlp`, `otlp_limits`, `query`  the routes of each port.
+* `otlp`, `otlp_limits`, `query`  the routes of each port;
+* `otlp_grpc` the OTLP/gRPC port (grpcio), whose interceptor applies the same token and limits before a
+  message is decoded.
 """

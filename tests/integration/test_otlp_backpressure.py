@@ -29,8 +29,8 @@ from opentelemetry.sdk.resources import Resource
 
 from pipeline.app import RunContext
 from pipeline.serve import otlp as otlp_http
+from pipeline.serve import otlp_grpc
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_grpc
 from pipeline.store.client import StoreUnavailable
 from pipeline.telemetry import Telemetry
 from tests.net import free_port

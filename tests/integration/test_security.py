@@ -24,9 +24,9 @@ from pydantic import SecretStr
 from pipeline.app import RunContext
 from pipeline.health import Health
 from pipeline.serve import otlp as otlp_http
+from pipeline.serve import otlp_grpc
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_grpc
 from pipeline.store.query_http import EngineGateway, escape_param
 from pipeline.telemetry import Telemetry
 from pipeline.triage import build_report

@@ -30,9 +30,9 @@ from pydantic import SecretStr
 from pipeline.app import RunContext
 from pipeline.health import Health
 from pipeline.serve import otlp as otlp_http
+from pipeline.serve import otlp_grpc
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_grpc
 from pipeline.store.query_http import EngineGateway
 from pipeline.telemetry import Telemetry
 from tests.integration.test_faults_otlp import logs_request
