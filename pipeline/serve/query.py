@@ -216,7 +216,8 @@ class QueryRoutes:
             return await self.ping(request)
         query_request = self._request(request, params, body, query_id)
         started = time.monotonic()
-        work = asyncio.ensure_future(self.workers.run(self._first, query_request, abandon_on_cancel=True))
+        whole = params.get("wait_end_of_query") == "1"
+        work = asyncio.ensure_future(self.workers.run(self._first, query_request, whole, abandon_on_cancel=True))
         hangup = asyncio.ensure_future(body_disconnected(request))
         try:
             done, _ = await asyncio.wait({work, hangup}, return_when=asyncio.FIRST_COMPLETED)
@@ -230,10 +231,16 @@ class QueryRoutes:
         result, first, rest = work.result()
         return self._stream(request, params, query_id, result, first, rest)
 
-    def _first(self, query_request: QueryRequest) -> tuple[QueryResult, bytes, Iterator[bytes]]:
-        """Worker thread: start the query and take its first chunk, so errors still get their own status."""
+    def _first(self, query_request: QueryRequest, whole: bool) -> tuple[QueryResult, bytes, Iterator[bytes]]:
+        """Worker thread: start the query and take its first chunk, so errors still get their own status.
+
+        With `wait_end_of_query=1` (ClickHouse's parameter) the whole result is taken before answering, so
+        the status and X-ClickHouse-Summary cover all of it; the engine's result limits bound its size.
+        """
         result = self.gateway.execute(query_request)
         chunks = iter(result.chunks())
+        if whole:
+            return result, b"".join(chunks), iter(())
         first = next(chunks, b"")
         return result, first, chunks
 
@@ -270,10 +277,14 @@ class QueryRoutes:
                         await workers.run(gateway.cancel, query_id)
                     log.info("query %s cancelled: the client disconnected while reading", query_id)
 
-        # The summary is known only after the last chunk; it goes out as a header when the result was a single
-        # chunk (everything the buffered engine returns), which is read before the headers are sent.
-        summary = result.summary()
-        headers["X-ClickHouse-Summary"] = json.dumps(dict(summary), separators=(",", ":"))
+        # Headers go out before the rest of a streamed result: the summary then says what was read so far, as a
+        # ClickHouse server's does without wait_end_of_query=1 (with it, the whole result was read above).
+        try:
+            summary = dict(result.summary())
+        except Exception:  # a streaming engine may not know it yet
+            summary = {}
+        if summary:
+            headers["X-ClickHouse-Summary"] = json.dumps(summary, separators=(",", ":"))
         media_type = result.content_type
         return StreamingResponse(body(), media_type=media_type, headers=headers)
 
