@@ -23,7 +23,7 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Protocol
 
 import lz4.frame
@@ -32,6 +32,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from pipeline.config import Settings
 from pipeline.health import Health
@@ -149,6 +150,19 @@ def error_body(status: int, message: str) -> tuple[str, bytes]:
     return "text/plain; charset=UTF-8", f"Code: {code}. DB::Exception: {message}. ({SERVER_NAME})\n".encode()
 
 
+class _HeldResponse(StreamingResponse):
+    """A streamed result that keeps its query's concurrency slot until it is sent or abandoned."""
+
+    release: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.release is not None:
+                self.release()
+
+
 class QueryRoutes:
     def __init__(self, ctx: QueryContext, gateway: QueryGateway, *, database: str, read_only: bool, user: str,
                  password: str | None, timezone: str) -> None:
@@ -203,8 +217,17 @@ class QueryRoutes:
         try:
             if not self._authorized(request):
                 raise self._auth_failure(request)
-            with self.group:
-                return await self._run(request, params, query_id)
+            self.group.__enter__()
+            try:
+                response = await self._run(request, params, query_id)
+            except BaseException:
+                self.group.__exit__()
+                raise
+            if isinstance(response, _HeldResponse):
+                response.release = self.group.__exit__  # held until the last byte is sent or the client left
+            else:
+                self.group.__exit__()
+            return response
         except (Refusal, QueryFailure) as failure:
             return failure_response(failure, query_id, self.timezone)
 
@@ -224,8 +247,10 @@ class QueryRoutes:
         finally:
             hangup.cancel()
         if work not in done:
-            work.cancel()
             await self.workers.run(self.gateway.cancel, query_id)
+            # the engine work keeps its slot until it has stopped: hanging up must not free capacity early
+            with contextlib.suppress(BaseException):
+                await work
             log.info("query %s cancelled: the client disconnected after %.1f s", query_id, time.monotonic() - started)
             return Response(b"", status_code=499)
         result, first, rest = work.result()
@@ -286,7 +311,7 @@ class QueryRoutes:
         if summary:
             headers["X-ClickHouse-Summary"] = json.dumps(summary, separators=(",", ":"))
         media_type = result.content_type
-        return StreamingResponse(body(), media_type=media_type, headers=headers)
+        return _HeldResponse(body(), media_type=media_type, headers=headers)
 
     def _request(self, request: Request, params: Mapping[str, str], body: bytes, query_id: str) -> QueryRequest:
         text = params.get("query", "")

@@ -408,6 +408,11 @@ def test_a_query_is_cancelled_when_its_client_hangs_up(running: Running, store) 
             conn.sendall(request)
         assert gateway.cancel_seen.wait(30)
         assert gateway.cancelled == ["abandoned-1"]
+        # the abandoned query's slot is given back once the engine work has stopped, not before and not never
+        deadline = time.monotonic() + 30
+        while endpoint.routes.group.running and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert endpoint.routes.group.running == 0
         # the endpoint still answers
         url = f"http://{endpoint.address}/?user=reader&password=pw&query=SELECT+1"
         with urllib.request.urlopen(url, timeout=30) as resp:
