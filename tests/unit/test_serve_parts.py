@@ -107,3 +107,22 @@ def test_dedup_token_is_per_signal_and_body() -> None:
     assert dedup_token("logs", b"a") == dedup_token("logs", b"a")
     assert dedup_token("logs", b"a") != dedup_token("traces", b"a")
     assert dedup_token("logs", b"a") != dedup_token("logs", b"b")
+
+
+def test_query_errors_keep_clickhouse_shape_and_exhaustion_is_retryable() -> None:
+    from pipeline.serve.query import failure_response
+    from pipeline.store.query_http import QueryFailure
+
+    emfile = QueryFailure(76, "Code: 76. DB::ErrnoException: Cannot open file /x, errno: 24, strerror: Too many "
+                              "open files. (CANNOT_OPEN_FILE)", "CANNOT_OPEN_FILE")
+    response = failure_response(emfile, "q1", "UTC")
+    assert response.status_code == 503 and response.headers["retry-after"] == "1"
+    assert response.headers["x-clickhouse-exception-code"] == "76" and response.body.startswith(b"Code: 76.")
+    syntax = QueryFailure(62, "Syntax error: failed at position 1", "SYNTAX_ERROR")
+    response = failure_response(syntax, "q2", "UTC")
+    assert response.status_code == 400 and "retry-after" not in response.headers
+    refusal = Refusal(503, "2 query requests already running; retry later", retry_after=1, clickhouse_code=202,
+                      clickhouse_name="TOO_MANY_SIMULTANEOUS_QUERIES")
+    response = failure_response(refusal, "q3", "UTC")
+    assert response.status_code == 503 and response.headers["x-clickhouse-exception-code"] == "202"
+    assert b"TOO_MANY_SIMULTANEOUS_QUERIES" in response.body
