@@ -15,6 +15,8 @@ COLUMNS = (
     "Timestamp", "TraceId", "SpanId", "TraceFlags", "SeverityText", "SeverityNumber", "ServiceName", "Body",
     "ResourceSchemaUrl", "ResourceAttributes", "ScopeSchemaUrl", "ScopeName", "ScopeVersion",
     "ScopeAttributes", "LogAttributes", "EventName",
+    # Fleetwatch's own column (migration 023): OTLP's observed_time_unix_nano, which the exporter drops.
+    "ObservedTimestamp",
 )
 _EMPTY: Mapping[str, str] = {}
 
@@ -39,8 +41,13 @@ def append_log(
     event_name: str = "",
     resource_schema_url: str = "",
     scope_schema_url: str = "",
+    observed_ns: int | None = None,
 ) -> None:
-    """Append one log record; `instance` is recorded as the resource attribute service.instance.id."""
+    """Append one log record; `instance` is recorded as the resource attribute service.instance.id.
+
+    `observed_ns` is when a collector saw the record (OTLP's observed time, 0 when not sent); lines read
+    from stderr are observed when they are stamped, so it defaults to `timestamp_ns`.
+    """
     resource = dict(resource_attributes)
     if instance and "service.instance.id" not in resource:
         resource["service.instance.id"] = instance
@@ -64,3 +71,4 @@ def append_log(
     cols["ScopeAttributes"].append(dict(scope_attributes))
     cols["LogAttributes"].append(dict(log_attributes))
     cols["EventName"].append(event_name)
+    cols["ObservedTimestamp"].append(timestamp_ns if observed_ns is None else observed_ns)

@@ -9,8 +9,9 @@ Where each signal goes (docs/schema.md, "OTLP mapping", has the full table):
 * logs: Go runtime lines in the body -> gc_events and friends (through the gctrace normalizer);
   `event.name = cancel-event` -> cancel_events; everything else -> otel_logs.
 * traces: spans -> otel_traces; span events named `cancel-event` -> cancel_events as well.
-* metrics: Go runtime metrics in any vocabulary -> runtime_metrics under one canonical name;
-  everything else -> otel_metrics.
+* metrics: every point as sent -> the Collector exporter's table of its type (otel_metrics_gauge, _sum,
+  _histogram, _exponential_histogram, _summary); Go runtime metrics in any vocabulary also ->
+  runtime_metrics under one canonical name.
 """
 
 from __future__ import annotations

@@ -117,6 +117,7 @@ def normalize_logs(request: ExportLogsServiceRequest, ctx: Context) -> OtlpResul
                         event_name=event_name,
                         resource_schema_url=resource_logs.schema_url,
                         scope_schema_url=scope_logs.schema_url,
+                        observed_ns=storable_ns(record.observed_time_unix_nano),
                     )
         if lines:
             # Runtime lines are counted with their records above; lines the parser rejects are reported

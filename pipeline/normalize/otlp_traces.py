@@ -8,6 +8,7 @@ cancel_events exactly like the other transports' events.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -25,6 +26,9 @@ COLUMNS = (
     "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
     "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
     "Links.TraceState", "Links.Attributes", "ServiceInstance", "RpcStatusCode",
+    # Fleetwatch's own columns (migration 024): what OTLP carries and the exporter's table has no place for.
+    "ResourceSchemaUrl", "ScopeSchemaUrl", "ScopeAttributes", "SpanFlags", "DroppedAttributesCount",
+    "DroppedEventsCount", "DroppedLinksCount",
 )
 # As the Collector's exporter spells them (pdata's String() forms).
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
@@ -38,6 +42,15 @@ _GRPC_BY_NAME = {name: name for name in GRPC_CODES} | {"CANCELED": "CANCELLED"}
 # Oldest first in semconv history; the first one present wins.
 RPC_STATUS_ATTRIBUTES = ("rpc.grpc.status_code", "rpc.response.status_code", "rpc.status_code")
 CANCEL_ATTRIBUTES = ("cancel.cause", "cancel.stack_depth", "cancel.operation")
+
+
+@dataclass(frozen=True)
+class SpanScope:
+    """Per-scope values every span of the scope carries into its row."""
+
+    resource_schema_url: str
+    scope_schema_url: str
+    scope_attributes: dict[str, str]
 
 
 def rpc_status_name(span_attributes: dict[str, str]) -> str:
@@ -66,6 +79,8 @@ def normalize_traces(request: ExportTraceServiceRequest, ctx: Context) -> OtlpRe
         service, instance = identity(resource)
         for scope_spans in resource_spans.scope_spans:
             scope = scope_spans.scope
+            extra = SpanScope(resource_spans.schema_url, scope_spans.schema_url,
+                              attributes(scope.attributes) if scope.attributes else {})
             for span in scope_spans.spans:
                 trace_id = hex_id(span.trace_id)
                 span_id = hex_id(span.span_id)
@@ -79,7 +94,7 @@ def normalize_traces(request: ExportTraceServiceRequest, ctx: Context) -> OtlpRe
                     cols = ctx.rows.columns(TABLE, COLUMNS)
                 span_attrs = attributes(span.attributes)
                 _append_span(cols, span, trace_id, span_id, span_attrs, service, instance, resource,
-                             scope.name, scope.version)
+                             scope.name, scope.version, extra)
                 result.accepted += 1
                 for event in span.events:
                     if event.name == CANCEL_EVENT_NAME and not _cancel_from_event(
@@ -93,7 +108,7 @@ def normalize_traces(request: ExportTraceServiceRequest, ctx: Context) -> OtlpRe
 
 def _append_span(
     cols: dict[str, list[Any]], span: Span, trace_id: str, span_id: str, span_attrs: dict[str, str],
-    service: str, instance: str, resource: dict[str, str], scope_name: str, scope_version: str,
+    service: str, instance: str, resource: dict[str, str], scope_name: str, scope_version: str, extra: SpanScope,
 ) -> None:
     start = storable_ns(span.start_time_unix_nano)
     end = storable_ns(span.end_time_unix_nano)
@@ -125,6 +140,13 @@ def _append_span(
     cols["Links.Attributes"].append([attributes(link.attributes) for link in links])
     cols["ServiceInstance"].append(instance)
     cols["RpcStatusCode"].append(rpc_status_name(span_attrs))
+    cols["ResourceSchemaUrl"].append(extra.resource_schema_url)
+    cols["ScopeSchemaUrl"].append(extra.scope_schema_url)
+    cols["ScopeAttributes"].append(extra.scope_attributes)
+    cols["SpanFlags"].append(span.flags)
+    cols["DroppedAttributesCount"].append(span.dropped_attributes_count)
+    cols["DroppedEventsCount"].append(span.dropped_events_count)
+    cols["DroppedLinksCount"].append(span.dropped_links_count)
 
 
 def _cancel_from_event(

@@ -191,6 +191,9 @@ def test_official_exporters_json_gzip_and_auth(fleetwatch_run) -> None:
         assert [(m["metric"], m["value"], m["source_name"]) for m in metrics] == [
             ("go.goroutine.count", 42.0, "go.goroutine.count"), ("go.goroutine.count", 43.0, "go_goroutines")]
         assert [(m["MetricName"], m["Value"]) for m in got[f"{service}/other"]] == [("queue.depth", 7.0)]
+        # Go runtime metrics are also kept as sent, under the producer's names, in the Collector's tables.
+        assert sorted((m["MetricName"], m["Value"]) for m in got[f"{service}/collector"]) == [
+            ("go.goroutine.count", 42.0), ("go_goroutines", 43.0), ("queue.depth", 7.0)]
 
     for service in ("svc-json", "svc-gzip"):
         logs = got[f"{service}/logs"]
@@ -215,7 +218,11 @@ def service_queries(service: str) -> dict[str, str]:
                               f"{where} ORDER BY stack_depth",
         f"{service}/metrics": f"SELECT metric, value, source_name FROM fleetwatch.runtime_metrics {where} "
                               "ORDER BY source_name",
-        f"{service}/other": f"SELECT MetricName, Value FROM fleetwatch.otel_metrics WHERE ServiceName = '{service}'",
+        f"{service}/other": "SELECT MetricName, Value FROM fleetwatch.otel_metrics_gauge "
+                            f"WHERE ServiceName = '{service}' AND MetricName = 'queue.depth'",
+        f"{service}/collector": "SELECT MetricName, Value FROM fleetwatch.otel_metrics_gauge "
+                                f"WHERE ServiceName = '{service}' UNION ALL SELECT MetricName, Value "
+                                f"FROM fleetwatch.otel_metrics_sum WHERE ServiceName = '{service}'",
     }
 
 

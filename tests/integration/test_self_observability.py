@@ -42,7 +42,8 @@ def test_own_metrics_are_stored_through_the_own_receiver(restartable) -> None:
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
 
-    sql = "SELECT DISTINCT MetricName FROM otel_metrics WHERE ServiceName = 'fleetwatch' FORMAT JSONEachRow"
+    sql = ("SELECT DISTINCT MetricName FROM merge(currentDatabase(), '^otel_metrics_') "
+           "WHERE ServiceName = 'fleetwatch' FORMAT JSONEachRow")
     url = f"{fw.query_url}/?" + urllib.parse.urlencode({"query": sql})
     names: set[str] = set()
     deadline = time.monotonic() + 45

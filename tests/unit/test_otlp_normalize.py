@@ -55,6 +55,22 @@ def test_json_ids_are_hex_enums_names_or_numbers_int64_strings_or_numbers() -> N
     assert cols["Links.SpanId"][0] == [SPAN]
 
 
+def test_span_keeps_what_the_exporter_table_has_no_column_for() -> None:
+    doc = {"resourceSpans": [{"schemaUrl": "https://opentelemetry.io/schemas/1.26.0", "scopeSpans": [{
+        "schemaUrl": "https://example.test/s", "scope": {"name": "lib", "version": "2",
+                                                         "attributes": [{"key": "k", "value": {"intValue": 3}}]},
+        "spans": [{"traceId": TRACE, "spanId": SPAN, "name": "a", "flags": 769, "droppedAttributesCount": 2,
+                   "droppedEventsCount": 3, "droppedLinksCount": 4, "startTimeUnixNano": NOW_NS,
+                   "endTimeUnixNano": NOW_NS + 1}]}]}]}
+    rows, _ = normalize("traces", decode_request("traces", json.dumps(doc).encode(), "json"))
+    cols = rows.tables["otel_traces"]
+    assert (cols["ResourceSchemaUrl"], cols["ScopeSchemaUrl"]) == (
+        ["https://opentelemetry.io/schemas/1.26.0"], ["https://example.test/s"])
+    assert (cols["ScopeName"], cols["ScopeVersion"], cols["ScopeAttributes"]) == (["lib"], ["2"], [{"k": "3"}])
+    assert (cols["SpanFlags"], cols["DroppedAttributesCount"], cols["DroppedEventsCount"],
+            cols["DroppedLinksCount"]) == ([769], [2], [3], [4])
+
+
 @pytest.mark.parametrize(("body", "encoding", "needle"), [
     (b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "xyz"}]}]}]}', "json", "not hex"),
     (b"[1, 2]", "json", "object"),
@@ -156,6 +172,7 @@ def test_other_log_records_keep_their_metadata() -> None:
     cols = rows.tables["otel_logs"]
     assert cols["Body"] == ["disk almost full", ""]
     assert cols["Timestamp"] == [NOW_NS, NOW_NS + 5]
+    assert cols["ObservedTimestamp"] == [0, NOW_NS + 5]  # as sent: 0 when the record has none
     assert cols["SeverityNumber"][0] == 13 and cols["TraceId"][0] == TRACE and cols["TraceFlags"][0] == 1
     assert cols["LogAttributes"][0] == {"k": "3"}
     assert cols["ResourceAttributes"][0]["service.instance.id"] == "i-1"
@@ -233,10 +250,17 @@ def test_go_runtime_metrics_from_every_vocabulary_land_under_canonical_names() -
     assert cols["attributes"][-1] == {"go.memory.type": "stack"}
     assert set(cols["instance"]) == {"h:9"}
     assert cols["process_start"][2] == datetime.fromtimestamp((NOW_NS - 10**10) / 1e9, UTC)
-    other_cols = rows.tables["otel_metrics"]
-    assert other_cols["MetricName"] == ["http.server.duration"]
-    assert (other_cols["Count"], other_cols["Sum"], other_cols["BucketCounts"]) == ([2], [30.0], [[1, 1]])
-    assert math.isnan(other_cols["Max"][0])
+    # Every point is also stored as sent in the Collector table of its type, runtime metrics included.
+    histograms = rows.tables["otel_metrics_histogram"]
+    assert histograms["MetricName"] == ["process.runtime.go.gc.pause_ns", "http.server.duration"]
+    assert (histograms["Count"][1], histograms["Sum"][1], histograms["BucketCounts"][1]) == (2, 30.0, [1, 1])
+    assert histograms["Max"][0] == 2_000_000 and math.isnan(histograms["Max"][1])
+    assert rows.tables["otel_metrics_gauge"]["MetricName"] == ["go_goroutines"]
+    assert rows.tables["otel_metrics_sum"]["MetricName"] == [
+        "process.runtime.go.goroutines", "process.runtime.go.gc.pause_total_ns", "go_memstats_alloc_bytes",
+        "go.memory.used"]
+    summaries = rows.tables["otel_metrics_summary"]
+    assert summaries["ValueAtQuantiles.Quantile"] == [[1.0]] and summaries["ValueAtQuantiles.Value"] == [[0.002]]
 
 
 def test_every_reference_metric_name_has_one_canonical_name() -> None:

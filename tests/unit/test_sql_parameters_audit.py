@@ -22,6 +22,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("store/migrate.py", "ctx.values()['on_cluster']"): "built from the validated cluster name",
     ("store/migrate.py", "db"): "database name matched by \\w+ in a repository migration",
     ("store/migrate.py", "table"): "table name matched by \\w+ in a repository migration",
+    ("store/migrate.py", "other"): "table name matched by \\w+ in a repository migration (EXCHANGE TABLES)",
     ("store/migrate.py", "ctx.cluster"): "validated identifier (RenderContext)",
     ("store/migrate.py", "LOCAL_SUFFIX"): "constant",
     ("store/migrate.py", "key"): "sharding expression from the migration's ORDER BY identifier",
