@@ -1,4 +1,5 @@
-"""`python -m bench.serve_stack [--seconds S]`: OTLP/HTTP throughput of the two candidate server stacks.
+"""`python -m bench.serve_stack [--seconds S]`: OTLP/HTTP throughput of the candidate server stacks (and of
+the thread-per-connection stdlib server they replace).
 
 The choice of the serving layer's stack (pipeline/serve/) was made on this measurement. Each stack serves
 `POST /v1/logs` in a subprocess of its own: read the body, decode the protobuf request and normalize it into
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 
 from bench import clients
 
-STACKS = ("starlette", "aiohttp")
+STACKS = ("starlette", "aiohttp", "stdlib")
 
 
 def _work(body: bytes) -> int:
@@ -67,6 +68,29 @@ def serve_aiohttp(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
+def serve_stdlib(port: int) -> None:
+    """The thread-per-connection `http.server` the serving layer replaced, doing the same work."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            _work(body)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
 def _drive(port: int, bodies: list[bytes], seconds: float, senders: int) -> int:
     done = [0] * senders
     stop = time.monotonic() + seconds
@@ -75,10 +99,15 @@ def _drive(port: int, bodies: list[bytes], seconds: float, senders: int) -> int:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         k = i
         while time.monotonic() < stop:
-            conn.request("POST", "/v1/logs", body=bodies[k % len(bodies)],
-                         headers={"Content-Type": "application/x-protobuf"})
-            response = conn.getresponse()
-            response.read()
+            try:
+                conn.request("POST", "/v1/logs", body=bodies[k % len(bodies)],
+                             headers={"Content-Type": "application/x-protobuf"})
+                response = conn.getresponse()
+                response.read()
+            except OSError:  # the stdlib server's small accept backlog resets connections under load
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+                continue
             if response.status == 200:
                 done[i] += 1
             k += senders
@@ -140,7 +169,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         resource.setrlimit(resource.RLIMIT_NOFILE, resource.getrlimit(resource.RLIMIT_NOFILE))
-        (serve_starlette if args.serve == "starlette" else serve_aiohttp)(args.port)
+        {"starlette": serve_starlette, "aiohttp": serve_aiohttp, "stdlib": serve_stdlib}[args.serve](args.port)
         return
     bodies = list(clients.log_requests(100, 1000, 200))
     print(f"load average {os.getloadavg()[0]:.2f}; {args.senders} senders, {args.seconds:.0f} s per run")
