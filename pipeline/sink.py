@@ -85,6 +85,7 @@ class _Pending:
     rows: Rows
     size: int
     future: Future[dict[str, int]]
+    token: str | None = None
 
 
 class BatchingWriter:
@@ -153,7 +154,7 @@ class BatchingWriter:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
             if self._pending_rows and self._pending_rows + size > self.max_pending_rows:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
-            self._queue.append(_Pending(rows, size, future))
+            self._queue.append(_Pending(rows, size, future, token))
             if token is not None:
                 self._recent[token] = future
                 while len(self._recent) > self.dedup_window:
@@ -192,12 +193,19 @@ class BatchingWriter:
                 rows += item.size
             return batch
 
+    def _write(self, rows: Rows, token: str | None) -> dict[str, int]:
+        """A request written on its own carries its token to the store, whose deduplication then also catches
+        a retry that reaches another process (a merged insert has no single token to carry)."""
+        if token is not None and self.write_fn == self.sink.write:
+            return self.sink.write(rows, token=token)
+        return self.write_fn(rows)
+
     def _write_each(self, batch: list[_Pending], done: dict[str, int]) -> None:
         """Write each request of a refused merged batch on its own, skipping the tables already stored."""
         for item in batch:
             rest = Rows(tables={t: cols for t, cols in item.rows.tables.items() if t not in done})
             try:
-                result = self.write_fn(rest) if rest.total() else {}
+                result = self._write(rest, item.token) if rest.total() else {}
             except BaseException as exc:
                 item.future.set_exception(exc)
             else:
@@ -212,7 +220,7 @@ class BatchingWriter:
                 merged = Rows()
                 for item in batch:
                     merged.extend(item.rows)
-                result = self.write_fn(merged)
+                result = self._write(merged, batch[0].token if len(batch) == 1 else None)
             except StoreError as exc:
                 if len(batch) > 1:
                     # One request's rows refused by the store must not fail the requests merged with it.

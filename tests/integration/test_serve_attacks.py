@@ -488,3 +488,15 @@ def test_no_secret_in_logs_at_debug_level(running: Running, caplog: pytest.LogCa
     text = caplog.text + " ".join(str(r.args) for r in caplog.records)
     for secret in ("pw-in-the-url", "password=pw", "wrong-token-in-log", TOKEN):
         assert secret not in text
+
+
+def test_a_request_written_alone_is_deduplicated_by_the_store_too(running: Running) -> None:
+    """A retry reaching a process that never saw the first attempt (its token memory empty) is dropped by the
+    store's own insert deduplication when the first attempt was written on its own."""
+    body = logs_request("retried-after-restart", ["only once"]).SerializeToString()
+    assert post(running.http.port, body, AUTH)[0] == 200
+    running.ctx.writer._recent.clear()  # what a restarted process remembers
+    assert post(running.http.port, body, AUTH)[0] == 200
+    count = running.ctx.store.scalar(
+        f"SELECT count() FROM {running.db}.otel_logs WHERE ServiceName = 'retried-after-restart'")
+    assert count == 1
