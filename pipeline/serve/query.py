@@ -204,7 +204,11 @@ class QueryRoutes:
         page = await self.workers.run(self.render_metrics)
         return Response(page, media_type=PROMETHEUS_CONTENT_TYPE)
 
-    async def unknown(self, request: Request, _exc: Exception | None = None) -> Response:
+    async def unknown(self, request: Request, exc: Exception | None = None) -> Response:
+        if getattr(exc, "status_code", 404) == 405:
+            refusal = Refusal(405, f"{request.method} is not allowed on {request.url.path}", clickhouse_code=1,
+                              clickhouse_name="UNSUPPORTED_METHOD")
+            return failure_response(refusal, "", self.timezone)
         return failure_response(QueryFailure(1, f"There is no handle {request.url.path}", "UNKNOWN_HANDLE"), "",
                                 self.timezone)
 
