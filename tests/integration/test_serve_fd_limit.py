@@ -88,3 +88,51 @@ def test_soft_fd_limit_is_raised_to_the_hard_limit() -> None:
     assert out.returncode == 0, out.stderr
     soft, hard = (int(x) for x in out.stdout.split())
     assert soft == hard > 256
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_unauthenticated_large_bodies_do_not_grow_memory(tmp_path: Path) -> None:
+    """150 clients each pushing a 16 MiB body without the token: every one is answered 401 from its headers,
+    and the process's resident memory grows by far less than one body."""
+    proc = FleetwatchProcess(tmp_path, {"FLEETWATCH_OTLP_TOKEN": "secret-token"}).start()
+    try:
+        assert proc.proc is not None
+        before = _rss_kib(proc.proc.pid)
+        body = b"\0" * (16 * 1024 * 1024)
+        head = (b"POST /v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body))
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def push() -> None:
+            with socket.create_connection(("127.0.0.1", proc.http_port), timeout=60) as conn:
+                try:
+                    conn.sendall(head + body)
+                except OSError:
+                    pass  # the server answered and closed while the body was still being sent
+                answer = b""
+                try:
+                    answer = conn.recv(4096)
+                except OSError:
+                    pass
+            with lock:
+                statuses.append(status_of(answer))
+
+        threads = [threading.Thread(target=push) for _ in range(150)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        grown_mib = (_rss_kib(proc.proc.pid) - before) / 1024
+        assert grown_mib < 64, grown_mib  # 150 bodies read would be 2.4 GB
+        assert statuses.count(401) >= 100, statuses  # a reset may beat the answer to a client still sending
+        assert status_of(raw_exchange(proc.http_port, b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")) == 200
+    finally:
+        proc.kill()
