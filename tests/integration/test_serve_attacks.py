@@ -69,6 +69,7 @@ def running(settings, store) -> Iterator[Running]:
     serve.max_connections = 8
     serve.max_records_per_request = 50_000
     serve.grpc_max_concurrent = 2
+    serve.max_requests_per_connection = 5
     telemetry = Telemetry()
     sink = Sink(store, telemetry)
     writer = BatchingWriter(sink, max_delay=0.01).start()
@@ -500,3 +501,20 @@ def test_a_request_written_alone_is_deduplicated_by_the_store_too(running: Runni
     count = running.ctx.store.scalar(
         f"SELECT count() FROM {running.db}.otel_logs WHERE ServiceName = 'retried-after-restart'")
     assert count == 1
+
+
+def test_a_connection_serves_a_bounded_number_of_requests(running: Running) -> None:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", running.http.port, timeout=30)
+    try:
+        answers = []
+        for _ in range(5):
+            conn.request("GET", "/healthz")
+            response = conn.getresponse()
+            response.read()
+            answers.append((response.status, (response.getheader("connection") or "").lower()))
+        assert answers[:4] == [(200, "")] * 4 and answers[4] == (200, "close")
+        assert conn.sock is None  # the client saw the close and dropped the socket
+    finally:
+        conn.close()
