@@ -45,6 +45,10 @@ class Sizes:
     otlp_records_per_request: int
     jobs_instances: int
     jobs_seconds: int
+    # The profile scraper: targets, seconds between scrapes of one target, measured seconds.
+    scrape_targets: int = 200
+    scrape_interval: float = 10.0
+    scrape_seconds: float = 20.0
 
 
 QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=8, naive_sample=200,
@@ -52,7 +56,8 @@ QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instanc
               otlp_requests=100, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
 FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instances=100, naive_sample=2_000,
              kafka_one_line_messages=300_000, kafka_batched_lines=2_000_000, kafka_lines_per_message=1_000,
-             otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600)
+             otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600,
+             scrape_targets=1_000, scrape_interval=30.0, scrape_seconds=60.0)
 
 
 def _free_port() -> int:
@@ -208,6 +213,32 @@ class Bench:
         per_run = sum(j["one_window_s"] for j in self.jobs["jobs"].values())
         self.say(f"jobs: {per_run:.2f} s per run over {sum(self.jobs['rows'].values()):,} rows")
 
+    # -- profile scraper ----------------------------------------------------------------------------------
+    def scrape_path(self) -> None:
+        if not self.wanted("scrape"):
+            return
+        s = self.sizes
+        proc = subprocess.run([sys.executable, "-m", "bench.scrape_bench", "--targets", str(s.scrape_targets),
+                               "--interval", str(s.scrape_interval), "--seconds", str(s.scrape_seconds)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scrape bench failed:\n{proc.stderr[-3000:]}")
+        self.scrape = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.say(f"scrape: {self.scrape['target_rounds_per_min']:,.0f} target rounds/min")
+
+    def scrape_text(self) -> list[str]:
+        r = getattr(self, "scrape", None)
+        if not r:
+            return []
+        return ["", f"Profile scraper, one worker, {r['targets']:,} targets every {r['interval_s']:g} s "
+                f"(offered {r['offered_rounds_per_min']:,.0f} target rounds/min; a round is goroutine debug=2 + "
+                f"goroutineleak + allocs): **{r['target_rounds_per_min']:,.0f} target rounds/min** stored "
+                f"(statuses {r['scrapes']}), CPU {r['cpu_s']:.1f} s in {r['wall_s']:.1f} s, peak RSS "
+                f"{r['peak_rss_mb']} MB. Per goroutine snapshot of {r['goroutines_per_snapshot']:,} goroutines: "
+                f"**{r['sample_bytes_per_1k_goroutines']:,} bytes per 1,000 goroutines** in goroutine_samples "
+                f"(compressed), {r['raw_bytes_per_1k_goroutines']:,} bytes per 1,000 goroutines of raw text in "
+                f"profile_raw (3-day retention); profile_stacks holds {r['stack_table_bytes']:,} bytes in all."]
+
     # -- report -------------------------------------------------------------------------------------------
     def table(self) -> str:
         bare = self.results.get("bare")
@@ -246,6 +277,7 @@ class Bench:
             out.append(f"Detection jobs, one run (every job, one {self.jobs['window_seconds']} s window) over "
                        f"{self.jobs['instances']:,} instances x {self.jobs['seconds_of_data'] // 3600} h "
                        f"({rows:,} rows): **{per_run:.2f} s** ({detail}){'' if ok else ' - A JOB FAILED'}.")
+        out += self.scrape_text()
         return "\n".join(out)
 
 
@@ -270,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_big,engine_parse,bare,naive,kafka_lines,"
-                                       "kafka_batched,otlp_http,otlp_grpc,jobs")
+                                       "kafka_batched,otlp_http,otlp_grpc,jobs,scrape")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -283,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.kafka_paths()
         bench.otlp_paths()
         bench.jobs_path()
+        bench.scrape_path()
     table = bench.table()
     print(f"\n{command}\n{header}\n\n{table}")
     if not args.no_record:

@@ -59,6 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
         "Without it, see docs/schema.md ('Timestamps')",
     )
 
+    pp = ingest_sub.add_parser("pprof", help="Go profiles: pprof protobuf (gzip or not), goroutine debug=1/debug=2 "
+                               "dumps, SIGQUIT or panic tracebacks")
+    _common(pp)
+    pp.add_argument("paths", nargs="+", metavar="PATH")
+    pp.add_argument("--service", default="unknown", help="service name for these profiles")
+    pp.add_argument("--instance", default="", help="instance name (default: the file name)")
+    pp.add_argument("--time", help="when the profiles were taken, ISO 8601 (default: the profile's own time, "
+                    "else the file's modification time)")
+    pp.add_argument("--type", choices=["goroutine", "goroutineleak", "allocs", "heap"],
+                    help="profile type when the content does not say (default: sniffed)")
+
+    pprof_cmd = sub.add_parser("pprof", help="stored profiles")
+    pprof_sub = pprof_cmd.add_subparsers(dest="pprof_command", required=True)
+    export = pprof_sub.add_parser("export", help="write the raw profile nearest before a time to a file "
+                                  "(for go tool pprof)")
+    _common(export)
+    export.add_argument("--service", required=True)
+    export.add_argument("--instance", required=True)
+    export.add_argument("--at", help="ISO 8601 time; the latest snapshot at or before it (default: now)")
+    export.add_argument("--type", default="goroutine", choices=["goroutine", "goroutineleak", "allocs", "heap"],
+                        help="profile type (default goroutine)")
+    export.add_argument("-o", "--output", required=True, help="file to write (- for stdout)")
+    export.add_argument("--query-http", help="a running pipeline's query endpoint, used when it holds the store")
+
     sql = sub.add_parser("sql", help="run a query and print the result")
     _common(sql)
     sql.add_argument("query", help="the SQL to run")
@@ -145,6 +169,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         applied = migrate(store, settings.sql_dir, context_from_settings(settings))
         print(f"applied {len(applied)} migration(s)" + "".join(f"\n  {m.path.name}" for m in applied))
         return 0
+    if args.command == "ingest" and args.kind == "pprof":
+        from pipeline.sources.pprof_files import ingest_pprof_command
+
+        return ingest_pprof_command(settings, args)
+    if args.command == "pprof":
+        from pipeline.report.export import export_command
+
+        return export_command(settings, args)
     if args.command == "ingest":
         from pipeline.sources.files import ingest_command
 

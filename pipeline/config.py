@@ -65,6 +65,9 @@ class KafkaSettings(BaseModel):
     topic_otlp_logs: str = "otlp_logs"
     topic_otlp_spans: str = "otlp_spans"
     topic_otlp_metrics: str = "otlp_metrics"
+    # Go profiles (pprof protobuf, gzipped or not, or goroutine dumps as text), one per message; service and
+    # instance in headers, optional `profile-type` header (goroutine, goroutineleak, allocs, heap).
+    topic_pprof: str = "pprof"
     # How OTLP topics are encoded, as the Collector's Kafka exporter names it: otlp_proto or otlp_json.
     otlp_encoding: str = "otlp_proto"
     # A partition's pending messages are written when either limit is reached.
@@ -147,6 +150,21 @@ class QuerySettings(BaseModel):
     password_file: Path | None = None
     # Refuse DDL, INSERT and table functions reaching files, URLs or other servers.
     read_only: bool = True
+    # Reader limits (read-only endpoint). Readers may ask for less, never more: a higher value, or 0
+    # (unlimited), in the URL or a SETTINGS clause is refused (SETTING_CONSTRAINT_VIOLATION).
+    # Memory one query may use, bytes; past it the query fails (MEMORY_LIMIT_EXCEEDED), the process lives on.
+    max_memory_usage: int = Field(default=1 << 30, gt=0)
+    # Wall time one query may run, seconds (TIMEOUT_EXCEEDED).
+    max_execution_time: float = Field(default=60.0, gt=0)
+    # Rows and bytes (uncompressed, in the engine) one result may have (TOO_MANY_ROWS_OR_BYTES).
+    max_result_rows: int = Field(default=10_000_000, gt=0)
+    max_result_bytes: int = Field(default=512 << 20, gt=0)
+    # Threads one query may use.
+    max_threads: int = Field(default=4, gt=0)
+    # Queries running at once; one more is answered 503 with Retry-After (TOO_MANY_SIMULTANEOUS_QUERIES).
+    max_concurrent_queries: int = Field(default=8, gt=0)
+    # The Retry-After of that 503, seconds.
+    retry_after_seconds: int = Field(default=1, gt=0)
 
 
 class ServeSettings(BaseModel):
@@ -265,6 +283,102 @@ class DetectSettings(BaseModel):
     cancel_min_overrun_share: float = 0.01
 
 
+class ScrapeTarget(BaseModel):
+    """One `[[scrape]]` table: a Go service serving net/http/pprof at `url` (its base URL)."""
+
+    # Base URL of the target; profiles are fetched from <url>/debug/pprof/<profile>.
+    url: str
+    # Service name of every row from this target.
+    service: str
+    # Instance name; default: host:port of the URL.
+    instance: str = ""
+    interval_seconds: float = Field(default=60.0, gt=0)
+    # Default: pprof.scrape_timeout_seconds.
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    # Sent with every request (an auth header, for example).
+    headers: dict[str, str] = Field(default_factory=dict)
+    # goroutine, goroutineleak, allocs, heap; default: pprof.scrape_profiles.
+    profiles: list[str] | None = None
+    # 2: goroutine profiles as debug=2 text (wait minutes, created by); 0: protobuf. Default: pprof.goroutine_debug.
+    goroutine_debug: int | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"scrape url {v!r} must be an http(s) base URL")
+        return v.rstrip("/")
+
+    @field_validator("profiles")
+    @classmethod
+    def _known_profiles(cls, v: list[str] | None) -> list[str] | None:
+        return _check_profiles(v)
+
+    @field_validator("goroutine_debug")
+    @classmethod
+    def _debug_level(cls, v: int | None) -> int | None:
+        if v not in (None, 0, 2):
+            raise ValueError("goroutine_debug is 2 (text) or 0 (protobuf)")
+        return v
+
+
+_PROFILE_NAMES = ("goroutine", "goroutineleak", "allocs", "heap")
+
+
+def _check_profiles(v: list[str] | None) -> list[str] | None:
+    for name in v or []:
+        if name not in _PROFILE_NAMES:
+            raise ValueError(f"unknown profile {name!r} (one of {', '.join(_PROFILE_NAMES)})")
+    return v
+
+
+class PprofSettings(BaseModel):
+    """Profile intake (ingest pprof, the pprof topic, the scraper): limits and scrape defaults."""
+
+    # A profile larger than this as received is quarantined without being decoded.
+    max_input_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Decompressed size limit (inflation stops there: a gzip bomb costs no more).
+    max_decoded_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    # Samples in a protobuf profile, stacks in a debug=1 dump, goroutines in a debug=2 dump or traceback.
+    max_samples: int = Field(default=1_000_000, gt=0)
+    # Profiles scraped from each target that does not list its own.
+    scrape_profiles: list[str] = Field(default_factory=lambda: ["goroutine", "goroutineleak", "allocs"])
+    # 2: goroutine profiles as debug=2 text (wait minutes and created-by are what find leaks); 0: protobuf.
+    goroutine_debug: int = 2
+    # Per request; a target that does not answer in time is recorded as a timeout and backed off.
+    scrape_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Requests in flight at once across all targets.
+    scrape_concurrency: int = Field(default=32, ge=1)
+    # A response body larger than this is cut off and recorded as too_large (hostile or broken targets).
+    # Bodies are held in memory while parsed: at most scrape_concurrency x this many bytes at once.
+    scrape_max_response_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # The goroutineleak profile runs a leak-detecting GC in the target: at most this often per target.
+    goroutineleak_interval_seconds: float = Field(default=300.0, gt=0)
+    # A profile a target answered 404 for (older Go, no goroutineleak) is asked for again only this often.
+    not_supported_retry_seconds: float = Field(default=3600.0, gt=0)
+    # A failing target is retried after interval x 2^(failures-1), capped here.
+    scrape_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    # Prometheus file_sd JSON files: [{"targets": ["host:port"], "labels": {"service": .., "instance": ..}}].
+    file_sd: list[Path] = Field(default_factory=list)
+    # How often file_sd files are checked for changes.
+    file_sd_refresh_seconds: float = Field(default=30.0, gt=0)
+    # Scheme for file_sd targets given as host:port.
+    file_sd_scheme: str = "http"
+
+    @field_validator("scrape_profiles")
+    @classmethod
+    def _known_profiles(cls, v: list[str]) -> list[str]:
+        return _check_profiles(v) or []
+
+    @field_validator("goroutine_debug")
+    @classmethod
+    def _debug_level(cls, v: int) -> int:
+        if v not in (0, 2):
+            raise ValueError("goroutine_debug is 2 (text) or 0 (protobuf)")
+        return v
+
+
 class Settings(BaseSettings):
     """Everything a Fleetwatch process needs to know. See docs/configuration.md for each field."""
 
@@ -284,6 +398,8 @@ class Settings(BaseSettings):
     database: str = "fleetwatch"
     # TTL of every table, in days. Rows older than this are dropped, even when ingested late.
     retention_days: int = Field(default=30, ge=1)
+    # TTL of profile_raw (raw profile bytes kept for `fleetwatch pprof export`), in days.
+    profile_raw_retention_days: int = Field(default=3, ge=1, le=3650)
     # With a cluster name, migrations create Replicated tables with Distributed fronts ON CLUSTER.
     cluster: str = ""
     # Where migrations, jobs, views and queries are read from.
@@ -300,6 +416,9 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = OtlpSettings()
     query: QuerySettings = QuerySettings()
     detect: DetectSettings = DetectSettings()
+    pprof: PprofSettings = PprofSettings()
+    # Scrape targets, TOML [[scrape]] tables (see ScrapeTarget); file_sd files in [pprof] add more.
+    scrape: list[ScrapeTarget] = Field(default_factory=list)
     serve: ServeSettings = ServeSettings()
 
     # Run the detection scheduler inside `fleetwatch run` (--no-jobs turns it off).

@@ -112,7 +112,27 @@ def render_reference() -> str:
             doc = " ".join((inspect.getdoc(section) or "").split())
             out += ["", f"## `[{name}]`", "", doc, "", *table_head]
             out += _rows(section, f"FLEETWATCH_{name.upper()}__", f"{name}.")
+    out += _list_sections()
     return "\n".join(out) + "\n"
+
+
+def _list_sections() -> list[str]:
+    """Settings that are lists of tables (`[[scrape]]`): one table of keys per item type."""
+    out: list[str] = []
+    for name, info in config.Settings.model_fields.items():
+        args = getattr(info.annotation, "__args__", ())
+        item = args[0] if len(args) == 1 else None
+        if not (isinstance(item, type) and issubclass(item, BaseModel)):
+            continue
+        doc = " ".join((inspect.getdoc(item) or "").split())
+        out += ["", f"## `[[{name}]]`", "", doc,
+                f"In the environment: `FLEETWATCH_{name.upper()}` as a JSON list of objects.", "",
+                "| key | type | default | meaning |", "|---|---|---|---|"]
+        comments = _field_comments(item)
+        for field, field_info in item.model_fields.items():
+            default = "*(required)*" if field_info.is_required() else _default(field_info)
+            out.append(f"| `{field}` | {_type_name(field_info)} | {default} | {comments.get(field, '')} |")
+    return out
 
 
 def main() -> int:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pipeline.normalize.cancel import normalize_cancel_payload
+from pipeline.normalize.pprof import PROFILE_TYPES, PprofLimits, ProfileMeta, normalize_profile
 from pipeline.normalize.rows import Rows
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Kind(StrEnum):
     otlp_logs = "otlp_logs"
     otlp_spans = "otlp_spans"
     otlp_metrics = "otlp_metrics"
+    pprof = "pprof"
 
 
 # The OTLP normalizer's name for each OTLP kind.
@@ -93,6 +95,7 @@ def normalize_messages(
     received_at: datetime,
     otlp_encoding: str = "otlp_proto",
     max_message_bytes: int = 16 * 1024 * 1024,
+    pprof_limits: PprofLimits | None = None,
 ) -> int:
     """Append the rows of every message to `rows`; returns how many messages were quarantined whole.
 
@@ -101,6 +104,9 @@ def normalize_messages(
     """
     if kind is Kind.gctrace:
         return _gctrace_messages(messages, rows, received_at, max_message_bytes)
+    if kind is Kind.pprof:
+        limits = pprof_limits or PprofLimits()
+        return sum(_pprof(msg, rows, received_at, limits, max_message_bytes) for msg in messages)
     poisoned = 0
     for msg in messages:
         poisoned += _message(kind, msg, rows, received_at, otlp_encoding, max_message_bytes)
@@ -214,6 +220,37 @@ def _normalize_one(
                                  quarantine=msg.where)
         return None
     return _otlp(kind, msg, value, rows, received_at, otlp_encoding)
+
+
+# -- pprof: one profile per message ----------------------------------------------------------------------
+def _pprof(msg: KafkaMessage, rows: Rows, received_at: datetime, limits: PprofLimits, max_bytes: int) -> int:
+    """One profile (binary value); 1 when it was quarantined. The time is the profile's own, else the record's
+    timestamp, so a replayed message gives the same snapshot id and rows."""
+    service, instance = identity_from_transport(msg)
+    hint = (msg.header("profile-type") or "").lower() or None
+    if hint is not None and hint not in PROFILE_TYPES:
+        hint = None
+    meta = ProfileMeta(service=service, instance=instance, source=SOURCE, observed_ns=msg.timestamp_ms * 1_000_000,
+                       received_at=received_at, type_hint=hint, location=f"{msg.topic}/{msg.partition}@{msg.offset}",
+                       **msg.where)
+    value = msg.value or b""
+    if msg.value is None:
+        rows.quarantine(source=SOURCE, signal=Kind.pprof.value, reason="empty message (tombstone)", raw=b"",
+                        service=service, instance=instance, received_at=received_at, **msg.where)
+        return 1
+    own = Rows()
+    try:
+        result = normalize_profile(value, meta, own, replace(limits, max_input_bytes=min(limits.max_input_bytes,
+                                                                                          max_bytes)))
+    except Exception as exc:  # a bug or an input nobody anticipated must not stop the partition
+        log.warning("message %s/%d@%d failed: %r", msg.topic, msg.partition, msg.offset, exc)
+        own = Rows()
+        own.quarantine(source=SOURCE, signal=Kind.pprof.value, reason=f"cannot process profile: {exc!r}"[:2000],
+                       raw=value, service=service, instance=instance, received_at=received_at, **msg.where)
+        rows.extend(own)
+        return 1
+    rows.extend(own)
+    return 0 if result.ok else 1
 
 
 # -- OTLP ------------------------------------------------------------------------------------------------

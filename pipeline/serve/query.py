@@ -10,8 +10,10 @@ output is streamed to the client chunk by chunk (compressed on the fly when the 
 X-ClickHouse-Exception-Code, ClickHouse's HTTP status for that code); an error raised after the first bytes
 were sent is appended to the body, as ClickHouse does.
 
-The engine side (sessions, settings, the read-only guard) is `pipeline/store/query_http.py`; this module
-only speaks HTTP to it through `QueryGateway`.
+The engine side (sessions, settings allow-list, reader limits, cancellation) is
+`pipeline/store/query_engine.py`; this module only speaks HTTP to it through `QueryGateway`. A result whose
+output fits in `_PREFETCH_BYTES` goes out whole with Content-Length and an exact X-ClickHouse-Summary (and a
+failure found in it gets its own error status); a larger one is streamed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import lz4.frame
@@ -48,15 +51,29 @@ from pipeline.serve.routes import (
     refusal_headers,
 )
 from pipeline.serve.server import HttpPort
+from pipeline.store import reader_settings
 from pipeline.store.client import Store
 from pipeline.store.exhaustion import is_exhaustion
-from pipeline.store.query_http import _TRANSPORT_PARAMS, SERVER_NAME, EngineGateway, QueryFailure, QueryRequest
+from pipeline.store.query_engine import SERVER_NAME, EngineGateway, QueryFailure, QueryRequest
 from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 AUTHENTICATION_FAILED = 516
 ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
+# A result whose whole output fits in this many bytes is sent with Content-Length and an exact
+# X-ClickHouse-Summary; a larger one is streamed (chunked) as the engine produces it.
+_PREFETCH_BYTES = 1 << 20
+
+# Parameters that steer the HTTP layer; every other parameter is handed to the engine as a setting.
+TRANSPORT_PARAMS = frozenset({
+    "query", "database", "default_format", "user", "password", "quota_key", "query_id", "session_id",
+    "session_timeout", "session_check", "compress", "decompress", "buffer_size", "wait_end_of_query",
+    "client_protocol_version", "role", "stacktrace", "enable_http_compression", "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms", "http_zlib_compression_level",
+    "http_native_compression_disable_checksumming_on_decompress",
+    "default_role",
+})
 
 
 class QueryResult(Protocol):
@@ -67,13 +84,17 @@ class QueryResult(Protocol):
 
     def summary(self) -> Mapping[str, str]: ...
 
+    def close(self) -> None: ...
+
 
 class QueryGateway(Protocol):
-    """The engine as the HTTP side sees it (implemented in pipeline/store)."""
+    """The engine as the HTTP side sees it (implemented in pipeline/store/query_engine.py)."""
 
     def execute(self, request: QueryRequest) -> QueryResult: ...
 
     def cancel(self, query_id: str) -> None: ...
+
+    def close(self, timeout: float) -> None: ...
 
 
 class QueryContext(Protocol):
@@ -136,7 +157,10 @@ def failure_response(failure: QueryFailure | Refusal, query_id: str, timezone: s
         failure = QueryFailure(failure.clickhouse_code, failure.message, failure.clickhouse_name)
     else:
         status = failure.status
-        if is_exhaustion(text=failure.message, code=failure.code):
+        retry_after = getattr(failure, "retry_after", None)
+        if retry_after:
+            headers["Retry-After"] = str(max(1, round(retry_after)))
+        elif is_exhaustion(text=failure.message, code=failure.code):
             status = 503  # out of fds / memory / slots: the client should retry, not give up
             headers["Retry-After"] = "1"
     headers["X-ClickHouse-Exception-Code"] = str(failure.code)
@@ -148,6 +172,16 @@ def error_body(status: int, message: str) -> tuple[str, bytes]:
     """Connection-level refusals in ClickHouse's error shape."""
     code = {400: 27, 408: 159, 431: 396, 503: 202}.get(status, 1001)
     return "text/plain; charset=UTF-8", f"Code: {code}. DB::Exception: {message}. ({SERVER_NAME})\n".encode()
+
+
+@dataclass
+class _Prefetched:
+    """A started query and the part of its output taken before answering."""
+
+    result: QueryResult
+    head: list[bytes]
+    rest: Iterator[bytes]
+    finished: bool
 
 
 class _HeldResponse(StreamingResponse):
@@ -254,49 +288,64 @@ class QueryRoutes:
             await self.workers.run(self.gateway.cancel, query_id)
             # the engine work keeps its slot until it has stopped: hanging up must not free capacity early
             with contextlib.suppress(BaseException):
-                await work
+                prefetched = await work
+                await self.workers.run(prefetched.result.close)
             log.info("query %s cancelled: the client disconnected after %.1f s", query_id, time.monotonic() - started)
             return Response(b"", status_code=499)
-        result, first, rest = work.result()
-        return self._stream(request, params, query_id, result, first, rest)
+        return self._answer(request, params, query_id, work.result())
 
-    def _first(self, query_request: QueryRequest, whole: bool) -> tuple[QueryResult, bytes, Iterator[bytes]]:
-        """Worker thread: start the query and take its first chunk, so errors still get their own status.
-
-        With `wait_end_of_query=1` (ClickHouse's parameter) the whole result is taken before answering, so
-        the status and X-ClickHouse-Summary cover all of it; the engine's result limits bound its size.
-        """
+    def _first(self, query_request: QueryRequest, whole: bool) -> _Prefetched:
+        """Worker thread: start the query and take its output up to `_PREFETCH_BYTES` (all of it with
+        ClickHouse's `wait_end_of_query=1`), so a small result, or a failure inside it, gets an exact answer."""
         result = self.gateway.execute(query_request)
-        chunks = iter(result.chunks())
-        if whole:
-            return result, b"".join(chunks), iter(())
-        first = next(chunks, b"")
-        return result, first, chunks
+        try:
+            chunks = iter(result.chunks())
+            head: list[bytes] = []
+            size, finished = 0, False
+            for chunk in chunks:
+                head.append(chunk)
+                size += len(chunk)
+                if size >= _PREFETCH_BYTES and not whole:
+                    break
+            else:
+                finished = True
+        except BaseException:
+            result.close()
+            raise
+        return _Prefetched(result, head, chunks, finished)
 
-    def _stream(self, request: Request, params: Mapping[str, str], query_id: str, result: QueryResult,
-                first: bytes, rest: Iterator[bytes]) -> Response:
+    def _answer(self, request: Request, params: Mapping[str, str], query_id: str, got: _Prefetched) -> Response:
+        result = got.result
         encoding = pick_encoding(request.headers.get("accept-encoding", "")) \
             if params.get("enable_http_compression") == "1" else None
         headers = {"X-ClickHouse-Timezone": self.timezone, "X-ClickHouse-Server-Display-Name": SERVER_NAME,
                    "X-ClickHouse-Query-Id": query_id, **result.headers}
         if encoding:
             headers["Content-Encoding"] = encoding
-        workers, gateway = self.workers, self.gateway
+        # Sent before a streamed result's rest: then it says what was read so far, as a ClickHouse server's
+        # does without wait_end_of_query=1.
+        headers["X-ClickHouse-Summary"] = json.dumps(dict(result.summary()), separators=(",", ":"))
+        if got.finished:
+            result.close()
+            failure = getattr(result, "failure", None)
+            if failure is not None:  # nothing sent yet: a proper error status, not a 200
+                return failure_response(failure, query_id, self.timezone)
+            data = b"".join(got.head)
+            if encoding:
+                pack = compressor(encoding)
+                data = pack.compress(data) + pack.flush()
+            return Response(data, media_type=result.content_type, headers=headers)
+        workers, gateway, rest = self.workers, self.gateway, got.rest
 
         async def body() -> AsyncIterator[bytes]:
             pack = compressor(encoding) if encoding else None
             finished = False
             try:
-                chunk: bytes | None = first
-                while chunk is not None:
+                for chunk in got.head:
+                    yield pack.compress(chunk) if pack else chunk
+                while (chunk := await workers.run(next, rest, None, abandon_on_cancel=True)) is not None:
                     if chunk:
                         yield pack.compress(chunk) if pack else chunk
-                    try:
-                        chunk = await workers.run(next, rest, None, abandon_on_cancel=True)
-                    except QueryFailure as failure:  # after the headers: append the error, as ClickHouse does
-                        chunk = None
-                        tail = failure_text(failure)
-                        yield pack.compress(tail) if pack else tail
                 finished = True
                 if pack:
                     yield pack.flush()
@@ -305,17 +354,10 @@ class QueryRoutes:
                     with contextlib.suppress(Exception):
                         await workers.run(gateway.cancel, query_id)
                     log.info("query %s cancelled: the client disconnected while reading", query_id)
+                with contextlib.suppress(Exception):
+                    await workers.run(result.close)
 
-        # Headers go out before the rest of a streamed result: the summary then says what was read so far, as a
-        # ClickHouse server's does without wait_end_of_query=1 (with it, the whole result was read above).
-        try:
-            summary = dict(result.summary())
-        except Exception:  # a streaming engine may not know it yet
-            summary = {}
-        if summary:
-            headers["X-ClickHouse-Summary"] = json.dumps(summary, separators=(",", ":"))
-        media_type = result.content_type
-        return _HeldResponse(body(), media_type=media_type, headers=headers)
+        return _HeldResponse(body(), media_type=result.content_type, headers=headers)
 
     def _request(self, request: Request, params: Mapping[str, str], body: bytes, query_id: str) -> QueryRequest:
         text = params.get("query", "")
@@ -323,7 +365,7 @@ class QueryRoutes:
             decoded = body.decode("utf-8", errors="replace")
             text = f"{text}\n{decoded}" if text else decoded
         database = params.get("database") or request.headers.get("x-clickhouse-database") or self.database
-        settings = {k: v for k, v in params.items() if k not in _TRANSPORT_PARAMS and not k.startswith("param_")}
+        settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         parameters = {k[len("param_"):]: v for k, v in params.items() if k.startswith("param_")}
         read_only = True if request.method == "GET" else self.read_only
         return QueryRequest(
@@ -364,7 +406,9 @@ class QueryEndpoint:
         return self.http.port
 
     def stop(self, timeout: float) -> None:
+        """Stop accepting, cancel the running queries and wait for them: the store may be closed after this."""
         self.http.stop(timeout)
+        self.routes.gateway.close(timeout)
 
 
 def serve_gateway(ctx: QueryContext, gateway: QueryGateway, address: str, *, timezone: str) -> QueryEndpoint:
@@ -382,7 +426,13 @@ def start(ctx: QueryContext) -> QueryEndpoint | None:
     settings = ctx.settings
     if not settings.embedded or not settings.query.http or ctx.store.path is None:
         return None
-    gateway = EngineGateway(ctx.store.path)
+    q = settings.query
+    limits = reader_settings.ReaderLimits(
+        max_memory_usage=q.max_memory_usage, max_execution_time=q.max_execution_time,
+        max_result_rows=q.max_result_rows, max_result_bytes=q.max_result_bytes, max_threads=q.max_threads,
+    )
+    gateway = EngineGateway(ctx.store.path, limits, max_concurrent_queries=q.max_concurrent_queries,
+                            retry_after=float(q.retry_after_seconds))
     started = time.monotonic()
     endpoint = serve_gateway(ctx, gateway, settings.query.http, timezone=gateway.timezone())
     log.info("query endpoint on http://%s (%s) in %.0f ms", endpoint.address,

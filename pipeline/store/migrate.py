@@ -62,6 +62,8 @@ class RenderContext:
     database: str
     ttl_days: int
     cluster: str = ""
+    # Retention of profile_raw (the raw profile bytes kept for export), shorter than ttl_days.
+    profile_raw_ttl_days: int = 3
 
     def __post_init__(self) -> None:
         # Both names are spliced into DDL text (identifiers cannot be query parameters): plain identifiers only.
@@ -74,6 +76,7 @@ class RenderContext:
         return {
             "db": self.database,
             "ttl_days": str(self.ttl_days),
+            "profile_raw_ttl_days": str(self.profile_raw_ttl_days),
             "on_cluster": on_cluster,
             "cluster": self.cluster,
             # Engines written as {{replicated}}MergeTree become ReplicatedMergeTree on a cluster; the
@@ -381,4 +384,5 @@ def context_from_settings(settings: object) -> RenderContext:
         database=settings.database,  # type: ignore[attr-defined]
         ttl_days=settings.retention_days,  # type: ignore[attr-defined]
         cluster=settings.cluster,  # type: ignore[attr-defined]
+        profile_raw_ttl_days=getattr(settings, "profile_raw_retention_days", 3),
     )

@@ -9,7 +9,14 @@ statement is also checked here, on the engine's own parse of it:
    errors, drops comments and fixes case; the normalized text is what runs, so the check sees what executes;
 2. the engine's `EXPLAIN AST` of that text is walked: the statement kind must be a read (SELECT, SHOW,
    DESCRIBE, EXISTS, EXPLAIN), every table function must be on a short list of in-memory generators, and
-   no function that reaches files, URLs or other servers may appear anywhere, however deeply nested.
+   no function that reaches files, URLs or other servers may appear anywhere, however deeply nested;
+3. output formats must be on an allow-list (no format that reads a schema or template from a path), and
+   introspection that shows other sessions' queries and errors or server paths (`system.processes`,
+   `system.query_log`, `system.disks`, `data_paths`...) is hidden: only a short list of system tables is
+   readable, and the two that hold paths (`tables`, `databases`) only by named, path-free columns;
+4. the statement's own SETTINGS clauses are read off the normalized text (`settings_clauses`) so that the
+   endpoint's settings allow-list covers them, and the number of clauses read must equal the engine's own
+   count (`Set` nodes), so a clause this reading missed refuses the statement instead of slipping through.
 
 This module only interprets the engine's output; it never parses SQL itself.
 """
@@ -41,7 +48,48 @@ OUTSIDE_FUNCTIONS = frozenset({
     "mysql", "postgresql", "mongodb", "redis", "sqlite", "jdbc", "odbc", "executable", "executablepool", "input",
     "deltalake", "hudi", "iceberg", "icebergs3", "icebergazure", "icebergHDFS".lower(), "icebergLocal".lower(),
     "paimon", "arrowflight", "arrowflightsql", "ytsaurus", "fuzzjson", "fuzzquery", "filesystemcache",
+    "catboostevaluate", "deltalakelocal", "hudilocal", "paimonlocal", "azurequeue", "s3queue",
+    # not outside, but they show the server's paths (`path`, `tmp_path`, `user_files_path`...)
+    "getserversetting", "getserversettings",
 })
+
+# Output formats a reader may ask for: none reads a schema, template or registry from a path or URL.
+ALLOWED_FORMATS = frozenset(name.lower() for name in (
+    "TabSeparated", "TSV", "TabSeparatedRaw", "TSVRaw", "TabSeparatedWithNames", "TSVWithNames",
+    "TabSeparatedWithNamesAndTypes", "TSVWithNamesAndTypes", "TabSeparatedRawWithNames", "TSVRawWithNames",
+    "TabSeparatedRawWithNamesAndTypes", "TSVRawWithNamesAndTypes", "CSV", "CSVWithNames", "CSVWithNamesAndTypes",
+    "JSON", "JSONStrings", "JSONCompact", "JSONCompactStrings", "JSONEachRow", "JSONLines", "JSONL", "NDJSON",
+    "JSONStringsEachRow", "JSONCompactEachRow", "JSONCompactEachRowWithNames", "JSONCompactEachRowWithNamesAndTypes",
+    "JSONCompactStringsEachRow", "JSONCompactStringsEachRowWithNames",
+    "JSONCompactStringsEachRowWithNamesAndTypes", "JSONObjectEachRow", "JSONColumns", "JSONCompactColumns",
+    "JSONColumnsWithMetadata", "PrettyJSONEachRow", "PrettyJSONLines", "PrettyNDJSON", "Native", "RowBinary",
+    "RowBinaryWithNames", "RowBinaryWithNamesAndTypes", "Pretty", "PrettyCompact", "PrettySpace",
+    "PrettyNoEscapes", "PrettyCompactNoEscapes", "PrettySpaceNoEscapes", "PrettyMonoBlock",
+    "PrettyCompactMonoBlock", "PrettySpaceMonoBlock", "PrettyNoEscapesMonoBlock",
+    "PrettyCompactNoEscapesMonoBlock", "PrettySpaceNoEscapesMonoBlock", "Vertical", "Markdown", "MD", "Values",
+    "XML", "TSKV", "Null", "RawBLOB", "Parquet", "Arrow", "ArrowStream", "ORC", "Avro", "MsgPack", "BSONEachRow",
+    "SQLInsert", "LineAsString",
+))
+# Functions whose first argument names a format (format() reads one, formatRow() writes one).
+_FORMAT_ARGUMENT_FUNCTIONS = frozenset({"format", "formatrow", "formatrownonewline"})
+# System tables readers may see: catalogues and generators. Not processes, query_log, errors, disks, parts...
+ALLOWED_SYSTEM_TABLES = frozenset({
+    "one", "numbers", "numbers_mt", "zeros", "zeros_mt", "settings", "formats", "functions", "table_functions",
+    "databases", "tables", "columns", "data_type_families", "time_zones", "collations", "table_engines",
+    "aggregate_function_combinators", "keywords", "contributors", "settings_changes", "merge_tree_settings",
+    "data_skipping_indices",
+})
+# System tables with columns that hold server paths: readable only by name, never by * or a column matcher.
+_PATH_HOLDING_TABLES = frozenset({"tables", "databases"})
+_PATH_COLUMNS = frozenset({"data_path", "data_paths", "metadata_path", "metadata_file", "path", "uuid"})
+_SYSTEM_DATABASES = frozenset({"system"})
+_INFORMATION_SCHEMA = frozenset({"information_schema"})
+# SHOW statements that only list catalogue entries (SHOW PROCESSLIST, MERGES, CLUSTERS... are refused).
+_SHOW_ALLOWED_RE = re.compile(
+    r"^SHOW\s+(?:FULL\s+)?(?:TEMPORARY\s+)?(?:EXTENDED\s+)?"
+    r"(?:TABLES|DATABASES|COLUMNS|FIELDS|CREATE|SETTINGS|SETTING|FUNCTIONS|ENGINES|INDEX|INDEXES|INDICES|KEYS)\b",
+    re.IGNORECASE,
+)
 
 # Settings whose values are SQL the engine runs (row filters) or that switch the parser to another dialect:
 # their text never reaches the AST check above, so a filter like `throwIf(1, (SELECT ... FROM file(...)))`
@@ -111,6 +159,157 @@ def check_setting(name: str) -> None:
         raise Refusal(ACCESS_DENIED, f"setting {name} carries SQL and is not allowed on the query endpoint")
 
 
+def check_format(name: str) -> None:
+    """Raise `Refusal` unless `name` is an output format on the allow-list (formats are case-insensitive)."""
+    if name.lower() not in ALLOWED_FORMATS:
+        raise Refusal(ACCESS_DENIED, f"format {name} is not allowed on the query endpoint")
+
+
+def check_database(name: str) -> None:
+    """Raise `Refusal` for a current database whose unqualified tables are introspection (`system`)."""
+    if name.lower() in _SYSTEM_DATABASES:
+        raise Refusal(ACCESS_DENIED, f"database {name} cannot be the current database on the query endpoint")
+
+
+def _skip_literal(text: str, i: int) -> int:
+    """The index after the quoted literal or identifier starting at `text[i]`."""
+    quote = text[i]
+    i += 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] == quote:
+            return i + 1
+        i += 1
+    return i
+
+
+def _read_value(text: str, i: int) -> int:
+    """The index after one setting value: a literal, or a bracketed/braced expression, up to `,` at depth 0."""
+    depth = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'`\"":
+            i = _skip_literal(text, i)
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                return i
+            depth -= 1
+        elif depth == 0 and (ch == "," or (ch == " " and text[i + 1:i + 2] != ",")):
+            return i
+        i += 1
+    return i
+
+
+_SETTINGS_ITEM_RE = re.compile(r"\s*(`(?:[^`\\]|\\.)*`|[A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+
+
+def settings_clauses(normalized_sql: str) -> list[tuple[str, str]]:
+    """Every `SETTINGS name = value, ...` pair in a normalized statement, in order, as (name, value text).
+
+    Works on the engine's canonical single-line text (formatQuerySingleLine), skipping quoted literals and
+    identifiers. A clause this misses is not a hole: `check_settings_clauses` compares the number of clauses
+    found here with the engine's own count (`Set` nodes of EXPLAIN AST) and refuses the statement when they
+    differ.
+    """
+    return _scan_settings(normalized_sql)[1]
+
+
+def check_settings_clauses(normalized_sql: str, explain_ast: str) -> None:
+    """Raise `Refusal` unless every SETTINGS clause the engine parsed was read by `settings_clauses`."""
+    engine_count = sum(1 for node in parse_explain_ast(explain_ast) if node.kind == "Set")
+    if engine_count != _scan_settings(normalized_sql)[0]:
+        raise Refusal(ACCESS_DENIED, "a SETTINGS clause of this statement could not be checked")
+
+
+def _scan_settings(normalized_sql: str) -> tuple[int, list[tuple[str, str]]]:
+    """(number of SETTINGS clauses with at least one pair, the pairs)."""
+    text = normalized_sql
+    clauses = 0
+    found: list[tuple[str, str]] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'`\"":
+            i = _skip_literal(text, i)
+            continue
+        if (ch in "Ss" and text[i:i + 8].upper() == "SETTINGS" and (i == 0 or not (text[i - 1].isalnum()
+                or text[i - 1] == "_")) and not (text[i + 8:i + 9].isalnum() or text[i + 8:i + 9] == "_")):
+            j = i + 8
+            first = True
+            while True:
+                match = _SETTINGS_ITEM_RE.match(text, j)
+                if not match:
+                    break
+                clauses += first
+                first = False
+                name = match.group(1).strip("`")
+                end = _read_value(text, match.end())
+                found.append((name, text[match.end():end].strip()))
+                j = end
+                rest = text[j:]
+                stripped = rest.lstrip()
+                if not stripped.startswith(","):
+                    break
+                j += len(rest) - len(stripped) + 1
+            i = j if j > i + 8 else i + 8
+            continue
+        i += 1
+    return clauses, found
+
+
+def _children(nodes: list[AstNode], index: int) -> list[AstNode]:
+    """The direct children of `nodes[index]` (one level deeper, until the subtree ends)."""
+    depth = nodes[index].depth
+    out = []
+    for node in nodes[index + 1:]:
+        if node.depth <= depth:
+            break
+        if node.depth == depth + 1:
+            out.append(node)
+    return out
+
+
+def _first_argument(nodes: list[AstNode], index: int) -> AstNode | None:
+    """The first argument of the Function at `nodes[index]` (its ExpressionList's first child)."""
+    for child in _children(nodes, index):
+        if child.kind == "ExpressionList":
+            args = _children(nodes, nodes.index(child, index))
+            return args[0] if args else None
+    return None
+
+
+def _literal_text(node: AstNode) -> str:
+    name = node.name
+    if node.kind == "Literal" and name.startswith("\\'") and name.endswith("\\'"):
+        return name[2:-2]
+    return name.strip("'")
+
+
+def _check_system_tables(nodes: list[AstNode]) -> None:
+    """Refuse introspection readers must not see (other sessions' queries, errors, server paths)."""
+    path_holding = False
+    for node in nodes:
+        if node.kind not in ("TableIdentifier", "Identifier") or "." not in node.name:
+            continue
+        database, _, table = node.name.partition(".")
+        database, table = database.strip("`").lower(), table.strip("`").lower()
+        if database in _SYSTEM_DATABASES:
+            if table not in ALLOWED_SYSTEM_TABLES:
+                raise Refusal(ACCESS_DENIED, f"system table {table} is not readable on the query endpoint")
+            path_holding = path_holding or table in _PATH_HOLDING_TABLES
+    if path_holding:
+        for node in nodes:
+            if node.kind in ("Asterisk", "QualifiedAsterisk") or "Matcher" in node.kind:
+                raise Refusal(ACCESS_DENIED, "system.tables and system.databases are readable by column name only")
+            if node.kind == "Identifier" and node.name.rpartition(".")[2].strip("`").lower() in _PATH_COLUMNS:
+                raise Refusal(ACCESS_DENIED, f"column {node.name} holds a server path and is not readable")
+
+
 def check_read_only(normalized_sql: str, explain_ast: str) -> None:
     """Raise `Refusal` unless the statement only reads tables and in-memory generators."""
     if _OUTFILE_RE.search(without_literals(normalized_sql)):
@@ -124,7 +323,13 @@ def check_read_only(normalized_sql: str, explain_ast: str) -> None:
     root = nodes[0]
     if not root.kind.startswith(_READ_ROOT_PREFIXES):
         raise Refusal(READONLY, f"Cannot execute query in readonly mode ({root.kind})")
-    for node in nodes:
+    if root.kind.startswith("Show") and not _SHOW_ALLOWED_RE.match(normalized_sql.lstrip()):
+        raise Refusal(ACCESS_DENIED, "this SHOW statement is not allowed on the query endpoint")
+    fmt = output_format(normalized_sql)
+    if fmt is not None:
+        check_format(fmt)
+    _check_system_tables(nodes)
+    for index, node in enumerate(nodes):
         if node.kind.startswith(_WRITE_NODE_PREFIXES) and node.depth > 0:
             raise Refusal(READONLY, f"Cannot execute query in readonly mode ({node.kind})")
         if node.kind != "Function":
@@ -134,3 +339,15 @@ def check_read_only(normalized_sql: str, explain_ast: str) -> None:
             raise Refusal(ACCESS_DENIED, f"function {node.name} reaches outside the store and is not allowed")
         if node.parent_kind == "TableExpression" and name not in SAFE_TABLE_FUNCTIONS:
             raise Refusal(ACCESS_DENIED, f"table function {node.name} is not allowed on the read-only endpoint")
+        if name in _FORMAT_ARGUMENT_FUNCTIONS and (node.parent_kind == "TableExpression" or name != "format"):
+            first = _first_argument(nodes, index)
+            if first is None or first.kind not in ("Identifier", "Literal"):
+                raise Refusal(ACCESS_DENIED, f"function {node.name} needs a format named by a literal")
+            check_format(_literal_text(first))
+        if name == "merge" and node.parent_kind == "TableExpression":
+            # a named database other than system, or the current one (which check_database keeps off system)
+            first = _first_argument(nodes, index)
+            current = first is not None and first.kind == "Function" and first.name.lower() == "currentdatabase"
+            if not current and (first is None or first.kind not in ("Identifier", "Literal") or
+                                _literal_text(first).lower() in _SYSTEM_DATABASES | _INFORMATION_SCHEMA):
+                raise Refusal(ACCESS_DENIED, "merge() may only read a named database other than system")

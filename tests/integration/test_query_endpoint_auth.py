@@ -14,7 +14,7 @@ from pipeline.app import RunContext
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
 from pipeline.store.client import Store
-from pipeline.store.query_http import EngineGateway
+from pipeline.store.query_engine import EngineGateway
 from pipeline.telemetry import Telemetry
 from tests.net import free_port
 

@@ -33,7 +33,7 @@ from pipeline.serve import otlp as otlp_http
 from pipeline.serve import otlp_grpc
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.store.query_http import EngineGateway
+from pipeline.store.query_engine import EngineGateway
 from pipeline.telemetry import Telemetry
 from tests.integration.test_faults_otlp import logs_request
 from tests.net import free_port

@@ -64,6 +64,7 @@ class KafkaNames:
             "topic_otlp_logs": self.topic("otlp_logs"),
             "topic_otlp_spans": self.topic("otlp_spans"),
             "topic_otlp_metrics": self.topic("otlp_metrics"),
+            "topic_pprof": self.topic("pprof"),
         }
 
 

@@ -6,6 +6,7 @@ for long runs. A harness exits non-zero (and prints the input) on any exception 
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import json
 import subprocess
@@ -54,8 +55,17 @@ def _seed_otlp(corpus: Path) -> None:
         (corpus / path.name).write_bytes(b"\x00\x01" + path.read_bytes())
 
 
+def _seed_pprof(corpus: Path) -> None:
+    for i, path in enumerate(sorted((REPO / "tests" / "data" / "pprof").glob("go1.27-*"))):
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+        (corpus / path.name).write_bytes(bytes([i, 0]) + data[:8000])
+
+
 @pytest.mark.parametrize(("harness", "seed"), [
     ("fuzz_gctrace.py", _seed_gctrace), ("fuzz_cancel.py", _seed_cancel), ("fuzz_otlp.py", _seed_otlp),
+    ("fuzz_pprof.py", _seed_pprof),
 ])
 def test_harness_finds_nothing_in_a_short_run(harness: str, seed, tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"

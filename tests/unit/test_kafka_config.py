@@ -31,4 +31,4 @@ def test_an_empty_topic_name_turns_the_topic_off() -> None:
     kafka = settings.kafka.model_copy(update={"topic_otlp_spans": ""})
     kinds = topic_kinds(kafka)
     assert kinds == {"gctrace": Kind.gctrace, "cancel-events": Kind.cancel_events, "otlp_logs": Kind.otlp_logs,
-                     "otlp_metrics": Kind.otlp_metrics}
+                     "otlp_metrics": Kind.otlp_metrics, "pprof": Kind.pprof}

@@ -111,7 +111,7 @@ def test_dedup_token_is_per_signal_and_body() -> None:
 
 def test_query_errors_keep_clickhouse_shape_and_exhaustion_is_retryable() -> None:
     from pipeline.serve.query import failure_response
-    from pipeline.store.query_http import QueryFailure
+    from pipeline.store.query_engine import QueryFailure
 
     emfile = QueryFailure(76, "Code: 76. DB::ErrnoException: Cannot open file /x, errno: 24, strerror: Too many "
                               "open files. (CANNOT_OPEN_FILE)", "CANNOT_OPEN_FILE")

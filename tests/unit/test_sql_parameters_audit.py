@@ -28,10 +28,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("store/migrate.py", "key"): "sharding expression from the migration's ORDER BY identifier",
     ("jobs/runner.py", "table"): "INSERT target matched in a repository job file",
     ("triage.py", "settings.database"): "validated identifier (Settings)",
-    ("store/query_http.py", "quote_identifier(request.database)"): "quoted identifier",
-    ("store/query_http.py", "sql"): "the reader's own statement, normalized and checked by sqlguard, readonly",
-    ("store/query_http.py", "name"): "setting name checked against _SETTING_NAME_RE",
-    ("store/query_http.py", "literal"): "setting value quoted with escapes, in a readonly = 2 session",
+    ("store/query_engine.py", "quote_identifier(request.database)"): "quoted identifier",
+    ("store/query_engine.py", "sql"): "the reader's own statement, normalized and checked by sqlguard, readonly",
+    ("store/query_engine.py", "name"): "setting name on reader_settings' allow-list (or matched by a name pattern)",
+    ("store/query_engine.py", "literal"): "setting value: an escaped string or a literal matched by reader_settings",
+    ("store/query_engine.py", "reader_settings.sql_literal(running.tag)"): "internal uuid tag, escaped literal",
 }
 
 

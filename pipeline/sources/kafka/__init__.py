@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
+from pipeline.sources.pprof_files import limits_from_settings
 from pipeline.store.migrate import context_from_settings
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class KafkaSource:
         self.ctx = ctx
         self.worker = KafkaWorker(settings.kafka, ctx.sink, ledger, ctx.telemetry,
                                   until_caught_up=ctx.until_caught_up)
+        self.worker.pprof_limits = limits_from_settings(settings)
         self.thread = threading.Thread(target=self._run, name="fleetwatch-kafka", daemon=True)
 
     def start(self) -> KafkaSource:

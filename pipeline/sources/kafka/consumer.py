@@ -26,6 +26,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 
 from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
+from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
 from pipeline.store.client import StoreError, StoreUnavailable
@@ -45,6 +46,7 @@ def topic_kinds(settings: KafkaSettings) -> dict[str, Kind]:
         (settings.topic_otlp_logs, Kind.otlp_logs),
         (settings.topic_otlp_spans, Kind.otlp_spans),
         (settings.topic_otlp_metrics, Kind.otlp_metrics),
+        (settings.topic_pprof, Kind.pprof),
     ]
     return {name: kind for name, kind in pairs if name}
 
@@ -171,6 +173,8 @@ class KafkaWorker:
         self._paused: set[TopicPartition] = set()
         self._lag_at = 0.0
         self.pauses = 0  # partitions paused so far (for tests and health pages)
+        # Limits for the pprof topic's profiles (the [pprof] section; set by the component that starts us).
+        self.pprof_limits: PprofLimits | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -358,6 +362,7 @@ class KafkaWorker:
             result = write_batch(
                 self.sink, st.kind, messages, token, received_at=datetime.now(UTC),
                 otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
+                pprof_limits=self.pprof_limits,
             )
         except (StoreUnavailable, StoreError) as exc:
             self._retry_at = time.monotonic() + self._backoff

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline.normalize.kafka_messages import SOURCE, KafkaMessage, Kind, normalize_messages
+from pipeline.normalize.pprof import PprofLimits
 from pipeline.normalize.rows import QUARANTINE, Rows
 from pipeline.sink import Sink
 from pipeline.sqlfiles import load_statement
@@ -97,6 +98,7 @@ def write_batch(
     received_at: datetime,
     otlp_encoding: str,
     max_message_bytes: int,
+    pprof_limits: PprofLimits | None = None,
 ) -> BatchResult:
     """Normalize and store one planned batch; idempotent for the same messages and token.
 
@@ -108,7 +110,8 @@ def write_batch(
     """
     rows = Rows()
     poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
-                                  otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes)
+                                  otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
+                                  pprof_limits=pprof_limits)
     written: dict[str, int] = {}
     parts = _by_table(rows)
     for index, (table, part) in enumerate(parts):
@@ -118,7 +121,8 @@ def write_batch(
             log.warning("store rejected %s of batch %s (%s); writing message by message", table, token, exc)
             remaining = {t for t, _ in parts[index:]}
             poisoned += _write_one_by_one(sink, kind, messages, token, remaining, written, received_at=received_at,
-                                          otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes)
+                                          otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
+                                          pprof_limits=pprof_limits)
             break
     return BatchResult(written, poisoned)
 
@@ -134,12 +138,13 @@ def _write_one_by_one(
     received_at: datetime,
     otlp_encoding: str,
     max_message_bytes: int,
+    pprof_limits: PprofLimits | None = None,
 ) -> int:
     poisoned = 0
     for msg in messages:
         own = Rows()
         normalize_messages(kind, [msg], rows=own, received_at=received_at, otlp_encoding=otlp_encoding,
-                           max_message_bytes=max_message_bytes)
+                           max_message_bytes=max_message_bytes, pprof_limits=pprof_limits)
         own = Rows(tables={t: c for t, c in own.tables.items() if t in tables})
         if not own:
             continue

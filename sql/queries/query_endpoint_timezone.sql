@@ -1,0 +1,2 @@
+-- The engine's time zone, sent to readers as X-ClickHouse-Timezone.
+SELECT timezone()
