@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 import zlib
@@ -74,6 +75,14 @@ TRANSPORT_PARAMS = frozenset({
     "http_native_compression_disable_checksumming_on_decompress",
     "default_role",
 })
+
+
+_SECRET_PARAM_RE = re.compile(r"((?:password|passwd|key|token|secret|authorization)=)[^&\s\"]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the values of credential-looking URL parameters replaced."""
+    return _SECRET_PARAM_RE.sub(r"\1***", text)
 
 
 class QueryResult(Protocol):
@@ -248,6 +257,9 @@ class QueryRoutes:
 
     # -- the query -----------------------------------------------------------------------------------------
     async def query(self, request: Request) -> Response:
+        # The query string is where clients put `password=`: logged only with credentials masked.
+        log.debug('%s - "%s %s"', request.client.host if request.client else "-", request.method,
+                  redact(f"{request.url.path}?{request.url.query}"))
         params = dict(request.query_params)
         query_id = params.get("query_id") or str(uuid.uuid4())
         if request.method == "GET" and "query" not in params:

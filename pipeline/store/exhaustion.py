@@ -9,7 +9,8 @@ from __future__ import annotations
 import errno
 
 # Texts and ClickHouse codes that mean "a resource ran out", not "this request is wrong".
-_EXHAUSTION_TEXT = ("too many open files", "cannot allocate memory", "memory limit", "too many simultaneous",
+# A query's own memory limit ("Query memory limit exceeded") is not among them: that query would fail again.
+_EXHAUSTION_TEXT = ("too many open files", "cannot allocate memory", "memory limit (total)", "too many simultaneous",
                     "cannot schedule a task", "resource temporarily unavailable")
 _EXHAUSTION_CODES = frozenset({
     173,  # CANNOT_ALLOCATE_MEMORY
@@ -27,7 +28,7 @@ def is_exhaustion(exc: BaseException | None = None, *, text: str = "", code: int
     if isinstance(exc, MemoryError):
         return True
     lowered = (text or (str(exc) if exc is not None else "")).lower()
-    if code in _EXHAUSTION_CODES and (code != 76 or "too many open files" in lowered):
+    if code in _EXHAUSTION_CODES and code not in (76, 241):
         return True
     return any(part in lowered for part in _EXHAUSTION_TEXT)
 
