@@ -123,6 +123,9 @@ class Bench:
         if self.wanted("engine_parse"):
             self.record("engine_parse", run_worker("engine_parse", {"dsn": self.dsn("engine"), "paths": paths,
                                                                     "start_time": start, "lines": lines}))
+        if self.wanted("tail"):
+            self.record("tail", run_worker("tail", {"dsn": self.dsn("tail"), "paths": paths, "lines": lines,
+                                                    "dir": str(self.tmp / "tail"), "slice_lines": 5_000}))
         if self.wanted("file_big"):
             big, big_lines, start = self.files(s.big_file_instances)
             self.record("file_big", run_worker("file", {"dsn": self.dsn("file-big"), "paths": big,
@@ -246,6 +249,7 @@ class Bench:
         labels = {
             "file": "file ingest (`fleetwatch ingest gctrace`)",
             "file_big": "file ingest, more input (RSS check)",
+            "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
             "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
-    parser.add_argument("--only", help="comma-separated subset: file,file_big,engine_parse,bare,naive,kafka_lines,"
+    parser.add_argument("--only", help="comma-separated subset: file,file_big,tail,engine_parse,bare,naive,kafka_lines,"
                                        "kafka_batched,otlp_http,otlp_grpc,jobs,scrape")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)

@@ -10,6 +10,7 @@ a `measure.Result`. Scenarios:
 * engine_parse -- a measured idea, not the product: raw lines into a Null table, a materialized view
             parses them (bench/sql/parse_in_engine.sql)
 * kafka  -- the Kafka source run until caught up (what `fleetwatch run --until-caught-up` does)
+* tail   -- the file source of `fleetwatch run` following growing CRI pod logs (a writer thread appends)
 * otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
             `stop <units> <client wall seconds>` once its client has had every request acknowledged
 
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -296,9 +298,58 @@ def otlp_scenario(args: dict) -> Result:
                   extra={"server_wall_s": sw.wall})
 
 
+# -- the file source: growing container log files -----------------------------------------------------
+def tail_scenario(args: dict) -> Result:
+    """The tailer of `fleetwatch run` following growing CRI pod logs: a writer thread appends every
+    instance's lines in slices while the tailer polls; the clock stops when every gc row is stored."""
+    from pipeline.config import FilesSettings
+    from pipeline.sink import Sink
+    from pipeline.sources.tail.checkpoints import CheckpointStore
+    from pipeline.sources.tail.tailer import Tailer
+
+    settings = _settings(args["dsn"])
+    store = _open(settings)
+    root = Path(args["dir"])
+    per_file: list[list[tuple[Path, str]]] = []  # prepared before the clock starts
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+    for i, path in enumerate(args["paths"]):
+        target = root / "pods" / f"bench_inst-{i}_{i:08x}" / "app" / "0.log"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        lines = Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+        per_file.append([
+            (target, "".join(f"{stamp} stderr F {line}\n" for line in lines[first:first + args["slice_lines"]]))
+            for first in range(0, len(lines), args["slice_lines"])
+        ])
+    # The files grow side by side, a slice at a time each.
+    slices = [item for group in zip_longest(*per_file) for item in group if item is not None]
+    files = FilesSettings(paths=[str(root / "pods" / "*" / "*" / "*.log")], poll_interval_seconds=0.05,
+                          idle_flush_seconds=0.2)
+    tailer = Tailer(Sink(store), CheckpointStore(store, settings.sql_dir, context_from_settings(settings), "bench"),
+                    files)
+    stop = threading.Event()
+
+    def write_all() -> None:
+        for target, text in slices:
+            with target.open("a", encoding="utf-8") as out:
+                out.write(text)
+
+    with _profiled("tail"), Stopwatch() as sw:
+        writer = threading.Thread(target=write_all, name="bench-writer")
+        reader = threading.Thread(target=tailer.run, args=(stop,), name="bench-tailer")
+        writer.start()
+        reader.start()
+        while _count(store, "gc_events") < args["lines"]:
+            time.sleep(0.1)
+        stop.set()
+        reader.join()
+        writer.join()
+    tailer.close()
+    return Result("tail", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+
+
 SCENARIOS: dict[str, Callable[[dict], Result]] = {
     "file": file_scenario, "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
-    "kafka": kafka_scenario, "otlp": otlp_scenario,
+    "kafka": kafka_scenario, "otlp": otlp_scenario, "tail": tail_scenario,
 }
 
 

@@ -57,12 +57,13 @@ def _starters() -> list[tuple[str, Starter]]:
     from pipeline.serve import otlp as otlp_http
     from pipeline.serve import otlp_grpc
     from pipeline.serve import query as query_http
-    from pipeline.sources import kafka, scrape
+    from pipeline.sources import kafka, scrape, tail
 
     return [
         ("query endpoint", query_http.start),
         ("scheduler", scheduler.start),
         ("kafka", kafka.start),
+        ("files", tail.start),
         ("scraper", scrape.start),
         ("otlp grpc", otlp_grpc.start),
         ("otlp http", otlp_http.start),

@@ -51,8 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     gct = ingest_sub.add_parser("gctrace", help="GODEBUG=gctrace=1 stderr (plain or gzip; - for stdin)")
     _common(gct)
     gct.add_argument("paths", nargs="+", metavar="PATH")
-    gct.add_argument("--service", default="unknown", help="service name for these lines")
+    gct.add_argument("--service", default=None, help="service name for these lines (default: unknown)")
     gct.add_argument("--instance", default="", help="instance name (default: the file name, or stdin)")
+    gct.add_argument(
+        "--follow", action="store_true",
+        help="keep reading FILE as it grows and rotates (checkpointed in the store) until interrupted",
+    )
     gct.add_argument(
         "--start-time",
         help="process start time, ISO 8601; each cycle's ts is start + @seconds. "

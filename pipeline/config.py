@@ -138,6 +138,48 @@ class OtlpSettings(BaseModel):
     batch_max_seconds: float = 0.05
 
 
+class FilesSettings(BaseModel):
+    """The file-tailing source of `fleetwatch run` (container logs on a node, or any log file). Off while
+    `paths` is empty. docs/architecture.md ("Tailing") describes rotation, checkpoints and identity."""
+
+    # Glob patterns of files to follow (FLEETWATCH_FILES__PATHS as a JSON list), e.g.
+    # ["/var/log/pods/*/*/*.log"]. Empty: the source is off.
+    paths: list[str] = Field(default_factory=list)
+    # How often the globs are expanded and the files looked at for new data.
+    poll_interval_seconds: float = Field(default=0.25, gt=0)
+    # A file that has not grown for this long has its last lines processed too (they are otherwise held
+    # back for a few lines, so a runtime line torn by application output can still be repaired).
+    idle_flush_seconds: float = Field(default=1.0, gt=0)
+    # Largest amount read from one file per batch.
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    # A line longer than this is cut into pieces of this size, each quarantined; the rest of the line after
+    # the last full piece is read as a line of its own.
+    max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # At most this many files are followed at once; further matches are reported and skipped.
+    max_files: int = Field(default=10_000, ge=1)
+    # Identity of a file's lines. Empty service: from Kubernetes paths (/var/log/pods/<ns>_<pod>_<uid>/
+    # <container>/<n>.log, /var/log/containers/<pod>_<ns>_<container>-<id>.log: service = container,
+    # instance = pod), else service = the file name without extension, instance = the host name.
+    service: str = ""
+    instance: str = ""
+    # This machine's name in the checkpoints (inode numbers repeat across machines). Empty: the host name.
+    # In a Kubernetes DaemonSet set it to the node name (the pod's host name changes with every rollout).
+    node: str = ""
+    # A regular expression with named groups (service, instance, namespace) matched against the path;
+    # when it matches it wins over the Kubernetes layouts.
+    identity_pattern: str = ""
+
+    @field_validator("identity_pattern")
+    @classmethod
+    def _pattern_compiles(cls, v: str) -> str:
+        if v:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"identity_pattern is not a regular expression: {exc}") from None
+        return v
+
+
 class QuerySettings(BaseModel):
     """The ClickHouse-compatible HTTP endpoint served over the embedded store."""
 
@@ -416,6 +458,7 @@ class Settings(BaseSettings):
     otlp: OtlpSettings = OtlpSettings()
     query: QuerySettings = QuerySettings()
     detect: DetectSettings = DetectSettings()
+    files: FilesSettings = FilesSettings()
     pprof: PprofSettings = PprofSettings()
     # Scrape targets, TOML [[scrape]] tables (see ScrapeTarget); file_sd files in [pprof] add more.
     scrape: list[ScrapeTarget] = Field(default_factory=list)

@@ -7,6 +7,7 @@ The same row builder serves every transport: Kafka's cancel-events topic, OTLP l
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,23 @@ from pipeline.normalize.rows import Rows
 
 TABLE = "cancel_events"
 SIGNAL = "cancel_event"
+
+# The contract's field names (schemas/cancel_event.schema.json). Every transport also accepts them with a
+# `cancel.` prefix (`cancel.cause`, `cancel.stack_depth`, `cancel.cancel_at`, ...), the OpenTelemetry
+# attribute style; `cancel.at` is accepted for cancel_at. The plain name wins when both are given.
+FIELDS = tuple(CancelEvent.model_fields)
+_PREFIXED = {**{f"cancel.{name}": name for name in FIELDS}, "cancel.at": "cancel_at"}
+# Keys that name a field of the contract (plain or prefixed): not copied into `attributes`.
+FIELD_KEYS = frozenset((*FIELDS, *_PREFIXED, "event.name"))
+
+
+def canonical_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """`doc` with `cancel.*` spellings renamed to the contract's field names (plain names win)."""
+    out = {k: v for k, v in doc.items() if k not in _PREFIXED}
+    for key, name in _PREFIXED.items():
+        if key in doc and name not in out:
+            out[name] = doc[key]
+    return out
 
 
 def append_cancel(rows: Rows, event: CancelEvent, *, source: str, received_at: datetime) -> None:
@@ -73,6 +91,8 @@ def normalize_cancel_payload(
     items = doc if isinstance(doc, list) else [doc]
     accepted = rejected = 0
     for item in items:
+        if isinstance(item, dict):
+            item = canonical_fields(item)
         if not isinstance(item, dict):
             rows.quarantine(source=source, signal=SIGNAL, reason="cancel-event must be a JSON object",
                             raw=json.dumps(item), service=service, instance=instance,

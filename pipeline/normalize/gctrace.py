@@ -46,14 +46,17 @@ GC_COLUMNS = (
     "stw_mark_term_ms", "cpu_sweep_term_ms", "cpu_assist_ms", "cpu_background_ms", "cpu_idle_ms",
     "cpu_mark_term_ms", "heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb",
     "globals_mb", "procs", "forced", "leak_check", "process_start", "incarnation", "format", "source",
-    "received_at",
+    "received_at", "line_prefix",
 )
 _TAIL = ("after_gc_num", "process_start", "incarnation", "source", "received_at")
-SCAV_COLUMNS = ("service", "instance", "ts", *rl.SCAV_FIELDS, *_TAIL)
-PACER_COLUMNS = ("service", "instance", "ts", *rl.PACER_FIELDS, *_TAIL)
+# line_prefix: what a log shipper wrote in front of the runtime line (kept, never dropped silently).
+SCAV_COLUMNS = ("service", "instance", "ts", *rl.SCAV_FIELDS, *_TAIL, "line_prefix")
+PACER_COLUMNS = ("service", "instance", "ts", *rl.PACER_FIELDS, *_TAIL, "line_prefix")
 NOTICE_COLUMNS = ("service", "instance", "ts", "kind", "raw", *_TAIL)
 
 # How many lines after a broken one may hold its runtime suffix (the ones between are application lines).
+# The same window on every transport: lines of a file, consecutive Kafka messages of one identity in one
+# poll, consecutive log records of one resource in one OTLP request (docs/schema.md, "Torn lines").
 REPAIR_WINDOW = 2
 _RUNTIME_KINDS = (rl.GC, rl.SCAV, rl.PACER, rl.NOTICE)
 # Where application output that split a runtime line plausibly begins: a timestamp, a bracket or a word.
@@ -104,6 +107,11 @@ def _classify(line: str) -> tuple[Any, Any]:
         return rl.classify(line)
     except (OverflowError, ValueError) as exc:
         return _REJECT, f"number out of range: {exc}"
+
+
+# Called instead of writing an otel_logs row for an application line: (rows, index of the line in the call,
+# body, ts in microseconds). OTLP uses it to keep each record's own severity, ids and attributes.
+LogHook = Callable[[Rows, int, str, int], None]
 
 
 @dataclass
@@ -202,6 +210,17 @@ def repair(broken: str, suffix: str) -> tuple[int, object, str, str] | None:
             pos = broken.find(head, pos + 1)
     suffixes = [suffix]
     best: tuple[tuple[int, int], tuple[int, object, str, str]] | None = None
+    # A line cut with nothing written into it (before its last field, or a partial write): the pieces join
+    # as they are; the shipper prefix of the continuation, as wide as the broken line's, is dropped.
+    for start in starts:
+        for tail in ((suffix, suffix[start:]) if start else (suffix,)):
+            joins = [broken + tail]
+            if rl.P_TAIL.match(" " + tail.lstrip(", ")):
+                joins.append(broken.rstrip(", ") + ", " + tail.lstrip(", "))
+            for joined in joins:
+                kind, parsed = rl.classify(joined)
+                if kind in _RUNTIME_KINDS:
+                    return kind, parsed, joined, ""
     for start in starts:
         if start and len(suffix) > start:
             # A shipper stamps every line: drop a prefix of the same width from the continuation.
@@ -229,6 +248,7 @@ class _Pending:
     pacer_rows: list[tuple] = field(default_factory=list)
     notice_rows: list[tuple] = field(default_factory=list)
     gc_times: list[tuple[int, int, int]] = field(default_factory=list)
+    gc_prefixes: list[str] = field(default_factory=list)
     scav_times: list[tuple] = field(default_factory=list)
     pacer_times: list[tuple] = field(default_factory=list)
     notice_times: list[tuple] = field(default_factory=list)
@@ -251,7 +271,11 @@ class _Normalizer:
         received_at: datetime,
         clock: _ObservedClock | _StreamClock,
         quarantine: dict[str, Any] | None,
+        on_log: LogHook | None = None,
+        where_at: Callable[[int], dict[str, Any]] | None = None,
     ) -> None:
+        self.on_log = on_log
+        self.where_at = where_at
         self.service = service
         self.instance = instance
         self.source = source
@@ -293,6 +317,7 @@ class _Normalizer:
         pacer_rows = pending.pacer_rows
         notice_rows = pending.notice_rows
         gc_times = pending.gc_times
+        gc_prefixes = pending.gc_prefixes
         scav_times = pending.scav_times
         pacer_times = pending.pacer_times
         notice_times = pending.notice_times
@@ -315,23 +340,24 @@ class _Normalizer:
                 if p is not None and _range_problem(rl.GC, p) is None:
                     gc_times.append(clock.gc(p[0], p[1], p[21], obs))
                     gc_rows.append(p)
+                    gc_prefixes.append("" if line.startswith("gc ") else rl.line_prefix(line))
                     self.last_gc_num = p[0]
                     continue
             kind, parsed = classify(line)
-            if kind == _REJECT:
+            if kind == _REJECT or kind == rl.UNSUPPORTED:
                 self._quarantine(rows, stats, line, str(parsed), i, location)
                 continue
             if kind == rl.APP:
                 if not line or line.isspace():
                     stats.blank += 1
                     continue
-                self._log(rows, stats, line, clock.other(obs)[0])
+                self._log(rows, stats, line, clock.other(obs)[0], i)
                 continue
             if kind == rl.BROKEN or kind == rl.WEAK:
                 fixed = self._try_repair(work, i, n)
                 if fixed is None:
                     if kind == rl.WEAK:
-                        self._log(rows, stats, line, clock.other(obs)[0])
+                        self._log(rows, stats, line, clock.other(obs)[0], i)
                     else:
                         self._quarantine(rows, stats, line, f"{parsed}; no following line completes it", i,
                                          location)
@@ -340,7 +366,8 @@ class _Normalizer:
                 work[j] = None
                 count += 1
                 stats.repaired += 1
-                self._log(rows, stats, foreign, clock.other(obs)[0])
+                if foreign:
+                    self._log(rows, stats, foreign, clock.other(obs)[0], i)
                 line = rebuilt
                 obs = observed[j] if observed is not None else obs
             problem = _range_problem(kind, parsed)
@@ -351,11 +378,15 @@ class _Normalizer:
                 p = parsed  # type: ignore[assignment]
                 gc_times.append(clock.gc(p[0], p[1], p[21], obs))
                 gc_rows.append(p)
+                gc_prefixes.append(rl.line_prefix(line))
                 self.last_gc_num = p[0]
             elif kind == rl.FRAGMENT:
                 self._quarantine(rows, stats, line, str(parsed), i, location)
             else:
-                when = (*clock.other(obs), self.last_gc_num)
+                if kind == rl.NOTICE:
+                    when = (*clock.other(obs), self.last_gc_num)
+                else:
+                    when = (*clock.other(obs), self.last_gc_num, rl.line_prefix(line))
                 if kind == rl.PACER:
                     pacer_rows.append(parsed)  # type: ignore[arg-type]
                     pacer_times.append(when)
@@ -371,7 +402,7 @@ class _Normalizer:
         """The typed rows collected by `scan` -> columns of their tables."""
         stats.events += len(pending.gc_rows)
         stats.other_runtime += len(pending.pacer_rows) + len(pending.scav_rows) + len(pending.notice_rows)
-        self._flush_gc(rows, pending.gc_rows, pending.gc_times)
+        self._flush_gc(rows, pending.gc_rows, pending.gc_times, pending.gc_prefixes)
         self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, pending.scav_rows, pending.scav_times)
         self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, pending.pacer_rows, pending.pacer_times)
         self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, pending.notice_rows, pending.notice_times)
@@ -379,16 +410,22 @@ class _Normalizer:
     def _flush_other(
         self, rows: Rows, table: str, columns: Sequence[str], parsed: list[tuple], times: list[tuple]
     ) -> None:
-        """Parsed field tuples and their (ts, process_start, incarnation, after_gc_num) -> columns."""
+        """Parsed field tuples and their (ts, process_start, incarnation, after_gc_num[, line_prefix]) -> columns."""
         k = len(parsed)
         if not k:
             return
-        ts, start, inc, after = zip(*times, strict=True)
         cols = rows.columns(table, columns)
+        if "line_prefix" in cols:
+            ts, start, inc, after, prefix = zip(*times, strict=True)
+            cols["line_prefix"].extend(prefix)
+            fields_end = -6
+        else:
+            ts, start, inc, after = zip(*times, strict=True)
+            fields_end = -5
         cols["service"].extend([self.service] * k)
         cols["instance"].extend([self.instance] * k)
         cols["ts"].extend(ts)
-        for name, values in zip(columns[3:-5], zip(*parsed, strict=True), strict=True):
+        for name, values in zip(columns[3:fields_end], zip(*parsed, strict=True), strict=True):
             cols[name].extend(values)
         cols["after_gc_num"].extend(after)
         cols["process_start"].extend(start)
@@ -396,7 +433,9 @@ class _Normalizer:
         cols["source"].extend([self.source] * k)
         cols["received_at"].extend([self.received_ms] * k)
 
-    def _flush_gc(self, rows: Rows, parsed: list[tuple], times: list[tuple[int, int, int]]) -> None:
+    def _flush_gc(
+        self, rows: Rows, parsed: list[tuple], times: list[tuple[int, int, int]], prefixes: list[str]
+    ) -> None:
         """Parsed gc tuples (runtime_lines.GC_FIELDS) and their (ts, process_start, incarnation) -> columns."""
         k = len(parsed)
         if not k:
@@ -413,7 +452,7 @@ class _Normalizer:
             ("heap_end_mb", h1), ("heap_live_mb", h2), ("heap_goal_mb", goal), ("stacks_mb", stacks),
             ("globals_mb", globals_), ("procs", procs), ("forced", forced), ("leak_check", leak),
             ("process_start", start), ("incarnation", inc), ("format", fmt), ("source", [self.source] * k),
-            ("received_at", [self.received_ms] * k),
+            ("received_at", [self.received_ms] * k), ("line_prefix", prefixes),
         ):
             cols[name].extend(values)
 
@@ -425,7 +464,7 @@ class _Normalizer:
             if nxt is None:
                 return None
             kind, _ = _classify(nxt)
-            if kind == rl.FRAGMENT:
+            if kind == rl.FRAGMENT or (kind == rl.APP and len(nxt) < 64 and rl.P_TAIL.search(nxt)):
                 try:
                     fixed = repair(broken, nxt)
                 except (OverflowError, ValueError):
@@ -435,14 +474,19 @@ class _Normalizer:
                 return None
         return None
 
-    def _log(self, rows: Rows, stats: LineStats, body: str, ts_us: int) -> None:
-        append_log(rows, timestamp_ns=ts_us * 1000, service=self.service, instance=self.instance, body=body)
+    def _log(self, rows: Rows, stats: LineStats, body: str, ts_us: int, i: int) -> None:
+        if self.on_log is not None:
+            self.on_log(rows, i, body, ts_us)
+        else:
+            append_log(rows, timestamp_ns=ts_us * 1000, service=self.service, instance=self.instance, body=body)
         stats.logs += 1
 
     def _quarantine(
         self, rows: Rows, stats: LineStats, line: str, reason: str, i: int, location: Callable[[int], str] | None
     ) -> None:
         kw = self.quarantine_kw
+        if self.where_at is not None:
+            kw = {**kw, **self.where_at(i)}
         if location is not None:
             kw = {**kw, "location": location(i)}
         rows.quarantine(source=self.source, signal=SIGNAL, reason=reason, raw=line, service=self.service,
@@ -464,11 +508,14 @@ def normalize_lines(
     received_at: datetime,
     rows: Rows,
     quarantine: dict | None = None,
+    on_log: LogHook | None = None,
+    where_at: Callable[[int], dict[str, Any]] | None = None,
 ) -> LineStats:
     """Observed mode: consecutive stderr lines of one process, each with the time it was observed (unix ns).
 
     `observed_ns` is one value per line or one for all. `quarantine` holds extra arguments for
-    `Rows.quarantine` (topic, partition, offset, location). Lines split by foreign output are repaired when
+    `Rows.quarantine` (topic, partition, offset, location); `where_at(i)` adds per-line ones. `on_log`
+    replaces the otel_logs row of an application line (see `LogHook`). Lines split by foreign output are repaired when
     both pieces are in this call.
     """
     work = _strip(lines)
@@ -480,7 +527,7 @@ def normalize_lines(
             raise ValueError(f"{len(work)} lines but {len(observed)} observed times")
     stats = LineStats()
     normalizer = _Normalizer(service=service, instance=instance, source=source, received_at=received_at,
-                             clock=_ObservedClock(), quarantine=quarantine)
+                             clock=_ObservedClock(), quarantine=quarantine, on_log=on_log, where_at=where_at)
     normalizer.process(work, observed, len(work), rows, stats)
     return stats
 
@@ -541,23 +588,38 @@ class GctraceStream:
         start_ns: int | None,
         now_ns: Callable[[], int] | None = None,
         name: str = "",
+        observed: bool = False,
     ) -> None:
         now_us = None if now_ns is None else (lambda: now_ns() // 1000)
-        self._normalizer = _Normalizer(
-            service=service, instance=instance, source=source, received_at=received_at,
-            clock=_StreamClock(None if start_ns is None else start_ns // 1000, now_us), quarantine=None,
+        # observed: every line comes with the time it was observed (a container log record's timestamp),
+        # which anchors it as in `normalize_lines`; otherwise the stream clock anchors @seconds.
+        clock: _ObservedClock | _StreamClock = (
+            _ObservedClock() if observed else _StreamClock(None if start_ns is None else start_ns // 1000, now_us)
         )
+        self._normalizer = _Normalizer(
+            service=service, instance=instance, source=source, received_at=received_at, clock=clock,
+            quarantine=None,
+        )
+        self.observed = observed
         self.name = name
         self.stats = LineStats()
         self._carry: list[str | None] = []
+        self._carry_obs: list[int] = []
         self._first_line = 1  # line number of _carry[0] (or of the next line fed)
 
-    def feed(self, lines: Iterable[str], rows: Rows, *, terminated: bool = True) -> LineStats:
+    def feed(
+        self, lines: Iterable[str], rows: Rows, *, terminated: bool = True, observed_ns: Sequence[int] | None = None
+    ) -> LineStats:
         """Normalize a batch into `rows`; returns the stats of this batch.
 
-        `terminated=False` says the lines carry no line terminators (saves a pass over them).
+        `terminated=False` says the lines carry no line terminators (saves a pass over them). An observed
+        stream needs `observed_ns`, one time per line.
         """
         batch = _strip(lines) if terminated else list(lines)
+        if self.observed:
+            if observed_ns is None or len(observed_ns) != len(batch):
+                raise ValueError("an observed stream needs one observed time per line")
+            self._carry_obs = self._carry_obs + list(observed_ns)
         return self._run(self._carry + batch, rows, final=False)
 
     def finish(self, rows: Rows) -> LineStats:
@@ -569,8 +631,10 @@ class GctraceStream:
         first = self._first_line
         name = self.name or "stdin"
         stats = LineStats()
-        self._normalizer.process(work, None, limit, rows, stats, location=lambda i: f"{name}:{first + i}")
+        observed = self._carry_obs if self.observed else None
+        self._normalizer.process(work, observed, limit, rows, stats, location=lambda i: f"{name}:{first + i}")
         self._carry = work[limit:]
+        self._carry_obs = self._carry_obs[limit:]
         self._first_line = first + limit
         self.stats.add(stats)
         return stats

@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.normalize.cancel import normalize_cancel_payload
+from pipeline.normalize.lines import split_lines
 from pipeline.normalize.pprof import PROFILE_TYPES, PprofLimits, ProfileMeta, normalize_profile
 from pipeline.normalize.rows import Rows
 
@@ -138,10 +139,11 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
     """gctrace topics: consecutive raw-text messages of one (service, instance) are normalized together.
 
     With one line per message (what most shippers send), the per-call work of a normalizer (Rows, flush,
-    merge) costs more than the line itself. `normalize_segments` keeps each message independent (own clock,
-    no repair across messages, its own offset on quarantine rows), so the rows are the ones message-by-message
-    normalization gives, in the same order. JSON envelopes and messages rejected whole take the per-message
-    path, in their place in the sequence.
+    merge) costs more than the line itself, and a runtime line torn by application output arrives in two
+    messages: one call over the group's lines gives every transport the same repair window (each line keeps
+    its message's time, and a quarantine row its message's offset). The group is a run of messages of one
+    batch, whose boundaries the batch plan fixes, so a replay rebuilds the same rows. JSON envelopes and
+    messages rejected whole take the per-message path, in their place in the sequence.
     """
     poisoned = 0
     group: list[tuple[KafkaMessage, list[str]]] = []
@@ -168,7 +170,7 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
 
 
 def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
-    """The non-blank lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
+    """The lines of a raw-text gctrace message; None for anything else (JSON, tombstone, too large,
     not UTF-8), which the per-message path handles."""
     value = msg.value
     if value is None or len(value) > max_bytes:
@@ -179,20 +181,28 @@ def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
         return None
     if text.lstrip().startswith(("{", "[")):
         return None
-    return [line for line in text.splitlines() if line.strip()]
+    # Blank lines stay: the normalizer counts them (and stores nothing), and they take their place in the
+    # repair window exactly as in a file.
+    return split_lines(text)
 
 
 def _flush_group(group: list[tuple[KafkaMessage, list[str]]], identity: tuple[str, str], rows: Rows,
                  received_at: datetime, max_bytes: int) -> int:
     if not group:
         return 0
-    from pipeline.normalize.gctrace import normalize_segments
+    from pipeline.normalize.gctrace import normalize_lines
 
     own = Rows()
+    lines: list[str] = []
+    observed: list[int] = []
+    wheres: list[dict[str, Any]] = []
+    for msg, msg_lines in group:
+        lines.extend(msg_lines)
+        observed.extend([msg.timestamp_ms * 1_000_000] * len(msg_lines))
+        wheres.extend([msg.where] * len(msg_lines))
     try:
-        normalize_segments(((lines, msg.timestamp_ms * 1_000_000, msg.where) for msg, lines in group),
-                           service=identity[0], instance=identity[1], source=SOURCE, received_at=received_at,
-                           rows=own)
+        normalize_lines(lines, observed_ns=observed, service=identity[0], instance=identity[1], source=SOURCE,
+                        received_at=received_at, rows=own, where_at=wheres.__getitem__)
     except Exception:  # redo message by message, so only the message that fails is quarantined
         poisoned = 0
         for msg, _ in group:
@@ -318,7 +328,7 @@ def _gctrace(msg: KafkaMessage, value: bytes, rows: Rows, received_at: datetime)
                    received_at)
         return None
     service, instance = identity_from_transport(msg)
-    _lines(text.splitlines(), msg.timestamp_ms * 1_000_000, service, instance, msg, rows, received_at)
+    _lines(split_lines(text), msg.timestamp_ms * 1_000_000, service, instance, msg, rows, received_at)
     return None
 
 
@@ -326,7 +336,7 @@ def _lines(lines: Sequence[str], observed_ns: int, service: str, instance: str, 
            rows: Rows, received_at: datetime) -> None:
     from pipeline.normalize.gctrace import normalize_lines
 
-    normalize_lines([line for line in lines if line.strip()], observed_ns=observed_ns, service=service,
+    normalize_lines(list(lines), observed_ns=observed_ns, service=service,
                     instance=instance, source=SOURCE, received_at=received_at, rows=rows, quarantine=msg.where)
 
 
@@ -384,9 +394,9 @@ def _envelope_lines(env: Mapping[str, Any]) -> list[str]:
         if value is None:
             continue
         if isinstance(value, str):
-            return value.splitlines()
+            return split_lines(value)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return [part for v in value for part in v.splitlines()]
+            return [part for v in value for part in split_lines(v)]
         raise ValueError(f"field {name!r} must be a string or a list of strings")
     raise ValueError(f"no line found (expected one of {', '.join(_LINE_FIELDS)})")
 

@@ -26,10 +26,12 @@ NOTICE = 4       # other runtime line -> runtime_notices (payload: kind)
 BROKEN = 5       # has a runtime head but does not parse (payload: reason); a repair candidate
 FRAGMENT = 6     # no head, but pieces of a runtime line: the tail of a broken line (payload: reason)
 WEAK = 7         # application line that may start a broken runtime line ("gc app: ...")
+UNSUPPORTED = 8  # a runtime line of a format Fleetwatch does not read (Go 1.4 and older; payload: reason)
 
 _MS = r"(\d+(?:\.\d+)?)"
 _F = r"([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?|NaN|[+-]?Inf)"
-_END = r"\r?$"
+# Collectors add trailing blanks and carriage returns: the end of every shape tolerates them.
+_END = r"[ \t\r\f\v]*$"
 
 Steps = Sequence[tuple[str, str]]
 
@@ -81,8 +83,9 @@ SCAV115_STEPS: Steps = (
 )
 SCVG_STEPS: Steps = (
     ("'[forced ]scvg[<K>]: '", r"(forced )?scvg(-?\d+)?: "),
-    ("'<R> MB released' or 'inuse: ..., consumed: ... (MB)'",
-     r"(?:(\d+) MB released|inuse: (\d+), idle: (\d+), sys: (\d+), released: (\d+), consumed: (\d+) \(MB\))"),
+    # Go 1.13's background scavenger prints KB ("scvg: 12 KB released"); everything else prints MB.
+    ("'<R> MB released', '<R> KB released' or 'inuse: ..., consumed: ... (MB)'",
+     r"(?:(\d+) (MB|KB) released|inuse: (\d+), idle: (\d+), sys: (\d+), released: (\d+), consumed: (\d+) \(MB\))"),
     ("end of line", _END),
 )
 PACER_ASSIST_STEPS: Steps = (
@@ -136,6 +139,14 @@ _SCAN = _compile(SCAN_STEPS)
 
 _GC_FORCED = re.compile(r"(?:^|\s)GC forced" + _END)
 _GC_HEAD = re.compile(r"gc #?\d+ @")
+# Go 1.4 and older: "gc76(1): 0+0+0+0 us, 0 -> 0 MB, ..." (microseconds, an unrelated layout).
+_GC14 = re.compile(r"(?:^|\s)gc\d+\(\d+\): \d+\+\d+\+\d+\+\d+ us")
+UNSUPPORTED_GO14 = "unsupported Go version: Go 1.4 or older gctrace format ('gcN(P): ... us'), Go 1.5+ is read"
+# The last field of a gc line on a line of its own (", 8 P", "8 P (forced)"): the line was cut just before
+# it. Only believed right after a broken gc line (see `pipeline.normalize.gctrace`).
+P_TAIL = re.compile(r"(?:^|[\s,])\d+ P(?: \(forced\))?[ \t\r\f\v]*$")
+# Where each typed shape begins, for the shipper's prefix in front of it (kept in the row's line_prefix).
+_HEADS = re.compile(r"gc #?\d+ @|(?:forced )?scvg|scav \d|pacer: ")
 _SCAV_HEAD = re.compile(r"scav \d")
 _SCHED = re.compile(r"SCHED \d+ms: ")
 _INIT = re.compile(r"init \S+ @\d+(?:\.\d+)? ms, \d+(?:\.\d+)? ms clock, \d+ bytes, \d+ allocs" + _END)
@@ -159,6 +170,7 @@ GC_FIELDS = (
 SCAV_FIELDS = (
     "kind", "format", "work_bg_kib", "work_eager_kib", "released_kib", "util_pct", "generation",
     "released_delta_mb", "inuse_mb", "idle_mb", "sys_mb", "consumed_mb", "forced", "controller_reset",
+    "released_delta_kib",
 )
 PACER_FIELDS = (
     "kind", "assist_ratio", "scan_mb", "heap_live_start_mb", "heap_goal_mb", "workers_dedicated",
@@ -220,7 +232,7 @@ def parse_scav(line: str) -> tuple | None:
                 return None
             bg, eager, now, util, tail = m.groups()
             return ("scav", "go1.21", int(bg), int(eager), int(now), int(util), None, None, None, None, None,
-                    None, 1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0)
+                    None, 1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0, None)
         m = _SCAV114.search(line)
         gen = None
         fmt = "go1.14"
@@ -234,19 +246,22 @@ def parse_scav(line: str) -> tuple | None:
         else:
             work, total, util, tail = m.groups()
         return ("scav", fmt, int(work), None, int(total), int(util), gen, None, None, None, None, None,
-                1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0)
+                1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0, None)
     m = _SCVG.search(line)
     if m is None:
         return None
-    forced_word, round_, released, inuse, idle, sys_, released_level, consumed = m.groups()
+    forced_word, round_, released, unit, inuse, idle, sys_, released_level, consumed = m.groups()
     gen = None if round_ is None else int(round_)
     fmt = "go1.13" if round_ is None else "go1.5"
     forced = 1 if forced_word or gen == -1 else 0
     if released is not None:
-        return ("scvg_released", fmt, None, None, None, None, gen, int(released), None, None, None, None,
-                forced, 0)
+        # released_delta_kib is exact for both units; released_delta_mb keeps the MiB the runtime would
+        # print (KB >> 10, truncated as the runtime truncates).
+        kib = int(released) if unit == "KB" else int(released) << 10
+        return ("scvg_released", fmt, None, None, None, None, gen, kib >> 10, None, None, None, None,
+                forced, 0, kib)
     return ("scvg_stats", fmt, None, None, int(released_level) << 10, None, gen, None, int(inuse), int(idle),
-            int(sys_), int(consumed), forced, 0)
+            int(sys_), int(consumed), forced, 0, None)
 
 
 def parse_pacer(line: str) -> tuple | None:
@@ -336,9 +351,19 @@ def classify(line: str) -> tuple[int, object]:
     for token in _FRAGMENT_TOKENS:
         if token in line:
             return FRAGMENT, f"tail of a runtime line ({token.strip()!r}) without its beginning"
+    if "): " in line and "gc" in line and _GC14.search(line):
+        return UNSUPPORTED, UNSUPPORTED_GO14
     if "sca" in line or "pac" in line:
         return WEAK, None
     return APP, None
+
+
+def line_prefix(line: str) -> str:
+    """The text a log shipper put in front of a typed runtime line ("" when the line starts with its head)."""
+    if line.startswith(("gc ", "scav ", "scvg", "pacer: ", "forced scvg")):
+        return ""
+    m = _HEADS.search(line)
+    return "" if m is None else line[:m.start()].rstrip()
 
 
 _PACER_SHAPES = (

@@ -1,6 +1,9 @@
 """`fleetwatch ingest gctrace PATH... | -`: a process's stderr from files or stdin into the store.
 
-Files may be plain or gzip (recognised by their magic bytes, not their name). Lines are read in large
+Files may be plain or gzip (recognised by their magic bytes, not their name), and plain text or container
+runtime logs: a file whose first line is a CRI record (`<time> stderr F <line>`) or a Docker json-file
+record is read through `pipeline.normalize.container_logs` (partial records joined, stdout and stderr kept
+apart, each line anchored on its record's own time unless --start-time is given). Lines are read in large
 chunks, normalized in batches by one `GctraceStream` per input (so a line split by application output is
 repaired even across a batch boundary) and written batch by batch, so memory stays flat for any file size.
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pipeline.config import Settings
+from pipeline.normalize.container_logs import PLAIN, decode, detect_format
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
@@ -102,6 +106,12 @@ def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterat
         yield [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
 
 
+def file_format(path: str) -> str:
+    """The layout of a file: container_logs.CRI, DOCKER or PLAIN (from its first line)."""
+    with open_binary(path) as binary:
+        return detect_format(next(iter_line_chunks(binary, 64 << 10), []))
+
+
 def file_start_ns(path: str) -> int:
     """Start of the process that wrote `path`, assuming its last GC cycle ended at the file's mtime."""
     mtime_ns = os.stat(path).st_mtime_ns
@@ -132,6 +142,8 @@ def ingest_stream(
     sink = Sink(store)
     batch: list[str] = []
     last_flush = time.monotonic()
+    if not is_stdin and file_format(source.name) != PLAIN:
+        return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
 
     def flush(final: bool) -> None:
         rows = Rows()
@@ -153,6 +165,73 @@ def ingest_stream(
     flush(final=True)
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
+
+
+def _ingest_container_file(
+    sink: Sink, source: Input, *, service: str, start_ns: int | None, batch_lines: int
+) -> LineStats:
+    """A CRI or Docker json-file log: one stream per container stream (stderr, stdout), partial records
+    joined; each line is observed at its record's time (or, with --start-time, anchored on it)."""
+    streams: dict[str, GctraceStream] = {}
+    received_at = datetime.now(UTC)
+    last_time = os.stat(source.name).st_mtime_ns
+    total = LineStats()
+    pending: list[str] = []
+
+    def stream_for(name: str) -> GctraceStream:
+        stream = streams.get(name)
+        if stream is None:
+            stream = streams[name] = GctraceStream(
+                service=service, instance=source.instance, source="file", received_at=received_at,
+                start_ns=start_ns, now_ns=time.time_ns, name=f"{source.name}[{name or 'plain'}]",
+                observed=start_ns is None,
+            )
+        return stream
+
+    def feed(raw: list[str], final: bool) -> list[str]:
+        nonlocal last_time
+        entries, consumed = decode(raw, final=final)
+        by_stream: dict[str, tuple[list[str], list[int]]] = {}
+        for entry in entries:
+            last_time = entry.time_ns if entry.time_ns is not None else last_time
+            lines, times = by_stream.setdefault(entry.stream, ([], []))
+            lines.append(entry.text)
+            times.append(last_time)
+        rows = Rows()
+        for name, (lines, times) in by_stream.items():
+            stream = stream_for(name)
+            stream.feed(lines, rows, terminated=False, observed_ns=times if stream.observed else None)
+        if final:
+            for stream in streams.values():
+                stream.finish(rows)
+        if rows:
+            sink.write(rows)
+        return raw[consumed:]
+
+    with open_binary(source.name) as binary:
+        for chunk in iter_line_chunks(binary):
+            pending.extend(chunk)
+            if len(pending) >= batch_lines:
+                pending = feed(pending, final=False)
+    feed(pending, final=True)
+    for stream in streams.values():
+        total.add(stream.stats)
+    sink.telemetry.records_in.add(total.lines, {"source": "file", "signal": "gctrace"})
+    return total
+
+
+def _follow(settings: Settings, args: argparse.Namespace) -> int:
+    """--follow: one file, tailed like the file source of `fleetwatch run` (pipeline.sources.tail)."""
+    if len(args.paths) != 1 or args.paths[0] == "-" or args.start_time:
+        print("fleetwatch: --follow takes exactly one file (not -) and no --start-time", file=sys.stderr)
+        return 2
+    from pipeline.sources.tail import follow_command
+
+    try:
+        return follow_command(settings, args.paths[0], service=args.service, instance=args.instance or None)
+    except (StoreError, StoreUnavailable, MigrationError) as exc:
+        print(f"fleetwatch: store error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _inputs(args: argparse.Namespace) -> list[Input]:
@@ -177,6 +256,9 @@ def _report(name: str, stats: LineStats) -> str:
 
 def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
     """Exit codes: 0 done, 1 the store failed, 2 bad arguments."""
+    if getattr(args, "follow", False):
+        return _follow(settings, args)
+    args.service = args.service or "unknown"
     try:
         start_ns = parse_start_time(args.start_time) if args.start_time else None
         inputs = _inputs(args)
@@ -189,7 +271,7 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
         total = LineStats()
         for source in inputs:
             anchor = start_ns
-            if anchor is None and source.name != "-":
+            if anchor is None and source.name != "-" and file_format(source.name) == PLAIN:
                 anchor = file_start_ns(source.name)
             stats = ingest_stream(store, source, service=args.service, start_ns=anchor)
             total.add(stats)

@@ -3,6 +3,7 @@ at files that exist, and agree with each other and with the settings model on na
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -133,6 +134,28 @@ def test_kubernetes_manifests_are_consistent() -> None:
     assert ports["otlp-http"] == _port(config["data"]["FLEETWATCH_OTLP_HTTP"])
     assert config["data"]["FLEETWATCH_QUERY_HTTP"] == ""
     assert container["image"] in {i["name"] for i in kustomization["images"]}
+
+
+def test_node_logs_daemonset_tails_var_log_with_node_checkpoints() -> None:
+    kustomization = yaml.safe_load((DEPLOY / "k8s/kustomization.yaml").read_text())
+    assert "node-logs.yaml" in kustomization["resources"]
+    (daemonset,) = [d for d in yaml.safe_load_all((DEPLOY / "k8s/node-logs.yaml").read_text()) if d]
+    assert daemonset["kind"] == "DaemonSet"
+    pod = daemonset["spec"]["template"]
+    assert daemonset["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (container,) = pod["spec"]["containers"]
+    assert container["image"] in {i["name"] for i in kustomization["images"]}
+    known = _setting_env_names()
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) <= known
+    globs = json.loads(env["FLEETWATCH_FILES__PATHS"]["value"])
+    assert globs and all(g.startswith("/var/log/") for g in globs)
+    assert env["FLEETWATCH_FILES__NODE"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert env["FLEETWATCH_KAFKA_BOOTSTRAP"]["value"] == "" and env["FLEETWATCH_OTLP_HTTP"]["value"] == ""
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == "/var/log" and mount["readOnly"] is True
+    assert volumes[mount["name"]]["hostPath"]["path"] == "/var/log"
 
 
 def test_examples_parse_and_target_fleetwatch() -> None:

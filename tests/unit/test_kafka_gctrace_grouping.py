@@ -1,5 +1,6 @@
-"""Consecutive raw-text gctrace messages are normalized in one pass: the rows must be exactly those of one
-`normalize_lines` call per message (values, types, order, tables, quarantine offsets)."""
+"""Consecutive raw-text gctrace messages of one identity are normalized in one pass: the rows must be exactly
+those of one `normalize_lines` call over the run's lines, each line with its message's time and offset
+(values, types, order, tables, quarantine offsets), so a line torn across messages is repaired as in a file."""
 
 from __future__ import annotations
 
@@ -27,16 +28,28 @@ def _message(offset: int, value: bytes | None, key: bytes = b"api/pod-1") -> Kaf
                         value=value)
 
 
-def _one_call_per_message(messages: list[KafkaMessage]) -> Rows:
-    """The reference: what normalizing each message on its own gives (whole-message failures excluded)."""
+def _one_call_per_identity_run(messages: list[KafkaMessage]) -> Rows:
+    """The reference: one `normalize_lines` call per run of consecutive messages with the same identity."""
     rows = Rows()
+    runs: list[tuple[tuple[str, str], list[KafkaMessage]]] = []
     for msg in messages:
+        ident = identity_from_transport(msg)
+        if runs and runs[-1][0] == ident:
+            runs[-1][1].append(msg)
+        else:
+            runs.append((ident, [msg]))
+    for (service, instance), run in runs:
+        lines, observed, wheres = [], [], []
+        for msg in run:
+            assert msg.value is not None
+            own_lines = msg.value.decode().split("\n")
+            own_lines = own_lines[:-1] if own_lines[-1] == "" else own_lines
+            lines += own_lines
+            observed += [msg.timestamp_ms * 1_000_000] * len(own_lines)
+            wheres += [msg.where] * len(own_lines)
         own = Rows()
-        service, instance = identity_from_transport(msg)
-        assert msg.value is not None
-        lines = [line for line in msg.value.decode().splitlines() if line.strip()]
-        normalize_lines(lines, observed_ns=msg.timestamp_ms * 1_000_000, service=service, instance=instance,
-                        source=SOURCE, received_at=RECEIVED, rows=own, quarantine=msg.where)
+        normalize_lines(lines, observed_ns=observed, service=service, instance=instance, source=SOURCE,
+                        received_at=RECEIVED, rows=own, where_at=wheres.__getitem__)
         rows.extend(own)
     return rows
 
@@ -53,7 +66,7 @@ def test_grouped_messages_give_the_rows_of_one_call_per_message() -> None:
         "scav 1 KiB work, 2 KiB total, 999% util",  # out of range: quarantined
         "pacer: 25% CPU (25 exp.) for 1+2+3 B work (6 B exp.) in 7 B -> 8 B (∆goal 9, cons/mark 1.5e+00)",
         "gc 9 @3.000s 3%: 0.1+2.0+0.05 ms clock, 0.4+0.5/1.0/2.0+0.2 ms cpu, 4->5->2 MB, 8 MB goal, 0 MB stacks,",
-        "app: hello",  # would repair the line above if both were in one message; separate messages must not
+        "app: hello",  # between the two pieces of a torn line that spans messages: repaired as in a file
         " 0 MB globals, 8 P",
     ]
     messages = [_message(i, line.encode(), key=b"api/pod-%d" % (1 + i // 700)) for i, line in enumerate(lines)]
@@ -61,11 +74,13 @@ def test_grouped_messages_give_the_rows_of_one_call_per_message() -> None:
 
     grouped = Rows()
     assert normalize_messages(Kind.gctrace, messages, rows=grouped, received_at=RECEIVED) == 0
-    expected = _one_call_per_message(messages)
+    expected = _one_call_per_identity_run(messages)
     assert _typed(grouped) == _typed(expected)
-    assert grouped.count("quarantine") >= 3
+    assert grouped.count("quarantine") >= 2
     offsets = grouped.tables["quarantine"]["offset"]
     assert {len(lines) - 6, len(lines) - 5} <= set(offsets)
+    assert len(lines) - 1 not in offsets  # the tail of gc 9 completed its line
+    assert 9 in grouped.tables["gc_events"]["gc_num"]
 
 
 def test_whole_message_failures_keep_their_place_between_groups() -> None:

@@ -15,7 +15,6 @@ from opentelemetry.proto.metrics.v1 import metrics_pb2
 from pipeline.normalize import go_metrics
 from pipeline.normalize.otlp import OtlpDecodeError, decode_request, normalize_request
 from pipeline.normalize.otlp_common import any_value_str, identity
-from pipeline.normalize.otlp_logs import is_runtime_line
 from pipeline.normalize.otlp_traces import rpc_status_name
 from pipeline.normalize.rows import Rows
 
@@ -110,18 +109,6 @@ def test_any_value_text_forms() -> None:
 ])
 def test_rpc_status_code_from_each_historical_attribute(attrs: dict[str, str], expected: str) -> None:
     assert rpc_status_name(attrs) == expected
-
-
-def test_runtime_lines_and_their_broken_tails_are_recognised() -> None:
-    assert is_runtime_line("gc 18 @0.303s 35%: 0.1+2+0.01 ms clock, ... 0 MB stacks, app: tick", False)
-    assert is_runtime_line("Feb 26 13:56:33.456 gc 46 @1573.417s 0%: ...", False)
-    assert is_runtime_line("GC forced", False)
-    assert is_runtime_line("scav 0 KiB work (bg), 0 KiB work (eager), 3064 KiB now, 86app: x", False)
-    assert is_runtime_line("pacer: assist ratio=0.06 (scan 3 MB in 46->48 MB) workers=0+0.25", False)
-    assert is_runtime_line("0 MB globals, 2 P", True)
-    assert is_runtime_line("% util", True)
-    assert not is_runtime_line("0 MB globals, 2 P", False)
-    assert not is_runtime_line("app: served 10 requests", True)
 
 
 def logs_request(records: list[dict], resource: list[KeyValue] | None = None) -> ExportLogsServiceRequest:
