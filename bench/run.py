@@ -120,6 +120,9 @@ class Bench:
         if self.wanted("file"):
             self.record("file", run_worker("file", {"dsn": self.dsn("file"), "paths": paths, "start_time": start,
                                                     "lines": lines}))
+        if self.wanted("file_python"):
+            self.record("file_python", run_worker("file_python", {"dsn": self.dsn("file-python"), "paths": paths,
+                                                                  "start_time": start, "lines": lines}))
         if self.wanted("engine_parse"):
             self.record("engine_parse", run_worker("engine_parse", {"dsn": self.dsn("engine"), "paths": paths,
                                                                     "start_time": start, "lines": lines}))
@@ -254,6 +257,7 @@ class Bench:
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
             "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
             "otlp_grpc": f"OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request",
+            "file_python": "reference: file ingest, Python normalizer only",
             "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
             "naive": "reference: pydantic + row-wise insert",
@@ -305,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
-    parser.add_argument("--only", help="comma-separated subset: file,file_big,tail,engine_parse,bare,naive,kafka_lines,"
-                                       "kafka_batched,otlp_http,otlp_grpc,jobs,scrape")
+    parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
+                                       "naive,kafka_lines,kafka_batched,otlp_http,otlp_grpc,jobs,scrape")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL

@@ -108,6 +108,22 @@ def file_scenario(args: dict) -> Result:
     return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
 
 
+def file_python_scenario(args: dict) -> Result:
+    """Reference: the same files through the Python normalizer only (no engine fast path), as
+    `fleetwatch ingest` did before it; same store, same batches, same sink."""
+    from pipeline.sources import files
+    from pipeline.sources.files import Input, ingest_stream, parse_start_time
+
+    settings = _settings(args["dsn"])
+    store = _open(settings)
+    start_ns = parse_start_time(args["start_time"])
+    with _profiled("file_python"), Stopwatch() as sw:
+        for path in args["paths"]:
+            ingest_stream(store, Input(name=path, instance=Path(path).name), service=SERVICE, start_ns=start_ns,
+                          batch_lines=files.BATCH_LINES, fast=None)
+    return Result("file_python", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+
+
 # -- references ------------------------------------------------------------------------------------------
 def bare_scenario(args: dict) -> Result:
     settings = _settings(args["dsn"])
@@ -348,7 +364,8 @@ def tail_scenario(args: dict) -> Result:
 
 
 SCENARIOS: dict[str, Callable[[dict], Result]] = {
-    "file": file_scenario, "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
+    "file": file_scenario, "file_python": file_python_scenario,
+    "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
     "kafka": kafka_scenario, "otlp": otlp_scenario, "tail": tail_scenario,
 }
 

@@ -289,10 +289,15 @@ class DetectSettings(BaseModel):
     tiny_gogc_max: float = 25.0
     # Leak trends. History the trend is fitted over.
     leak_lookback_seconds: int = 6 * 3600
+    # Same-process history before the lookback: a leak's floor must rise above the highest floor seen there
+    # (by leak_new_high_margin), so a daily load cycle, back at yesterday's level, is not a leak.
+    leak_history_seconds: int = 30 * 3600
+    # How far above that highest earlier floor (as a share of it) the last floor must be.
+    leak_new_high_margin: float = 0.05
     # Bucket whose minimum (the floor) forms the series, so load swings do not read as leaks.
     leak_bucket_seconds: int = 300
-    # Buckets needed before a trend is evaluated.
-    leak_min_buckets: int = 10
+    # Buckets needed before a trend is evaluated (18 x 5 min: a load cycle of up to two hours rises for an hour).
+    leak_min_buckets: int = 18
     # Start of each process run ignored (warm-up growth is not a leak).
     leak_warmup_seconds: int = 120
     # Mann-Kendall Z at or above which the rise is significant (one-sided p < 0.01).

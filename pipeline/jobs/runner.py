@@ -94,8 +94,10 @@ def new_run_id() -> str:
 
 
 def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: RenderContext,
-                run_id: str | None = None) -> RunResult:
-    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded)."""
+                run_id: str | None = None, *, count_written: bool = True) -> RunResult:
+    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
+
+    `count_written=False` skips counting rows the engine did not report (a backtest does not need them)."""
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
     params = job_parameters(detect, window, run_id)
@@ -112,9 +114,9 @@ def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: Render
             except StoreError as exc:
                 raise StoreError(f"statement {index} of {len(statements)}: {exc}") from exc
             written = _written_rows(summary)
-            if written is None:
+            if written is None and count_written:
                 written = _count_written(store, statement, params)
-            result.rows_written += written
+            result.rows_written += written or 0
     except (StoreError, StoreUnavailable, OSError, ValueError) as exc:
         result.status = "error"
         result.error = str(exc)[:8000]

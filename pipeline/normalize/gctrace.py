@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.normalize import runtime_lines as rl
 from pipeline.normalize.logs import append_log
@@ -41,18 +41,30 @@ SCAV_TABLE = "scavenger_events"
 PACER_TABLE = "pacer_events"
 NOTICE_TABLE = "runtime_notices"
 
-GC_COLUMNS = (
-    "service", "instance", "ts", "gc_num", "since_start_s", "gc_cpu_pct", "stw_sweep_term_ms", "mark_ms",
-    "stw_mark_term_ms", "cpu_sweep_term_ms", "cpu_assist_ms", "cpu_background_ms", "cpu_idle_ms",
-    "cpu_mark_term_ms", "heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb",
-    "globals_mb", "procs", "forced", "leak_check", "process_start", "incarnation", "format", "source",
-    "received_at", "line_prefix",
-)
+# Every table's layout derives from the parsed fields' names (runtime_lines.GcFields and friends): the parsed
+# fields sit between the identity/time head and the provenance tail.
+_HEAD = ("service", "instance", "ts")
+# gc fields stored under another name (converted on the way), and the one used only for the time.
+_GC_RENAMED = {"since_us": "since_start_s"}
+_GC_TIME_ONLY = ("clock_us",)
+# (gc_events column, GcFields field) for every parsed field that is stored.
+GC_STORED = tuple((_GC_RENAMED.get(f, f), f) for f in rl.GC_FIELDS if f not in _GC_TIME_ONLY)
+GC_COLUMNS = (*_HEAD, *(column for column, _ in GC_STORED), "process_start", "incarnation", "source",
+              "received_at", "line_prefix")
 _TAIL = ("after_gc_num", "process_start", "incarnation", "source", "received_at")
+
+
+class NoticeFields(NamedTuple):
+    """A runtime line kept verbatim: its kind and the line."""
+
+    kind: str
+    raw: str
+
+
 # line_prefix: what a log shipper wrote in front of the runtime line (kept, never dropped silently).
-SCAV_COLUMNS = ("service", "instance", "ts", *rl.SCAV_FIELDS, *_TAIL, "line_prefix")
-PACER_COLUMNS = ("service", "instance", "ts", *rl.PACER_FIELDS, *_TAIL, "line_prefix")
-NOTICE_COLUMNS = ("service", "instance", "ts", "kind", "raw", *_TAIL)
+SCAV_COLUMNS = (*_HEAD, *rl.SCAV_FIELDS, *_TAIL, "line_prefix")
+PACER_COLUMNS = (*_HEAD, *rl.PACER_FIELDS, *_TAIL, "line_prefix")
+NOTICE_COLUMNS = (*_HEAD, *NoticeFields._fields, *_TAIL)
 
 # How many lines after a broken one may hold its runtime suffix (the ones between are application lines).
 # The same window on every transport: lines of a file, consecutive Kafka messages of one identity in one
@@ -67,9 +79,13 @@ _LINE_START = re.compile(r"\d{4}[/-]\d\d[/-]\d\d|\d\d:\d\d:\d\d|[A-Z][a-z]{2} [ 
 # quarantined with the reason instead of failing the insert of every row batched with it.
 _I64 = 2**63
 _MAX_SINCE_US = 2**64 // 1000  # the largest @T the runtime can print (a wrapped uint64 nanosecond clock)
-_GC_LIMITS = ((0, "gc number", 2**32), (2, "GC CPU percentage", 256), (17, "P count", 65_536))
-# runtime_lines.GC_FIELDS positions of the other integers: heap start/end/live, goal, stacks, globals, clock_us.
-_GC_UNBOUNDED = (11, 12, 13, 14, 15, 16, 21)
+_GC_LIMITS = (("gc_num", "gc number", 2**32), ("gc_cpu_pct", "GC CPU percentage", 256),
+              ("procs", "P count", 65_536))
+# The other integers of a gc line, bounded only by the column type.
+_GC_UNBOUNDED = ("heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb", "globals_mb",
+                 "clock_us")
+_GC_LIMIT_AT = tuple((rl.GC_INDEX[name], what, limit) for name, what, limit in _GC_LIMITS)
+_GC_UNBOUNDED_AT = tuple(rl.GC_INDEX[name] for name in _GC_UNBOUNDED)
 _FIELD_LIMITS = {"util_pct": 256, "workers_dedicated": 2**32}
 _REJECT = "reject"
 
@@ -77,24 +93,21 @@ _REJECT = "reject"
 def _range_problem(kind: int, parsed: Any) -> str | None:
     """Why a parsed runtime line cannot be stored, or None."""
     if kind == rl.GC:
-        if not 0 <= parsed[1] <= _MAX_SINCE_US:
+        if not 0 <= parsed.since_us <= _MAX_SINCE_US:
             return "time since process start (@...s) is out of range"
-        for index, what, limit in _GC_LIMITS:
+        # Indexes derived from the names above (GC_INDEX): every gc line passes here.
+        for index, what, limit in _GC_LIMIT_AT:
             if parsed[index] >= limit:
                 return f"{what} {parsed[index]} is out of range"
-        # Every gc line passes here, so only the integers not bounded above are looked at (the regex admits
-        # no sign): heap sizes, goal, stacks, globals and the wall-clock duration.
-        for index in _GC_UNBOUNDED:
+        # Only the integers not bounded above are looked at (the regex admits no sign).
+        for index in _GC_UNBOUNDED_AT:
             value = parsed[index]
             if value is not None and value >= _I64:
                 return f"value {value} is out of range"
         return None
-    if kind == rl.SCAV:
-        values: Iterable[tuple[str, Any]] = zip(rl.SCAV_FIELDS, parsed, strict=False)
-    elif kind == rl.PACER:
-        values = zip(rl.PACER_FIELDS, parsed, strict=False)
-    else:
+    if kind != rl.SCAV and kind != rl.PACER:
         return None
+    values: Iterable[tuple[str, Any]] = zip(parsed._fields, parsed, strict=True)
     for name, value in values:
         if isinstance(value, int) and not -_I64 <= value < _FIELD_LIMITS.get(name, _I64):
             return f"{name} {value} is out of range"
@@ -293,10 +306,11 @@ class _Normalizer:
         rows: Rows,
         stats: LineStats,
         location: Callable[[int], str] | None = None,
+        start: int = 0,
     ) -> None:
-        """Handle work[0:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
+        """Handle work[start:limit]; repairs may consume (set to None) lines up to limit + REPAIR_WINDOW."""
         pending = _Pending()
-        self.scan(work, observed, limit, rows, stats, pending, location)
+        self.scan(work, observed, limit, rows, stats, pending, location, start)
         self.flush(rows, stats, pending)
 
     def scan(
@@ -308,9 +322,10 @@ class _Normalizer:
         stats: LineStats,
         pending: _Pending,
         location: Callable[[int], str] | None = None,
+        start: int = 0,
     ) -> None:
-        """The per-line loop: typed rows go to `pending` (flushed as columns later), logs and quarantine rows
-        straight to `rows`."""
+        """The per-line loop over work[start:limit]: typed rows go to `pending` (flushed as columns later),
+        logs and quarantine rows straight to `rows`."""
         clock = self.clock
         gc_rows = pending.gc_rows
         scav_rows = pending.scav_rows
@@ -325,7 +340,7 @@ class _Normalizer:
         classify = _classify
         parse_gc = rl.parse_gc
         n = len(work)
-        for i in range(limit):
+        for i in range(start, limit):
             line = work[i]
             if line is None:
                 continue
@@ -338,10 +353,10 @@ class _Normalizer:
                 except (OverflowError, ValueError):
                     p = None  # the general path below quarantines it with the reason
                 if p is not None and _range_problem(rl.GC, p) is None:
-                    gc_times.append(clock.gc(p[0], p[1], p[21], obs))
+                    gc_times.append(clock.gc(p.gc_num, p.since_us, p.clock_us, obs))
                     gc_rows.append(p)
                     gc_prefixes.append("" if line.startswith("gc ") else rl.line_prefix(line))
-                    self.last_gc_num = p[0]
+                    self.last_gc_num = p.gc_num
                     continue
             kind, parsed = classify(line)
             if kind == _REJECT or kind == rl.UNSUPPORTED:
@@ -376,10 +391,10 @@ class _Normalizer:
                 continue
             if kind == rl.GC:
                 p = parsed  # type: ignore[assignment]
-                gc_times.append(clock.gc(p[0], p[1], p[21], obs))
+                gc_times.append(clock.gc(p.gc_num, p.since_us, p.clock_us, obs))
                 gc_rows.append(p)
                 gc_prefixes.append(rl.line_prefix(line))
-                self.last_gc_num = p[0]
+                self.last_gc_num = p.gc_num
             elif kind == rl.FRAGMENT:
                 self._quarantine(rows, stats, line, str(parsed), i, location)
             else:
@@ -394,7 +409,7 @@ class _Normalizer:
                     scav_rows.append(parsed)  # type: ignore[arg-type]
                     scav_times.append(when)
                 else:
-                    notice_rows.append((parsed, line))
+                    notice_rows.append(NoticeFields(kind=str(parsed), raw=line))
                     notice_times.append(when)
         stats.lines += count
 
@@ -403,14 +418,18 @@ class _Normalizer:
         stats.events += len(pending.gc_rows)
         stats.other_runtime += len(pending.pacer_rows) + len(pending.scav_rows) + len(pending.notice_rows)
         self._flush_gc(rows, pending.gc_rows, pending.gc_times, pending.gc_prefixes)
-        self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, pending.scav_rows, pending.scav_times)
-        self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, pending.pacer_rows, pending.pacer_times)
-        self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, pending.notice_rows, pending.notice_times)
+        self._flush_other(rows, SCAV_TABLE, SCAV_COLUMNS, rl.SCAV_FIELDS, pending.scav_rows, pending.scav_times)
+        self._flush_other(rows, PACER_TABLE, PACER_COLUMNS, rl.PACER_FIELDS, pending.pacer_rows,
+                          pending.pacer_times)
+        self._flush_other(rows, NOTICE_TABLE, NOTICE_COLUMNS, NoticeFields._fields, pending.notice_rows,
+                          pending.notice_times)
 
     def _flush_other(
-        self, rows: Rows, table: str, columns: Sequence[str], parsed: list[tuple], times: list[tuple]
+        self, rows: Rows, table: str, columns: Sequence[str], names: Sequence[str], parsed: list[tuple],
+        times: list[tuple],
     ) -> None:
-        """Parsed field tuples and their (ts, process_start, incarnation, after_gc_num[, line_prefix]) -> columns."""
+        """Parsed field tuples (fields `names`) and their (ts, process_start, incarnation, after_gc_num[,
+        line_prefix]) -> columns."""
         k = len(parsed)
         if not k:
             return
@@ -418,14 +437,12 @@ class _Normalizer:
         if "line_prefix" in cols:
             ts, start, inc, after, prefix = zip(*times, strict=True)
             cols["line_prefix"].extend(prefix)
-            fields_end = -6
         else:
             ts, start, inc, after = zip(*times, strict=True)
-            fields_end = -5
         cols["service"].extend([self.service] * k)
         cols["instance"].extend([self.instance] * k)
         cols["ts"].extend(ts)
-        for name, values in zip(columns[3:fields_end], zip(*parsed, strict=True), strict=True):
+        for name, values in zip(names, zip(*parsed, strict=True), strict=True):
             cols[name].extend(values)
         cols["after_gc_num"].extend(after)
         cols["process_start"].extend(start)
@@ -440,21 +457,20 @@ class _Normalizer:
         k = len(parsed)
         if not k:
             return
-        (num, since_us, pct, c1, c2, c3, p1, pa, pb, pi, p3, h0, h1, h2, goal, stacks, globals_, procs, forced,
-         leak, fmt, _clock) = zip(*parsed, strict=True)
+        by_field = dict(zip(rl.GC_FIELDS, zip(*parsed, strict=True), strict=True))
         ts, start, inc = zip(*times, strict=True)
         cols = rows.columns(GC_TABLE, GC_COLUMNS)
-        for name, values in (
-            ("service", [self.service] * k), ("instance", [self.instance] * k), ("ts", ts), ("gc_num", num),
-            ("since_start_s", [us / 1e6 for us in since_us]), ("gc_cpu_pct", pct), ("stw_sweep_term_ms", c1),
-            ("mark_ms", c2), ("stw_mark_term_ms", c3), ("cpu_sweep_term_ms", p1), ("cpu_assist_ms", pa),
-            ("cpu_background_ms", pb), ("cpu_idle_ms", pi), ("cpu_mark_term_ms", p3), ("heap_start_mb", h0),
-            ("heap_end_mb", h1), ("heap_live_mb", h2), ("heap_goal_mb", goal), ("stacks_mb", stacks),
-            ("globals_mb", globals_), ("procs", procs), ("forced", forced), ("leak_check", leak),
-            ("process_start", start), ("incarnation", inc), ("format", fmt), ("source", [self.source] * k),
-            ("received_at", [self.received_ms] * k), ("line_prefix", prefixes),
-        ):
-            cols[name].extend(values)
+        cols["service"].extend([self.service] * k)
+        cols["instance"].extend([self.instance] * k)
+        cols["ts"].extend(ts)
+        for column, name in GC_STORED:
+            values = by_field[name]
+            cols[column].extend([us / 1e6 for us in values] if name == "since_us" else values)
+        cols["process_start"].extend(start)
+        cols["incarnation"].extend(inc)
+        cols["source"].extend([self.source] * k)
+        cols["received_at"].extend([self.received_ms] * k)
+        cols["line_prefix"].extend(prefixes)
 
     def _try_repair(self, work: list[str | None], i: int, n: int) -> tuple[int, int, object, str, str] | None:
         broken = work[i]
@@ -570,6 +586,17 @@ def normalize_segments(
     return stats
 
 
+@dataclass(frozen=True, slots=True)
+class StreamClockState:
+    """The stream clock of a fixed-start stream between two lines (see `_StreamClock`)."""
+
+    start_us: int              # start of the current incarnation
+    last_end_us: int | None    # end of the last cycle seen, None before the first
+    incarnation: int
+    last_num: int              # -1 before the first gc line
+    last_since_us: int         # -1 before the first gc line
+
+
 class GctraceStream:
     """Stream mode: the stderr of one process (or of its restarts), fed in batches.
 
@@ -626,6 +653,62 @@ class GctraceStream:
         """Handle the lines held back for repairs across batches."""
         return self._run(self._carry, rows, final=True)
 
+    @property
+    def received_ms(self) -> int:
+        """received_at of every row, in unix milliseconds as stored."""
+        return self._normalizer.received_ms
+
+    # -- for a fast path that hands runs of plain gc lines to the engine (pipeline/sources/gctrace_fast.py) --
+    def pending_work(self, lines: Iterable[str], *, terminated: bool = True) -> list[str | None]:
+        """The lines a `feed` would handle: those held back from the last batch, then `lines`."""
+        return self._carry + (_strip(lines) if terminated else list(lines))
+
+    def clock_state(self) -> StreamClockState | None:
+        """The stream clock before the next line, or None when it is anchored on the wall clock (no fast path
+        can reproduce that)."""
+        clock = self._normalizer.clock
+        if self.observed or not isinstance(clock, _StreamClock) or not clock.fixed:
+            return None
+        assert clock.start_us is not None
+        return StreamClockState(start_us=clock.start_us, last_end_us=clock.last_end_us,
+                                incarnation=clock.incarnation, last_num=clock.last_num,
+                                last_since_us=clock.last_since_us)
+
+    def set_clock(self, state: StreamClockState) -> None:
+        """Continue after gc lines stored elsewhere, after which the clock is `state` (count them with
+        `count_stored`)."""
+        clock = self._normalizer.clock
+        assert isinstance(clock, _StreamClock) and clock.fixed
+        clock.start_us = state.start_us
+        clock.last_end_us = state.last_end_us
+        clock.incarnation = state.incarnation
+        clock.last_num = state.last_num
+        clock.last_since_us = state.last_since_us
+        if state.last_num >= 0:  # -1: no gc line yet, and after_gc_num stays 0
+            self._normalizer.last_gc_num = state.last_num
+
+    @staticmethod
+    def count_stored(gc_lines: int, stats: LineStats) -> None:
+        """Account for gc lines turned into gc_events rows elsewhere."""
+        stats.lines += gc_lines
+        stats.events += gc_lines
+
+    def normalize_range(self, work: list[str | None], start: int, end: int, rows: Rows, stats: LineStats) -> None:
+        """The reference normalizer over work[start:end] of a batch from `pending_work` (repairs may consume
+        lines up to end + REPAIR_WINDOW, as in `feed`). Stream clock only: an observed stream has no fast path."""
+        if self.observed:
+            raise ValueError("an observed stream is normalized by feed() alone")
+        first = self._first_line
+        name = self.name or "stdin"
+        self._normalizer.process(work, None, end, rows, stats, location=lambda i: f"{name}:{first + i}",
+                                 start=start)
+
+    def finish_batch(self, work: list[str | None], limit: int, stats: LineStats) -> None:
+        """Close a batch handled range by range: keep work[limit:] for the next one."""
+        self._carry = work[limit:]
+        self._first_line += limit
+        self.stats.add(stats)
+
     def _run(self, work: list[str | None], rows: Rows, *, final: bool) -> LineStats:
         limit = len(work) if final else max(0, len(work) - REPAIR_WINDOW)
         first = self._first_line
@@ -652,6 +735,6 @@ def stream_span_ns(lines: Iterable[str]) -> int | None:
         if " ms clock, " in line:
             parsed = rl.parse_gc(line)
             if parsed is not None:
-                clock.gc(parsed[0], parsed[1], parsed[21], 0)
+                clock.gc(parsed.gc_num, parsed.since_us, parsed.clock_us, 0)
                 seen = True
     return clock.last_end_us * 1000 if seen and clock.last_end_us is not None else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import NamedTuple
 
 # What `classify` says a line is.
 APP = 0          # not a runtime line: application output
@@ -160,25 +161,95 @@ _FRAGMENT_TOKENS = (
 # Where a broken runtime line can begin: the first word of every shape.
 REPAIR_HEADS = ("gc", "scav", "scvg", "pacer", "scan:", "forced scvg")
 
-# Columns of the parsed tuples (the caller adds identity, time and provenance around them).
-GC_FIELDS = (
-    "gc_num", "since_us", "gc_cpu_pct", "stw_sweep_term_ms", "mark_ms", "stw_mark_term_ms",
-    "cpu_sweep_term_ms", "cpu_assist_ms", "cpu_background_ms", "cpu_idle_ms", "cpu_mark_term_ms",
-    "heap_start_mb", "heap_end_mb", "heap_live_mb", "heap_goal_mb", "stacks_mb", "globals_mb", "procs",
-    "forced", "leak_check", "format", "clock_us",
-)
-SCAV_FIELDS = (
-    "kind", "format", "work_bg_kib", "work_eager_kib", "released_kib", "util_pct", "generation",
-    "released_delta_mb", "inuse_mb", "idle_mb", "sys_mb", "consumed_mb", "forced", "controller_reset",
-    "released_delta_kib",
-)
-PACER_FIELDS = (
-    "kind", "assist_ratio", "scan_mb", "heap_live_start_mb", "heap_goal_mb", "workers_dedicated",
-    "workers_fractional", "cpu_util_pct", "cpu_util_goal_pct", "heap_scan_work_b", "stack_scan_work_b",
-    "globals_scan_work_b", "expected_work_b", "heap_trigger_b", "heap_live_b", "goal_delta_b", "cons_mark",
-    "sweep_heap_mb", "sweep_allocated_mb", "swept_pages", "pages_per_byte", "controller_reset", "fields",
-)
+# The map of a pacer line without key=value fields (one shared, never changed).
 _NO_FIELDS: dict[str, float] = {}
+
+# The layouts of the parsed lines, declared once: every reader addresses a field by its name (attribute or
+# `FIELD_INDEX`), so a field added for a new Go version cannot silently shift the others. The caller adds
+# identity, time and provenance around them; the names are the destination columns' names except where
+# `pipeline.normalize.gctrace` converts (since_us -> since_start_s) or uses a field only for time (clock_us).
+
+
+class GcFields(NamedTuple):
+    """One gctrace summary line."""
+
+    gc_num: int
+    since_us: int                 # @T, exact microseconds
+    gc_cpu_pct: int
+    stw_sweep_term_ms: float
+    mark_ms: float
+    stw_mark_term_ms: float
+    cpu_sweep_term_ms: float
+    cpu_assist_ms: float
+    cpu_background_ms: float
+    cpu_idle_ms: float
+    cpu_mark_term_ms: float
+    heap_start_mb: int
+    heap_end_mb: int
+    heap_live_mb: int
+    heap_goal_mb: int | None
+    stacks_mb: int | None
+    globals_mb: int | None
+    procs: int
+    forced: int
+    leak_check: int
+    format: str
+    clock_us: int                 # wall-clock duration of the cycle (sum of the clock phases)
+
+
+class ScavFields(NamedTuple):
+    """One scavenger line; the fields a wording does not print stay None."""
+
+    kind: str
+    format: str
+    work_bg_kib: int | None = None
+    work_eager_kib: int | None = None
+    released_kib: int | None = None
+    util_pct: int | None = None
+    generation: int | None = None
+    released_delta_mb: int | None = None
+    inuse_mb: int | None = None
+    idle_mb: int | None = None
+    sys_mb: int | None = None
+    consumed_mb: int | None = None
+    forced: int = 0
+    controller_reset: int = 0
+    released_delta_kib: int | None = None   # "scvg: N KB|MB released", exact
+
+
+class PacerFields(NamedTuple):
+    """One gcpacertrace line; the fields its kind does not print stay None."""
+
+    kind: str
+    assist_ratio: float | None = None
+    scan_mb: int | None = None
+    heap_live_start_mb: int | None = None
+    heap_goal_mb: int | None = None
+    workers_dedicated: int | None = None
+    workers_fractional: float | None = None
+    cpu_util_pct: float | None = None
+    cpu_util_goal_pct: float | None = None
+    heap_scan_work_b: int | None = None
+    stack_scan_work_b: int | None = None
+    globals_scan_work_b: int | None = None
+    expected_work_b: int | None = None
+    heap_trigger_b: int | None = None
+    heap_live_b: int | None = None
+    goal_delta_b: int | None = None
+    cons_mark: float | None = None
+    sweep_heap_mb: int | None = None
+    sweep_allocated_mb: int | None = None
+    swept_pages: int | None = None
+    pages_per_byte: float | None = None
+    controller_reset: int = 0
+    fields: dict[str, float] = _NO_FIELDS                # every key=value of an end_old line
+
+
+GC_FIELDS: tuple[str, ...] = GcFields._fields
+SCAV_FIELDS: tuple[str, ...] = ScavFields._fields
+PACER_FIELDS: tuple[str, ...] = PacerFields._fields
+# Position of each gc field in a GcFields tuple, for the loops that read many rows at once.
+GC_INDEX: dict[str, int] = {name: i for i, name in enumerate(GC_FIELDS)}
 
 
 def _frac_us(frac: str) -> int:
@@ -188,23 +259,27 @@ def _frac_us(frac: str) -> int:
     return int((frac + "000000")[:6])
 
 
-def parse_gc(line: str) -> tuple | None:
-    """A gctrace summary line (any Go version 1.5+) -> GC_FIELDS tuple, or None."""
+def parse_gc(line: str) -> GcFields | None:
+    """A gctrace summary line (any Go version 1.5+) -> GcFields, or None."""
     m = _GC.search(line)
     if m is not None:
         (n, sec, frac, pct, leak, c1, c2, c3, p1, pa, pb, pi, p3, h0, h1, h2, goal, stacks, globals_, procs,
          forced) = m.groups()
-        c1f, c2f, c3f, p1f, paf, pbf, pif, p3f = map(float, (c1, c2, c3, p1, pa, pb, pi, p3))
+        c1f, c2f, c3f = float(c1), float(c2), float(c3)
         if stacks is None:
             fmt = "go1.6"
         else:
             fmt = "go1.26" if leak else "go1.18"
             stacks = int(stacks)
             globals_ = int(globals_)
-        return (
-            int(n), int(sec) * 1_000_000 + _frac_us(frac), int(pct), c1f, c2f, c3f, p1f, paf, pbf, pif, p3f,
-            int(h0), int(h1), int(h2), int(goal), stacks, globals_, int(procs), 1 if forced else 0,
-            1 if leak else 0, fmt, round((c1f + c2f + c3f) * 1000),
+        return GcFields(
+            gc_num=int(n), since_us=int(sec) * 1_000_000 + _frac_us(frac), gc_cpu_pct=int(pct),
+            stw_sweep_term_ms=c1f, mark_ms=c2f, stw_mark_term_ms=c3f, cpu_sweep_term_ms=float(p1),
+            cpu_assist_ms=float(pa), cpu_background_ms=float(pb), cpu_idle_ms=float(pi),
+            cpu_mark_term_ms=float(p3), heap_start_mb=int(h0), heap_end_mb=int(h1), heap_live_mb=int(h2),
+            heap_goal_mb=int(goal), stacks_mb=stacks, globals_mb=globals_, procs=int(procs),
+            forced=1 if forced else 0, leak_check=1 if leak else 0, format=fmt,
+            clock_us=round((c1f + c2f + c3f) * 1000),
         )
     m = _GC15.search(line)
     if m is None:
@@ -215,24 +290,28 @@ def parse_gc(line: str) -> tuple | None:
     # three concurrent ones are the mark phase of later versions; their CPU counts as background work.
     af, ef = float(a), float(e)
     mark = float(b) + float(c) + float(d)
-    return (
-        int(n), int(sec) * 1_000_000 + _frac_us(frac), int(pct), af, mark, ef,
-        float(pa_), float(assist), float(background) + float(pb_) + float(pc_), float(idle), float(pe),
-        int(h0), int(h1), int(h2), None if goal is None else int(goal), None, None, int(procs),
-        1 if forced else 0, 0, "go1.5", round((af + mark + ef) * 1000),
+    return GcFields(
+        gc_num=int(n), since_us=int(sec) * 1_000_000 + _frac_us(frac), gc_cpu_pct=int(pct),
+        stw_sweep_term_ms=af, mark_ms=mark, stw_mark_term_ms=ef, cpu_sweep_term_ms=float(pa_),
+        cpu_assist_ms=float(assist), cpu_background_ms=float(background) + float(pb_) + float(pc_),
+        cpu_idle_ms=float(idle), cpu_mark_term_ms=float(pe), heap_start_mb=int(h0), heap_end_mb=int(h1),
+        heap_live_mb=int(h2), heap_goal_mb=None if goal is None else int(goal), stacks_mb=None,
+        globals_mb=None, procs=int(procs), forced=1 if forced else 0, leak_check=0, format="go1.5",
+        clock_us=round((af + mark + ef) * 1000),
     )
 
 
-def parse_scav(line: str) -> tuple | None:
-    """A scavenger line (scav in every wording since 1.14, scvg before) -> SCAV_FIELDS tuple, or None."""
+def parse_scav(line: str) -> ScavFields | None:
+    """A scavenger line (scav in every wording since 1.14, scvg before) -> ScavFields, or None."""
     if "scav " in line:
         if "(bg)" in line:
             m = _SCAV121.search(line)
             if m is None:
                 return None
             bg, eager, now, util, tail = m.groups()
-            return ("scav", "go1.21", int(bg), int(eager), int(now), int(util), None, None, None, None, None,
-                    None, 1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0, None)
+            return ScavFields(kind="scav", format="go1.21", work_bg_kib=int(bg), work_eager_kib=int(eager),
+                              released_kib=int(now), util_pct=int(util), forced=1 if tail == " (forced)" else 0,
+                              controller_reset=1 if tail == " [controller reset]" else 0)
         m = _SCAV114.search(line)
         gen = None
         fmt = "go1.14"
@@ -245,8 +324,9 @@ def parse_scav(line: str) -> tuple | None:
             gen = int(gen_s)
         else:
             work, total, util, tail = m.groups()
-        return ("scav", fmt, int(work), None, int(total), int(util), gen, None, None, None, None, None,
-                1 if tail == " (forced)" else 0, 1 if tail == " [controller reset]" else 0, None)
+        return ScavFields(kind="scav", format=fmt, work_bg_kib=int(work), released_kib=int(total),
+                          util_pct=int(util), generation=gen, forced=1 if tail == " (forced)" else 0,
+                          controller_reset=1 if tail == " [controller reset]" else 0)
     m = _SCVG.search(line)
     if m is None:
         return None
@@ -258,44 +338,48 @@ def parse_scav(line: str) -> tuple | None:
         # released_delta_kib is exact for both units; released_delta_mb keeps the MiB the runtime would
         # print (KB >> 10, truncated as the runtime truncates).
         kib = int(released) if unit == "KB" else int(released) << 10
-        return ("scvg_released", fmt, None, None, None, None, gen, kib >> 10, None, None, None, None,
-                forced, 0, kib)
-    return ("scvg_stats", fmt, None, None, int(released_level) << 10, None, gen, None, int(inuse), int(idle),
-            int(sys_), int(consumed), forced, 0, None)
+        return ScavFields(kind="scvg_released", format=fmt, generation=gen, released_delta_mb=kib >> 10,
+                          forced=forced, released_delta_kib=kib)
+    return ScavFields(kind="scvg_stats", format=fmt, released_kib=int(released_level) << 10, generation=gen,
+                      inuse_mb=int(inuse), idle_mb=int(idle), sys_mb=int(sys_), consumed_mb=int(consumed),
+                      forced=forced)
 
 
-def parse_pacer(line: str) -> tuple | None:
-    """A gcpacertrace line (cycle start, cycle end in both wordings, sweep done) -> PACER_FIELDS tuple."""
+def parse_pacer(line: str) -> PacerFields | None:
+    """A gcpacertrace line (cycle start, cycle end in both wordings, sweep done) -> PacerFields, or None."""
     if "assist ratio=" in line:
         m = _PACER_ASSIST.search(line)
         if m is None:
             return None
         ratio, scan, live, goal, dedicated, fractional = m.groups()
-        return ("assist", float(ratio), int(scan), int(live), int(goal), int(dedicated), float(fractional),
-                None, None, None, None, None, None, None, None, None, None, None, None, None, None, 0, _NO_FIELDS)
+        return PacerFields(kind="assist", assist_ratio=float(ratio), scan_mb=int(scan),
+                           heap_live_start_mb=int(live), heap_goal_mb=int(goal), workers_dedicated=int(dedicated),
+                           workers_fractional=float(fractional))
     if "% CPU (" in line:
         m = _PACER_END.search(line)
         if m is None:
             return None
         util, goal_util, hw, sw, gw, exp, trig, live, dgoal, cm, reset = m.groups()
-        return ("end", None, None, None, None, None, None, float(util), float(goal_util), int(hw), int(sw),
-                int(gw), int(exp), int(trig), int(live), int(dgoal), float(cm), None, None, None, None,
-                1 if reset else 0, _NO_FIELDS)
+        return PacerFields(kind="end", cpu_util_pct=float(util), cpu_util_goal_pct=float(goal_util),
+                           heap_scan_work_b=int(hw), stack_scan_work_b=int(sw), globals_scan_work_b=int(gw),
+                           expected_work_b=int(exp), heap_trigger_b=int(trig), heap_live_b=int(live),
+                           goal_delta_b=int(dgoal), cons_mark=float(cm), controller_reset=1 if reset else 0)
     if "sweep done" in line:
         m = _PACER_SWEEP.search(line)
         if m is None:
             return None
         heap, alloc, pages, per_byte = m.groups()
-        return ("sweep_done", None, None, None, None, None, None, None, None, None, None, None, None, None, None,
-                None, None, int(heap), int(alloc), int(pages), float(per_byte), 0, _NO_FIELDS)
+        return PacerFields(kind="sweep_done", sweep_heap_mb=int(heap), sweep_allocated_mb=int(alloc),
+                           swept_pages=int(pages), pages_per_byte=float(per_byte))
     m = _PACER_OLD.search(line)
     if m is None:
         return None
     values = [float(v) for v in m.groups()]
     fields = dict(zip(_OLD_PACER_KEYS, values, strict=True))
-    return ("end_old", None, None, None, None, None, None, fields["u_a"] * 100, fields["u_g"] * 100,
-            int(fields["W_a"]), None, None, None, int(fields["H_T"]), int(fields["H_a"]),
-            int(fields["H_a"] - fields["H_g"]), None, None, None, None, None, 0, fields)
+    return PacerFields(kind="end_old", cpu_util_pct=fields["u_a"] * 100, cpu_util_goal_pct=fields["u_g"] * 100,
+                       heap_scan_work_b=int(fields["W_a"]), heap_trigger_b=int(fields["H_T"]),
+                       heap_live_b=int(fields["H_a"]), goal_delta_b=int(fields["H_a"] - fields["H_g"]),
+                       fields=fields)
 
 
 def _generic_head(line: str, head: str) -> bool:

@@ -33,6 +33,7 @@ from pipeline.normalize.container_logs import PLAIN, decode, detect_format
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
@@ -127,10 +128,15 @@ def ingest_stream(
     service: str,
     start_ns: int | None,
     batch_lines: int = BATCH_LINES,
+    fast: GctraceFastPath | None = None,
 ) -> LineStats:
-    """Read one input to its end, writing every batch to the store; returns what became of its lines."""
+    """Read one input to its end, writing every batch to the store; returns what became of its lines.
+
+    With `fast` and a known start, runs of plain gc lines are parsed and stored by the engine
+    (pipeline/sources/gctrace_fast.py); the rows are the same.
+    """
     is_stdin = source.name == "-"
-    stream = GctraceStream(
+    reference = GctraceStream(
         service=service,
         instance=source.instance,
         source="stdin" if is_stdin else "file",
@@ -139,6 +145,10 @@ def ingest_stream(
         now_ns=time.time_ns,
         name="stdin" if is_stdin else source.name,
     )
+    stream: GctraceStream | FastGctraceStream = reference
+    if fast is not None and start_ns is not None:
+        stream = fast.stream(reference, service=service, instance=source.instance,
+                             source="stdin" if is_stdin else "file")
     sink = Sink(store)
     batch: list[str] = []
     last_flush = time.monotonic()
@@ -155,14 +165,18 @@ def ingest_stream(
         if rows:
             sink.write(rows)
 
-    with open_binary(source.name) as binary:
-        for chunk in iter_line_chunks(binary):
-            batch.extend(chunk)
-            now = time.monotonic()
-            if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
-                flush(final=False)
-                last_flush = now
-    flush(final=True)
+    try:
+        with open_binary(source.name) as binary:
+            for chunk in iter_line_chunks(binary):
+                batch.extend(chunk)
+                now = time.monotonic()
+                if len(batch) >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+                    flush(final=False)
+                    last_flush = now
+        flush(final=True)
+    finally:
+        if isinstance(stream, FastGctraceStream):
+            stream.close()  # the stage table, also when the store failed mid-way
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
 
@@ -267,13 +281,15 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     store = Store.from_settings(settings)
     try:
-        migrate(store, settings.sql_dir, context_from_settings(settings))
+        ctx = context_from_settings(settings)
+        migrate(store, settings.sql_dir, ctx)
+        fast = GctraceFastPath(store, settings.sql_dir, ctx)
         total = LineStats()
         for source in inputs:
             anchor = start_ns
             if anchor is None and source.name != "-" and file_format(source.name) == PLAIN:
                 anchor = file_start_ns(source.name)
-            stats = ingest_stream(store, source, service=args.service, start_ns=anchor)
+            stats = ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
             total.add(stats)
             print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
         if len(inputs) > 1:

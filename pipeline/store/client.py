@@ -191,6 +191,16 @@ class Store:
         )
         return count
 
+    def insert_raw(self, table: str, data: bytes, *, fmt: str = "JSONEachRow") -> None:
+        """Insert rows already encoded in a ClickHouse input format (a backtest scenario's exported files)."""
+        qualified = table if "." in table else f"{self.database}.{table}"
+        self._call(lambda c: c.raw_insert(qualified, insert_block=data, fmt=fmt))
+
+    def export_raw(self, sql: str, parameters: Mapping[str, Any] | None = None, *,
+                   fmt: str = "JSONEachRow", settings: Mapping[str, Any] | None = None) -> bytes:
+        """Run a SELECT and return its result encoded in a ClickHouse output format."""
+        return self._call(lambda c: c.raw_query(sql, parameters=parameters, fmt=fmt, settings=settings))
+
     def ping(self) -> bool:
         try:
             self.command("SELECT 1")

@@ -1,0 +1,2 @@
+-- A stream's stage table, after every batch.
+TRUNCATE TABLE IF EXISTS {{db}}.{stage:Identifier}
