@@ -20,8 +20,10 @@ __all__ = ["Component", "RunContext", "build_context", "run"]
 def _starters() -> list[tuple[str, Starter]]:
     """Components in start order (they stop in reverse). Imported late so `fleetwatch sql` stays light."""
     from pipeline.jobs import scheduler
-    from pipeline.sources import kafka, otlp_grpc, otlp_http, scrape, tail
-    from pipeline.store import query_http
+    from pipeline.serve import otlp as otlp_http
+    from pipeline.serve import otlp_grpc
+    from pipeline.serve import query as query_http
+    from pipeline.sources import kafka, scrape, tail
 
     return [
         ("query endpoint", query_http.start),

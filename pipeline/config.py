@@ -209,6 +209,47 @@ class QuerySettings(BaseModel):
     retry_after_seconds: int = Field(default=1, gt=0)
 
 
+class ServeSettings(BaseModel):
+    """Limits of every HTTP port (OTLP/HTTP, the query endpoint) and of OTLP/gRPC. On by default; clients
+    cannot lift them (docs/reliability.md lists each with its reason)."""
+
+    # Open connections per HTTP port; more are answered 503 + Retry-After and closed. Also capped at a quarter
+    # of the process's file-descriptor limit, so sockets never take the descriptors the store needs.
+    max_connections: int = Field(default=512, ge=1)
+    # Seconds a client may take to send a request's headers (slowloris), then the connection is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Bytes of request line and headers; more is answered 431 and the connection closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Seconds a client may take to send a request's body once its headers arrived; then 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Seconds an idle keep-alive connection is kept open.
+    keepalive_timeout_seconds: int = Field(default=15, ge=1)
+    # Requests served on one connection before it is closed (the client reconnects).
+    max_requests_per_connection: int = Field(default=10_000, ge=1)
+    # Largest body on the wire (before decompression), checked from Content-Length before reading and while
+    # reading a chunked body. Decompressed sizes have their own limits (otlp.max_request_bytes, and
+    # max_query_bytes below).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Largest query text (body plus `query` parameter, decompressed) on the query endpoint.
+    max_query_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # gzip members in one compressed body; each member costs a new inflater, so floods of empty members
+    # are refused instead of burning CPU.
+    max_gzip_members: int = Field(default=64, ge=1)
+    # Log records, spans or metric data points in one OTLP request, counted on the wire before decoding.
+    max_records_per_request: int = Field(default=100_000, ge=1)
+    # JSON objects in one OTLP/JSON request (counted while parsing, before any row is built).
+    max_json_objects: int = Field(default=2_000_000, ge=1)
+    # Requests handled at once per route group; more get 429 (OTLP) / 503 (query) with Retry-After.
+    otlp_max_concurrent: int = Field(default=64, ge=1)
+    query_max_concurrent: int = Field(default=16, ge=1)
+    # Threads running blocking work (decoding, normalizing, the engine) for one port, off the event loop.
+    worker_threads: int = Field(default=16, ge=1)
+    # OTLP/gRPC calls handled at once; more get RESOURCE_EXHAUSTED with RetryInfo.
+    grpc_max_concurrent: int = Field(default=64, ge=1)
+    # Retry delay sent with every 429 / 503 / RESOURCE_EXHAUSTED / UNAVAILABLE caused by a limit.
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+
 class DetectSettings(BaseModel):
     """Detection thresholds. docs/detections.md explains each one and where its default comes from."""
 
@@ -449,6 +490,7 @@ class Settings(BaseSettings):
     pprof: PprofSettings = PprofSettings()
     # Scrape targets, TOML [[scrape]] tables (see ScrapeTarget); file_sd files in [pprof] add more.
     scrape: list[ScrapeTarget] = Field(default_factory=list)
+    serve: ServeSettings = ServeSettings()
 
     # Run the detection scheduler inside `fleetwatch run` (--no-jobs turns it off).
     jobs_enabled: bool = True

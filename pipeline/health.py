@@ -6,8 +6,8 @@
   orchestrator then sends no data to an instance that could only answer 503 / UNAVAILABLE.
 
 The store is probed on a thread of its own every few seconds (one client, `SELECT 1`), never inside a
-request: the HTTP servers run a thread per connection, and a probe per request would open a store client
-per thread and let a flood of health checks load the store.
+request: health paths are answered on the serving layer's event loop, where a store call would block every
+connection, and a probe per request would let a flood of health checks load the store.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -53,11 +54,14 @@ class OtlpDecodeError(ValueError):
     """The body is not a valid export request of the expected signal and encoding."""
 
 
-def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Message:
+def decode_request(
+    signal: Signal, body: bytes, encoding: Encoding, *, json_loads: Callable[[bytes], Any] = json.loads
+) -> Message:
     """Parse an Export{Logs,Trace,Metrics}ServiceRequest from protobuf or OTLP/JSON bytes.
 
     JSON follows the OTLP specification: trace and span ids in hex, enums as numbers or names, 64-bit
-    integers as strings or numbers, unknown fields ignored. Raises `OtlpDecodeError` with the reason.
+    integers as strings or numbers, unknown fields ignored. Raises `OtlpDecodeError` with the reason, also
+    for JSON nested too deeply to parse. `json_loads` lets the caller bound the parse (object budget).
     """
     request_type = REQUEST_TYPES.get(signal)
     if request_type is None:
@@ -72,16 +76,20 @@ def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Message:
     if encoding != "json":
         raise OtlpDecodeError(f"unknown encoding {encoding!r}")
     try:
-        doc = json.loads(body)
+        doc = json_loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpDecodeError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpDecodeError("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise OtlpDecodeError(f"a JSON {request_type.__name__} must be an object")
-    _hex_ids_to_base64(doc)
     try:
+        _hex_ids_to_base64(doc)
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: {exc}") from None
+    except RecursionError:
+        raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: nested too deeply") from None
     return request
 
 
