@@ -210,7 +210,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return jobs_command(settings, args)
     if args.command == "triage":
-        from pipeline.triage import triage_command
+        from pipeline.report.triage import triage_command
 
         return triage_command(settings, args)
     if args.command == "backtest":

@@ -3,7 +3,7 @@
 A verdict per instance tells on-call *where* to look; the engineer who fixes it needs the function and
 file:line. This module reads the site tables the jobs write (leak_sites, storm_sites, through
 sql/queries/triage_*_sites.sql) and attaches the sites, each with its own ready-to-run `dig` query, to the
-findings `pipeline.triage` builds. Instances whose profiles prove a leak that the goroutine count does not
+findings `pipeline.report.triage` builds. Instances whose profiles prove a leak that the goroutine count does not
 show (a constant number of goroutines blocked forever) get a finding of their own.
 """
 
@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
+from pipeline.report.findings import Finding, fill_parameters
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext
-
-if TYPE_CHECKING:
-    from pipeline.triage import Finding
 
 SITES_KEY = "sites"
 ALLOC_SITES_KEY = "alloc_sites"
@@ -71,8 +69,6 @@ def _dicts(store: Store, sql: str, params: dict[str, object]) -> list[dict[str, 
 
 
 def _fill(sql: str, params: dict[str, object]) -> str:
-    from pipeline.triage import fill_parameters
-
     return fill_parameters(sql, params)
 
 
@@ -150,8 +146,6 @@ def enrich(store: Store, ctx: RenderContext, sql_dir: Path, params: dict[str, ob
            storms: list[Finding], leaks: list[Finding]) -> None:
     """Name the code: top allocation sites under each storm, flagged goroutine sites under each goroutine
     leak, and a finding of its own for an instance whose sites leak while its count shows no trend."""
-    from pipeline.triage import Finding
-
     since = str(params["since"])
     for finding in storms:
         service, instance = finding.subject.split("/", 1)

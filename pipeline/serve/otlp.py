@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import Protocol
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -26,10 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pipeline.config import Settings
-from pipeline.health import Health
 from pipeline.normalize.otlp import OtlpDecodeError, OtlpResult, Signal, decode_request
 from pipeline.normalize.rows import Rows
+from pipeline.runtime import RunContext
 from pipeline.serve import otlp_limits
 from pipeline.serve.auth import bearer_ok
 from pipeline.serve.body import Refusal, decompress, read_body
@@ -37,7 +35,6 @@ from pipeline.serve.protocol import plain_error
 from pipeline.serve.routes import RouteGroup, Workers, health_response, refusal_headers
 from pipeline.serve.server import HttpPort
 from pipeline.serve.status import HTTP_STATUS, RPC_CODE_OF_HTTP
-from pipeline.sink import BatchingWriter
 from pipeline.sources.otlp_export import (
     STORE_WAIT_SECONDS,
     InFlight,
@@ -48,21 +45,12 @@ from pipeline.sources.otlp_export import (
     submit,
     success_response,
 )
-from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 SOURCE = "otlp_http"
 PATHS: dict[str, Signal] = {"/v1/logs": "logs", "/v1/traces": "traces", "/v1/metrics": "metrics"}
 
-
-class OtlpContext(Protocol):
-    """What the OTLP/HTTP port needs from `fleetwatch run`."""
-
-    settings: Settings
-    writer: BatchingWriter
-    telemetry: Telemetry
-    health: Health | None
 
 
 def media_type(header: str | None) -> str | None:
@@ -100,7 +88,7 @@ def error_body(status: int, message: str) -> tuple[str, bytes]:
 
 
 class OtlpRoutes:
-    def __init__(self, ctx: OtlpContext) -> None:
+    def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
         settings = ctx.settings
         self.serve = settings.serve
@@ -225,7 +213,7 @@ class OtlpHttpPort:
         self.http.stop(timeout)
 
 
-def start(ctx: OtlpContext) -> OtlpHttpPort | None:
+def start(ctx: RunContext) -> OtlpHttpPort | None:
     settings = ctx.settings.otlp
     address = (settings.http or "").strip()
     if not address:

@@ -38,8 +38,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from pipeline.config import Settings
-from pipeline.health import Health
+from pipeline.runtime import RunContext
 from pipeline.serve.auth import clickhouse_credentials, clickhouse_ok
 from pipeline.serve.body import Refusal, decompress, read_body
 from pipeline.serve.routes import (
@@ -53,10 +52,8 @@ from pipeline.serve.routes import (
 )
 from pipeline.serve.server import HttpPort
 from pipeline.store import reader_settings
-from pipeline.store.client import Store
 from pipeline.store.exhaustion import is_exhaustion
 from pipeline.store.query_engine import SERVER_NAME, EngineGateway, QueryFailure, QueryRequest
-from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +102,6 @@ class QueryGateway(Protocol):
 
     def close(self, timeout: float) -> None: ...
 
-
-class QueryContext(Protocol):
-    settings: Settings
-    store: Store
-    telemetry: Telemetry
-    health: Health | None
 
 
 def pick_encoding(accept_encoding: str) -> str | None:
@@ -207,7 +198,7 @@ class _HeldResponse(StreamingResponse):
 
 
 class QueryRoutes:
-    def __init__(self, ctx: QueryContext, gateway: QueryGateway, *, database: str, read_only: bool, user: str,
+    def __init__(self, ctx: RunContext, gateway: QueryGateway, *, database: str, read_only: bool, user: str,
                  password: str | None, timezone: str) -> None:
         self.ctx = ctx
         self.gateway = gateway
@@ -423,7 +414,7 @@ class QueryEndpoint:
         self.routes.gateway.close(timeout)
 
 
-def serve_gateway(ctx: QueryContext, gateway: QueryGateway, address: str, *, timezone: str) -> QueryEndpoint:
+def serve_gateway(ctx: RunContext, gateway: QueryGateway, address: str, *, timezone: str) -> QueryEndpoint:
     """Serve `gateway` on `address` with the settings' credentials and limits."""
     settings = ctx.settings
     password = settings.query.password.get_secret_value() if settings.query.password else None
@@ -433,7 +424,7 @@ def serve_gateway(ctx: QueryContext, gateway: QueryGateway, address: str, *, tim
     return QueryEndpoint(routes, port)
 
 
-def start(ctx: QueryContext) -> QueryEndpoint | None:
+def start(ctx: RunContext) -> QueryEndpoint | None:
     """Serve the embedded store over HTTP; off for a server DSN (query the server) or an empty address."""
     settings = ctx.settings
     if not settings.embedded or not settings.query.http or ctx.store.path is None:

@@ -142,7 +142,7 @@ def test_leak_trends_defers_to_sites_that_drain(store, settings) -> None:
 
 def test_triage_names_every_leaking_site(store, settings) -> None:
     """No goroutine-count trend here: the sites alone make the finding, each named with its dig query."""
-    from pipeline.triage import build_report, render_text
+    from pipeline.report.triage import build_report, render_text
 
     seed(store)
     run_job(store, settings, "leak_sites", BASE + timedelta(minutes=60))

@@ -25,9 +25,9 @@ from typing import IO
 import pytest
 
 from pipeline.config import ScrapeTarget
+from pipeline.report.triage import build_report
 from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
-from pipeline.triage import build_report
 from tests.integration.test_leak_sites_sql import run_job
 from tests.net import FLEETWATCH
 

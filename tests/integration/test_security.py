@@ -23,13 +23,13 @@ from pydantic import SecretStr
 
 from pipeline.app import RunContext
 from pipeline.health import Health
+from pipeline.report.triage import build_report
 from pipeline.serve import otlp as otlp_http
 from pipeline.serve import otlp_grpc
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
 from pipeline.store.query_engine import EngineGateway, escape_param
 from pipeline.telemetry import Telemetry
-from pipeline.triage import build_report
 from tests.integration.test_faults_otlp import logs_request
 from tests.net import free_port
 

@@ -20,9 +20,9 @@ from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, run_once
 from pipeline.normalize.gctrace import GctraceStream
 from pipeline.normalize.rows import Rows
+from pipeline.report.triage import build_report, render_text
 from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
-from pipeline.triage import build_report, render_text
 from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, site_line, start, stop, wait_for
 from tests.net import free_port
 

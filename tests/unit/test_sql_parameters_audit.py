@@ -27,7 +27,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("store/migrate.py", "LOCAL_SUFFIX"): "constant",
     ("store/migrate.py", "key"): "sharding expression from the migration's ORDER BY identifier",
     ("jobs/runner.py", "table"): "INSERT target matched in a repository job file",
-    ("triage.py", "settings.database"): "validated identifier (Settings)",
+    ("report/triage.py", "settings.database"): "validated identifier (Settings)",
     ("store/query_engine.py", "quote_identifier(request.database)"): "quoted identifier",
     ("store/query_engine.py", "sql"): "the reader's own statement, normalized and checked by sqlguard, readonly",
     ("store/query_engine.py", "name"): "setting name on reader_settings' allow-list (or matched by a name pattern)",
