@@ -29,10 +29,12 @@ run: $(STAMP)
 
 test: $(STAMP) $(GO119)
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) -m bench.run --full

@@ -46,7 +46,7 @@ def main() -> None:
             store.command(statement, parameters=params)
         load_s = time.monotonic() - t0
         counts = {t: store.scalar(f"SELECT count() FROM {settings.database}.{t}")
-                  for t in ("gc_events", "runtime_metrics")}
+                  for t in ("gc_events", "runtime_metrics", "goroutine_samples", "heap_samples")}
 
         scheduler = JobScheduler(settings, store)
         step = timedelta(seconds=settings.detect.window_seconds)

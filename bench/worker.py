@@ -280,7 +280,8 @@ def kafka_scenario(args: dict) -> Result:
 # -- OTLP receivers --------------------------------------------------------------------------------------
 def otlp_scenario(args: dict) -> Result:
     from pipeline.app import build_context
-    from pipeline.sources import otlp_grpc, otlp_http
+    from pipeline.serve import otlp as otlp_http
+    from pipeline.serve import otlp_grpc
 
     transport = args["transport"]
     address = f"127.0.0.1:{args['port']}"

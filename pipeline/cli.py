@@ -1,4 +1,4 @@
-"""The `fleetwatch` command: run, migrate, ingest, sql, jobs, triage.
+"""The `fleetwatch` command: run, migrate, ingest, sql, jobs, triage, backtest.
 
 Only argument parsing and exit codes live here; each command calls into the module that does the work.
 Flags override `FLEETWATCH_*` variables, which override the TOML file given by `--config`.
@@ -108,6 +108,22 @@ def build_parser() -> argparse.ArgumentParser:
     tri.add_argument("--since", default="15m", help="how far back to look (default 15m)")
     tri.add_argument("--format", choices=["text", "json"], default="text")
     tri.add_argument("--query-http", help="a running pipeline's query endpoint, used when it holds the store")
+
+    bt = sub.add_parser("backtest", help="replay labelled scenarios through the detections and score them",
+                        description="fleetwatch backtest [SCENARIO...]: the built-in library, library names, or "
+                                    "scenario directories. fleetwatch backtest export --since --service --out: "
+                                    "write a time range of the store as a scenario to label.")
+    _common(bt)
+    bt.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                    help="library name or directory ('export' first: export)")
+    bt.add_argument("--format", choices=["table", "json"], default="table")
+    bt.add_argument("--step", type=int, default=1800, help="replay clock step in seconds (leak-trend cadence)")
+    bt.add_argument("--since", help="export: range start (ISO 8601 or a duration like 6h)")
+    bt.add_argument("--until", help="export: range end (default: now)")
+    bt.add_argument("--service", action="append", help="export: service to include (repeatable)")
+    bt.add_argument("--out", help="export: scenario directory to write")
+    bt.add_argument("--name", help="export: scenario name (default: the directory name)")
+    bt.add_argument("--query-http", help="export: a running pipeline's query endpoint, used when it holds the store")
     return parser
 
 
@@ -194,9 +210,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         return jobs_command(settings, args)
     if args.command == "triage":
-        from pipeline.triage import triage_command
+        from pipeline.report.triage import triage_command
 
         return triage_command(settings, args)
+    if args.command == "backtest":
+        from pipeline.backtest.command import backtest_command
+
+        return backtest_command(settings, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

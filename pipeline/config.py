@@ -209,6 +209,47 @@ class QuerySettings(BaseModel):
     retry_after_seconds: int = Field(default=1, gt=0)
 
 
+class ServeSettings(BaseModel):
+    """Limits of every HTTP port (OTLP/HTTP, the query endpoint) and of OTLP/gRPC. On by default; clients
+    cannot lift them (docs/reliability.md lists each with its reason)."""
+
+    # Open connections per HTTP port; more are answered 503 + Retry-After and closed. Also capped at a quarter
+    # of the process's file-descriptor limit, so sockets never take the descriptors the store needs.
+    max_connections: int = Field(default=512, ge=1)
+    # Seconds a client may take to send a request's headers (slowloris), then the connection is closed.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Bytes of request line and headers; more is answered 431 and the connection closed.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    # Seconds a client may take to send a request's body once its headers arrived; then 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Seconds an idle keep-alive connection is kept open.
+    keepalive_timeout_seconds: int = Field(default=15, ge=1)
+    # Requests served on one connection before it is closed (the client reconnects).
+    max_requests_per_connection: int = Field(default=10_000, ge=1)
+    # Largest body on the wire (before decompression), checked from Content-Length before reading and while
+    # reading a chunked body. Decompressed sizes have their own limits (otlp.max_request_bytes, and
+    # max_query_bytes below).
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Largest query text (body plus `query` parameter, decompressed) on the query endpoint.
+    max_query_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    # gzip members in one compressed body; each member costs a new inflater, so floods of empty members
+    # are refused instead of burning CPU.
+    max_gzip_members: int = Field(default=64, ge=1)
+    # Log records, spans or metric data points in one OTLP request, counted on the wire before decoding.
+    max_records_per_request: int = Field(default=100_000, ge=1)
+    # JSON objects in one OTLP/JSON request (counted while parsing, before any row is built).
+    max_json_objects: int = Field(default=2_000_000, ge=1)
+    # Requests handled at once per route group; more get 429 (OTLP) / 503 (query) with Retry-After.
+    otlp_max_concurrent: int = Field(default=64, ge=1)
+    query_max_concurrent: int = Field(default=16, ge=1)
+    # Threads running blocking work (decoding, normalizing, the engine) for one port, off the event loop.
+    worker_threads: int = Field(default=16, ge=1)
+    # OTLP/gRPC calls handled at once; more get RESOURCE_EXHAUSTED with RetryInfo.
+    grpc_max_concurrent: int = Field(default=64, ge=1)
+    # Retry delay sent with every 429 / 503 / RESOURCE_EXHAUSTED / UNAVAILABLE caused by a limit.
+    retry_after_seconds: int = Field(default=1, ge=1)
+
+
 class DetectSettings(BaseModel):
     """Detection thresholds. docs/detections.md explains each one and where its default comes from."""
 
@@ -248,10 +289,15 @@ class DetectSettings(BaseModel):
     tiny_gogc_max: float = 25.0
     # Leak trends. History the trend is fitted over.
     leak_lookback_seconds: int = 6 * 3600
+    # Same-process history before the lookback: a leak's floor must rise above the highest floor seen there
+    # (by leak_new_high_margin), so a daily load cycle, back at yesterday's level, is not a leak.
+    leak_history_seconds: int = 30 * 3600
+    # How far above that highest earlier floor (as a share of it) the last floor must be.
+    leak_new_high_margin: float = 0.05
     # Bucket whose minimum (the floor) forms the series, so load swings do not read as leaks.
     leak_bucket_seconds: int = 300
-    # Buckets needed before a trend is evaluated.
-    leak_min_buckets: int = 10
+    # Buckets needed before a trend is evaluated (18 x 5 min: a load cycle of up to two hours rises for an hour).
+    leak_min_buckets: int = 18
     # Start of each process run ignored (warm-up growth is not a leak).
     leak_warmup_seconds: int = 120
     # Mann-Kendall Z at or above which the rise is significant (one-sided p < 0.01).
@@ -282,6 +328,29 @@ class DetectSettings(BaseModel):
     # the cancellations that reached it (1 %: the rule from CRISP-style overrun analysis).
     cancel_min_overruns: int = 2
     cancel_min_overrun_share: float = 0.01
+
+    # Leak sites (goroutine profiles). History of goroutine snapshots a site is judged over.
+    leak_site_lookback_seconds: int = 3600
+    # Bucket whose minimum count (the site's floor) forms the series; pools drain in the troughs.
+    leak_site_bucket_seconds: int = 300
+    # Buckets needed before a site's floor trend is judged (growing_site).
+    leak_site_min_buckets: int = 4
+    # Growth of a site's floor, first bucket to last, in goroutines, needed for growing_site.
+    leak_site_min_growth: float = 5.0
+    # Spearman rho of the floors against time needed for growing_site (a leak rises steadily).
+    leak_site_rho_min: float = 0.8
+    # Goroutines waiting at a site at least this long while its floor grows: long_wait.
+    leak_site_wait_minutes: int = 10
+    # Sites with fewer goroutines than this at every snapshot are not evaluated (unless reported leaked).
+    leak_site_min_goroutines: int = 5
+    # Storm sites (allocation profiles). Profiles this far before a storm window count towards its rates.
+    storm_sites_lookback_seconds: int = 300
+    # Consecutive profiles closer than this are not turned into a rate (a tiny interval gives absurd rates).
+    alloc_min_interval_seconds: float = 1.0
+    # ... nor further apart than this (an unseen restart may sit between them).
+    alloc_max_interval_seconds: float = 3600.0
+    # Allocation sites kept per storm window, highest bytes/s first.
+    storm_sites_top: int = 10
 
 
 class ScrapeTarget(BaseModel):
@@ -421,6 +490,7 @@ class Settings(BaseSettings):
     pprof: PprofSettings = PprofSettings()
     # Scrape targets, TOML [[scrape]] tables (see ScrapeTarget); file_sd files in [pprof] add more.
     scrape: list[ScrapeTarget] = Field(default_factory=list)
+    serve: ServeSettings = ServeSettings()
 
     # Run the detection scheduler inside `fleetwatch run` (--no-jobs turns it off).
     jobs_enabled: bool = True
@@ -429,6 +499,9 @@ class Settings(BaseSettings):
     self_telemetry_interval_seconds: float = Field(default=10.0, gt=0)
     # DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"
+    # On SIGTERM/SIGINT: how long stopping may take in all (receivers drain, Kafka commits, a running job or
+    # query is cancelled when its share runs out). Keep it below the orchestrator's grace period.
+    shutdown_timeout_seconds: float = Field(default=25.0, gt=0)
 
     @field_validator("database")
     @classmethod

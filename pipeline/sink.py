@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ class _Pending:
     rows: Rows
     size: int
     future: Future[dict[str, int]]
+    token: str | None = None
 
 
 class BatchingWriter:
@@ -102,8 +104,11 @@ class BatchingWriter:
         max_delay: float = 0.05,
         max_pending_rows: int = 2_000_000,
         retry_after: float = 1.0,
+        dedup_window: int = 100_000,
     ) -> None:
         self.sink = sink
+        self.dedup_window = dedup_window
+        self._recent: OrderedDict[str, Future[dict[str, int]]] = OrderedDict()
         self.max_rows = max_rows
         self.max_delay = max_delay
         self.max_pending_rows = max_pending_rows
@@ -127,19 +132,33 @@ class BatchingWriter:
             self._thread.start()
         return self
 
-    def submit(self, rows: Rows) -> Future[dict[str, int]]:
-        """Queue rows; the future resolves when they are stored. Raises `Backpressure` when full."""
+    def submit(self, rows: Rows, token: str | None = None) -> Future[dict[str, int]]:
+        """Queue rows; the future resolves when they are stored. Raises `Backpressure` when full.
+
+        `token` identifies a request (OTLP: a hash of the signal and the decoded body). A request submitted
+        again with a token that is waiting or was stored within the last `dedup_window` tokens is not queued
+        again: the caller gets the first submission's future, so an export retried after a lost response is
+        stored once. A token whose write failed is forgotten, so the retry is written.
+        """
         future: Future[dict[str, int]] = Future()
         size = rows.total()
         if size == 0:
             future.set_result({})
             return future
         with self._cond:
+            if token is not None:
+                known = self._recent.get(token)
+                if known is not None and not (known.done() and known.exception() is not None):
+                    return known
             if self._stopping:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
             if self._pending_rows and self._pending_rows + size > self.max_pending_rows:
                 raise Backpressure(self._pending_rows, self.max_pending_rows, self.retry_after)
-            self._queue.append(_Pending(rows, size, future))
+            self._queue.append(_Pending(rows, size, future, token))
+            if token is not None:
+                self._recent[token] = future
+                while len(self._recent) > self.dedup_window:
+                    self._recent.popitem(last=False)
             self._pending_rows += size
             self.sink.telemetry.queue_rows.add(size)
             self._cond.notify()
@@ -174,12 +193,19 @@ class BatchingWriter:
                 rows += item.size
             return batch
 
+    def _write(self, rows: Rows, token: str | None) -> dict[str, int]:
+        """A request written on its own carries its token to the store, whose deduplication then also catches
+        a retry that reaches another process (a merged insert has no single token to carry)."""
+        if token is not None and self.write_fn == self.sink.write:
+            return self.sink.write(rows, token=token)
+        return self.write_fn(rows)
+
     def _write_each(self, batch: list[_Pending], done: dict[str, int]) -> None:
         """Write each request of a refused merged batch on its own, skipping the tables already stored."""
         for item in batch:
             rest = Rows(tables={t: cols for t, cols in item.rows.tables.items() if t not in done})
             try:
-                result = self.write_fn(rest) if rest.total() else {}
+                result = self._write(rest, item.token) if rest.total() else {}
             except BaseException as exc:
                 item.future.set_exception(exc)
             else:
@@ -194,7 +220,7 @@ class BatchingWriter:
                 merged = Rows()
                 for item in batch:
                     merged.extend(item.rows)
-                result = self.write_fn(merged)
+                result = self._write(merged, batch[0].token if len(batch) == 1 else None)
             except StoreError as exc:
                 if len(batch) > 1:
                     # One request's rows refused by the store must not fail the requests merged with it.

@@ -140,6 +140,8 @@ def gc() -> dash.Dashboard:
         .with_panel(series("GC rate", "gc/gc_rate", "cps"))
         .with_panel(series("Heap live vs goal", "gc/heap_live_goal", "decmbytes"))
         .with_panel(grid("GC storms", "gc/storms"))
+        .with_panel(grid("Storm allocation sites", "gc/storm_sites",
+                         description="Top allocation sites (allocs profiles) during the storm windows."))
     )
 
 
@@ -150,6 +152,9 @@ def leaks() -> dash.Dashboard:
         .with_panel(series("Goroutine floor slope", "leaks/slopes", "short",
                            description="Theil-Sen slope of the goroutine floor, goroutines per hour."))
         .with_panel(grid("Leak suspects", "leaks/suspects"))
+        .with_panel(grid("Leaking sites", "leaks/sites",
+                         description="Goroutine sites flagged by leak_sites: blocking frame, creator, evidence."))
+        .with_panel(series("Goroutines per leaking site", "leaks/site_goroutines", "short", width=24))
     )
 
 

@@ -15,11 +15,13 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline.config import DetectSettings
 from pipeline.jobs.windows import Window, fmt_time
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import RenderContext, render, split_statements
@@ -80,7 +82,7 @@ def referenced_parameters(statement: str) -> set[str]:
     return set(_PARAM_RE.findall(statement))
 
 
-def job_parameters(detect: Any, window: Window, run_id: str) -> dict[str, Any]:
+def job_parameters(detect: DetectSettings, window: Window, run_id: str) -> dict[str, Any]:
     """Everything a job statement may reference: the window, the run id and each DetectSettings field."""
     params: dict[str, Any] = {}
     for name, value in detect.model_dump().items():
@@ -93,9 +95,16 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: RenderContext,
-                run_id: str | None = None) -> RunResult:
-    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded)."""
+def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, ctx: RenderContext,
+                run_id: str | None = None, should_stop: Callable[[], bool] | None = None, *,
+                count_written: bool = True) -> RunResult:
+    """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
+
+    `should_stop` is asked before each statement after the first: on shutdown the run ends at the next
+    statement boundary as `skipped`, so the watermark stays put and the window runs again from the start
+    (job outputs are keyed by window, so the statements already run are replaced, not doubled).
+    `count_written=False` skips counting rows the engine did not report (a backtest does not need them).
+    """
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
     params = job_parameters(detect, window, run_id)
@@ -103,6 +112,11 @@ def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: Render
     try:
         statements = job.statements(ctx)
         for index, statement in enumerate(statements, start=1):
+            if index > 1 and should_stop is not None and should_stop():
+                result.status = "skipped"
+                result.error = f"stopped before statement {index} of {len(statements)}; the window runs again"
+                log.info("job %s %s: %s", job.name, window, result.error)
+                break
             wanted = {k: params[k] for k in referenced_parameters(statement) if k in params}
             missing = referenced_parameters(statement) - params.keys()
             if missing:
@@ -112,9 +126,9 @@ def execute_job(store: Store, job: Job, window: Window, detect: Any, ctx: Render
             except StoreError as exc:
                 raise StoreError(f"statement {index} of {len(statements)}: {exc}") from exc
             written = _written_rows(summary)
-            if written is None:
+            if written is None and count_written:
                 written = _count_written(store, statement, params)
-            result.rows_written += written
+            result.rows_written += written or 0
     except (StoreError, StoreUnavailable, OSError, ValueError) as exc:
         result.status = "error"
         result.error = str(exc)[:8000]

@@ -18,7 +18,6 @@ import logging
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 from pipeline.config import Settings
 from pipeline.jobs.runner import (
@@ -33,9 +32,11 @@ from pipeline.jobs.runner import (
 )
 from pipeline.jobs.views import apply_views
 from pipeline.jobs.windows import Window, due_windows, fmt_time, parse_time, range_windows
+from pipeline.runtime import RunContext
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import context_from_settings, migrate
+from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 class JobScheduler:
     """Runs due windows of every job. `tick()` is one pass; `run_forever()` repeats it until stopped."""
 
-    def __init__(self, settings: Settings, store: Store, telemetry: Any = None, host: str = HOST) -> None:
+    def __init__(self, settings: Settings, store: Store, telemetry: Telemetry | None = None, host: str = HOST) -> None:
         self.settings = settings
         self.store = store
         self.telemetry = telemetry
@@ -71,7 +72,8 @@ class JobScheduler:
 
     # -- running --------------------------------------------------------------------------------------
     def run_window(self, job: Job, window: Window, run_id: str | None = None) -> RunResult:
-        result = execute_job(self.store, job, window, self.settings.detect, self.ctx, run_id=run_id)
+        result = execute_job(self.store, job, window, self.settings.detect, self.ctx, run_id=run_id,
+                             should_stop=self.stop_event.is_set)
         record_run(self.store, result, host=self.host)
         if self.telemetry is not None:
             self.telemetry.job_duration.record(result.duration_s, {"job": job.name, "status": result.status})
@@ -152,7 +154,7 @@ class SchedulerComponent:
             log.warning("scheduler still finishing a job after %.0fs", timeout)
 
 
-def start(ctx: Any) -> SchedulerComponent | None:
+def start(ctx: RunContext) -> SchedulerComponent | None:
     """The scheduler Component for `fleetwatch run`, or None when jobs are turned off."""
     if not ctx.settings.jobs_enabled:
         return None

@@ -17,9 +17,8 @@ Where each signal goes (docs/schema.md, "OTLP mapping", has the full table):
 from __future__ import annotations
 
 import base64
-import binascii
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -29,10 +28,17 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from pipeline.normalize.otlp_common import Context
+from pipeline.normalize import otlp_logs, otlp_metrics, otlp_traces
+
+# The shared types live in otlp_common so the per-signal mappings need not import this module (a cycle).
+from pipeline.normalize.otlp_common import QUARANTINE_SIGNAL, Context, OtlpResult, Signal, quarantine_message
 from pipeline.normalize.rows import Rows
 
-Signal = Literal["logs", "traces", "metrics"]
+__all__ = [
+    "QUARANTINE_SIGNAL", "Encoding", "OtlpDecodeError", "OtlpResult", "Signal", "decode_request",
+    "normalize_request", "quarantine_message",
+]
+
 Encoding = Literal["proto", "json"]
 
 REQUEST_TYPES: dict[str, type[Message]] = {
@@ -40,9 +46,6 @@ REQUEST_TYPES: dict[str, type[Message]] = {
     "traces": ExportTraceServiceRequest,
     "metrics": ExportMetricsServiceRequest,
 }
-# The quarantine table's name for each signal.
-QUARANTINE_SIGNAL = {"logs": "otlp_logs", "traces": "otlp_spans", "metrics": "otlp_metrics"}
-
 # OTLP/JSON writes these bytes fields as hex, where protobuf's JSON mapping expects base64.
 _HEX_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 
@@ -51,29 +54,14 @@ class OtlpDecodeError(ValueError):
     """The body is not a valid export request of the expected signal and encoding."""
 
 
-@dataclass
-class OtlpResult:
-    """What one request produced: items stored, items quarantined, and the reason to tell the client.
-
-    Items are log records, spans, or metric data points, as OTLP's partial_success counts them.
-    """
-
-    accepted: int = 0
-    rejected: int = 0
-    error_message: str = ""
-
-    def add(self, other: OtlpResult) -> None:
-        self.accepted += other.accepted
-        self.rejected += other.rejected
-        if other.error_message and not self.error_message:
-            self.error_message = other.error_message
-
-
-def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Message:
+def decode_request(
+    signal: Signal, body: bytes, encoding: Encoding, *, json_loads: Callable[[bytes], Any] = json.loads
+) -> Message:
     """Parse an Export{Logs,Trace,Metrics}ServiceRequest from protobuf or OTLP/JSON bytes.
 
     JSON follows the OTLP specification: trace and span ids in hex, enums as numbers or names, 64-bit
-    integers as strings or numbers, unknown fields ignored. Raises `OtlpDecodeError` with the reason.
+    integers as strings or numbers, unknown fields ignored. Raises `OtlpDecodeError` with the reason, also
+    for JSON nested too deeply to parse. `json_loads` lets the caller bound the parse (object budget).
     """
     request_type = REQUEST_TYPES.get(signal)
     if request_type is None:
@@ -88,16 +76,20 @@ def decode_request(signal: Signal, body: bytes, encoding: Encoding) -> Message:
     if encoding != "json":
         raise OtlpDecodeError(f"unknown encoding {encoding!r}")
     try:
-        doc = json.loads(body)
+        doc = json_loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpDecodeError(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise OtlpDecodeError("invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict):
         raise OtlpDecodeError(f"a JSON {request_type.__name__} must be an object")
-    _hex_ids_to_base64(doc)
     try:
+        _hex_ids_to_base64(doc)
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError) as exc:
         raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: {exc}") from None
+    except RecursionError:
+        raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: nested too deeply") from None
     return request
 
 
@@ -132,7 +124,6 @@ def normalize_request(
 
     `quarantine` carries transport context for rejected rows (location, topic, partition, offset).
     """
-    from pipeline.normalize import otlp_logs, otlp_metrics, otlp_traces
 
     ctx = Context(rows=rows, source=source, received_at=received_at, where=dict(quarantine or {}))
     if signal == "logs":
@@ -142,14 +133,3 @@ def normalize_request(
     if signal == "metrics":
         return otlp_metrics.normalize_metrics(request, ctx)  # type: ignore[arg-type]
     raise ValueError(f"unknown signal {signal!r}")
-
-
-def quarantine_message(ctx: Context, signal: Signal, reason: str, item: Message, *,
-                       service: str = "", instance: str = "") -> None:
-    """Store one rejected OTLP item as JSON text with its reason."""
-    try:
-        raw = json_format.MessageToJson(item, indent=None)
-    except Exception:  # a message that cannot even be printed is still recorded
-        raw = binascii.hexlify(item.SerializeToString()).decode("ascii")
-    ctx.rows.quarantine(source=ctx.source, signal=QUARANTINE_SIGNAL[signal], reason=reason, raw=raw,
-                        service=service, instance=instance, received_at=ctx.received_at, **ctx.where)

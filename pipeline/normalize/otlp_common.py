@@ -8,11 +8,14 @@ in decimal, bytes in base64, arrays and key-value lists as JSON.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from pipeline.normalize.rows import Rows
@@ -23,6 +26,10 @@ HOST_NAME = "host.name"
 PROCESS_PID = "process.pid"
 UNKNOWN_SERVICE = "unknown_service"
 CANCEL_EVENT_NAME = "cancel-event"
+
+Signal = Literal["logs", "traces", "metrics"]
+# The quarantine table's name for each signal.
+QUARANTINE_SIGNAL = {"logs": "otlp_logs", "traces": "otlp_spans", "metrics": "otlp_metrics"}
 
 
 @dataclass
@@ -120,3 +127,32 @@ def hex_id(raw: bytes) -> str:
     if not raw or not any(raw):
         return ""
     return raw.hex()
+
+
+@dataclass
+class OtlpResult:
+    """What one request produced: items stored, items quarantined, and the reason to tell the client.
+
+    Items are log records, spans, or metric data points, as OTLP's partial_success counts them.
+    """
+
+    accepted: int = 0
+    rejected: int = 0
+    error_message: str = ""
+
+    def add(self, other: OtlpResult) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        if other.error_message and not self.error_message:
+            self.error_message = other.error_message
+
+
+def quarantine_message(ctx: Context, signal: Signal, reason: str, item: Message, *,
+                       service: str = "", instance: str = "") -> None:
+    """Store one rejected OTLP item as JSON text with its reason."""
+    try:
+        raw = json_format.MessageToJson(item, indent=None)
+    except Exception:  # a message that cannot even be printed is still recorded
+        raw = binascii.hexlify(item.SerializeToString()).decode("ascii")
+    ctx.rows.quarantine(source=ctx.source, signal=QUARANTINE_SIGNAL[signal], reason=reason, raw=raw,
+                        service=service, instance=instance, received_at=ctx.received_at, **ctx.where)

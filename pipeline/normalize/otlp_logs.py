@@ -27,14 +27,15 @@ from pipeline.normalize.cancel import FIELD_KEYS, append_cancel, canonical_field
 from pipeline.normalize.gctrace import LogHook, normalize_lines
 from pipeline.normalize.lines import split_lines
 from pipeline.normalize.logs import append_log
-from pipeline.normalize.otlp import OtlpResult, quarantine_message
 from pipeline.normalize.otlp_common import (
     CANCEL_EVENT_NAME,
     Context,
+    OtlpResult,
     any_value_str,
     attributes,
     hex_id,
     identity,
+    quarantine_message,
     storable_ns,
 )
 from pipeline.normalize.rows import Rows

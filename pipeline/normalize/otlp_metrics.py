@@ -24,8 +24,15 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
 from pipeline.normalize import go_metrics
-from pipeline.normalize.otlp import OtlpResult, quarantine_message
-from pipeline.normalize.otlp_common import Context, attributes, hex_id, identity, storable_ns
+from pipeline.normalize.otlp_common import (
+    Context,
+    OtlpResult,
+    attributes,
+    hex_id,
+    identity,
+    quarantine_message,
+    storable_ns,
+)
 
 RUNTIME_TABLE = "runtime_metrics"
 RUNTIME_COLUMNS = (

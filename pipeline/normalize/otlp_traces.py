@@ -17,8 +17,16 @@ from pydantic import ValidationError
 
 from pipeline.models import CancelEvent
 from pipeline.normalize.cancel import append_cancel, describe_errors
-from pipeline.normalize.otlp import OtlpResult, quarantine_message
-from pipeline.normalize.otlp_common import CANCEL_EVENT_NAME, Context, attributes, hex_id, identity, storable_ns
+from pipeline.normalize.otlp_common import (
+    CANCEL_EVENT_NAME,
+    Context,
+    OtlpResult,
+    attributes,
+    hex_id,
+    identity,
+    quarantine_message,
+    storable_ns,
+)
 
 TABLE = "otel_traces"
 COLUMNS = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 QUARANTINE = "quarantine"
@@ -62,15 +62,16 @@ class Rows:
         signal: str,
         reason: str,
         raw: str | bytes,
+        received_at: datetime,
         service: str = "",
         instance: str = "",
         location: str = "",
         topic: str = "",
         partition: int = -1,
         offset: int = -1,
-        received_at: datetime | None = None,
     ) -> None:
-        """Record one rejected input with the reason it was rejected."""
+        """Record one rejected input with the reason it was rejected. `received_at` is passed in: normalizers
+        never read the clock."""
         if isinstance(raw, bytes):
             raw_bytes = len(raw)
             text = raw[:RAW_LIMIT].decode("utf-8", errors="backslashreplace")
@@ -80,7 +81,7 @@ class Rows:
         self.append(
             QUARANTINE,
             {
-                "received_at": received_at or datetime.now(UTC),
+                "received_at": received_at,
                 "source": source,
                 "signal": signal,
                 "service": service,

@@ -77,7 +77,8 @@ class GctraceFastPath:
                 if lines == 0:
                     continue
                 store.command(self.clear_sql, parameters={"stage": stage})
-                store.insert_raw(f"{self.database}.{stage}", "line", chunk, fmt="LineAsString", settings=_RAW_SETTINGS)
+                store.insert_raw(f"{self.database}.{stage}", chunk, fmt="LineAsString", column_names=["line"],
+                                 settings=_RAW_SETTINGS)
                 check = next(iter(store.query(self.staged_sql, parameters={"stage": stage}).named_results()))
                 if check["lines"] != lines or check["last_seq"] != lines - 1:
                     raise SpanUndecided("the chunk was not staged as one block")
@@ -219,7 +220,7 @@ class FastGctraceStream:
         if self._raw is None:
             return False
         store = self.fast.store
-        store.insert_raw(f"{self.fast.database}.{self.stage}", "line", self._raw, fmt="LineAsString",
+        store.insert_raw(f"{self.fast.database}.{self.stage}", self._raw, fmt="LineAsString", column_names=["line"],
                          settings=_RAW_SETTINGS)
         staged = store.query(self.fast.staged_sql, parameters={"stage": self.stage}).named_results()
         check = next(iter(staged))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from pipeline.normalize.otlp import OtlpResult, Signal, normalize_request
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Backpressure, BatchingWriter
 from pipeline.store.client import StoreError, StoreUnavailable
+from pipeline.store.exhaustion import is_exhaustion
 from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -101,16 +103,10 @@ class InFlight:
             return self._cond.wait_for(lambda: self._count == 0, timeout)
 
 
-def export(
-    signal: Signal,
-    request: Message,
-    *,
-    writer: BatchingWriter,
-    telemetry: Telemetry,
-    source: str,
-    location: str = "",
-) -> Outcome:
-    """Normalize one decoded request, store its rows, and decide the answer."""
+def prepare(
+    signal: Signal, request: Message, *, telemetry: Telemetry, source: str, location: str = ""
+) -> tuple[Rows, OtlpResult] | Outcome:
+    """Normalize one decoded request into rows (pure work, run on a worker thread by the HTTP layer)."""
     received_at = datetime.now(UTC)
     rows = Rows()
     try:
@@ -120,21 +116,58 @@ def export(
         log.exception("normalizing a %s export failed", signal)
         return Outcome(Status.FAILED, f"internal error while mapping the request: {exc}")
     telemetry.records_in.add(result.accepted + result.rejected, {"source": source, "signal": signal})
+    return rows, result
+
+
+def submit(writer: BatchingWriter, rows: Rows, token: str | None = None) -> Future[dict[str, int]] | Outcome:
+    """Hand rows to the writer; an Outcome when it is full. `token` makes a retried request land once."""
     try:
-        future = writer.submit(rows)
+        return writer.submit(rows, token=token)
     except Backpressure as exc:
         # Spread the retries: exporters refused together would otherwise come back together and collide again.
         return Outcome(Status.FULL, str(exc), retry_after=exc.retry_after * random.uniform(1.0, 3.0))
+
+
+def stored_outcome(signal: Signal, result: OtlpResult, failure: BaseException | None) -> Outcome:
+    """The answer once the writer's future resolved (`failure` None) or failed."""
+    if failure is None:
+        return Outcome(Status.OK, result=result)
+    if isinstance(failure, FutureTimeout | TimeoutError):
+        return Outcome(Status.UNAVAILABLE, "the store did not confirm the write in time; retry")
+    if isinstance(failure, StoreUnavailable):
+        return Outcome(Status.UNAVAILABLE, f"store unavailable: {failure}")
+    if is_exhaustion(failure):
+        # "Too many open files", memory limits: the store is fine, this moment is not. Retry, do not drop.
+        log.warning("%s export hit resource exhaustion: %s", signal, str(failure).splitlines()[0][:200])
+        return Outcome(Status.UNAVAILABLE, f"out of resources, retry later: {str(failure).splitlines()[0][:300]}",
+                       retry_after=1.0)
+    if isinstance(failure, StoreError):
+        log.error("%s export refused by the store: %s", signal, failure)
+        return Outcome(Status.FAILED, f"store refused the rows: {failure}")
+    log.error("%s export failed: %s", signal, failure)  # a failed write must never be acknowledged
+    return Outcome(Status.UNAVAILABLE, f"write failed: {failure}")
+
+
+def export(
+    signal: Signal,
+    request: Message,
+    *,
+    writer: BatchingWriter,
+    telemetry: Telemetry,
+    source: str,
+    location: str = "",
+    token: str | None = None,
+) -> Outcome:
+    """Normalize one decoded request, store its rows, and decide the answer (blocking; gRPC threads)."""
+    prepared = prepare(signal, request, telemetry=telemetry, source=source, location=location)
+    if isinstance(prepared, Outcome):
+        return prepared
+    rows, result = prepared
+    future = submit(writer, rows, token)
+    if isinstance(future, Outcome):
+        return future
     try:
         future.result(timeout=STORE_WAIT_SECONDS)
-    except FutureTimeout:
-        return Outcome(Status.UNAVAILABLE, "the store did not confirm the write in time; retry")
-    except StoreUnavailable as exc:
-        return Outcome(Status.UNAVAILABLE, f"store unavailable: {exc}")
-    except StoreError as exc:
-        log.error("%s export refused by the store: %s", signal, exc)
-        return Outcome(Status.FAILED, f"store refused the rows: {exc}")
-    except Exception as exc:  # a failed write must never be acknowledged
-        log.exception("%s export failed", signal)
-        return Outcome(Status.UNAVAILABLE, f"write failed: {exc}")
-    return Outcome(Status.OK, result=result)
+    except BaseException as exc:
+        return stored_outcome(signal, result, exc)
+    return stored_outcome(signal, result, None)

@@ -22,6 +22,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from clickhouse_connect.driver.query import QueryResult
 
+from pipeline.config import Settings
+
 log = logging.getLogger(__name__)
 
 # ClickHouse error codes that mean "try again later" rather than "this statement is wrong".
@@ -88,7 +90,7 @@ class Store:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Store:
+    def from_settings(cls, settings: Settings) -> Store:
         return cls(settings.clickhouse_dsn, settings.database)
 
     def __repr__(self) -> str:
@@ -191,19 +193,19 @@ class Store:
         )
         return count
 
-    def insert_raw(
-        self,
-        table: str,
-        column: str,
-        data: bytes,
-        *,
-        fmt: str,
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Insert bytes already in a ClickHouse input format (e.g. `LineAsString`): the engine parses them, so
-        no Python object is built per row."""
+    def insert_raw(self, table: str, data: bytes, *, fmt: str = "JSONEachRow",
+                   column_names: Sequence[str] | None = None, settings: Mapping[str, Any] | None = None) -> None:
+        """Insert rows already encoded in a ClickHouse input format (a backtest scenario's exported files; the
+        gctrace fast path's raw lines as `LineAsString`, into `column_names`): the engine parses them, so no
+        Python object is built per row."""
         qualified = table if "." in table else f"{self.database}.{table}"
-        self._call(lambda c: c.raw_insert(qualified, [column], data, fmt=fmt, settings=dict(settings or {})))
+        self._call(lambda c: c.raw_insert(qualified, column_names=list(column_names) if column_names else None,
+                                          insert_block=data, settings=dict(settings or {}), fmt=fmt))
+
+    def export_raw(self, sql: str, parameters: Mapping[str, Any] | None = None, *,
+                   fmt: str = "JSONEachRow", settings: Mapping[str, Any] | None = None) -> bytes:
+        """Run a SELECT and return its result encoded in a ClickHouse output format."""
+        return self._call(lambda c: c.raw_query(sql, parameters=parameters, fmt=fmt, settings=settings))
 
     def ping(self) -> bool:
         try:

@@ -9,6 +9,25 @@ INSERT INTO {{db}}.gc_storms
     procs, memory_limit_mb, gogc, run_id, computed_at
 )
 WITH
+-- The current process of each instance: start estimated as ts - uptime, latest wins (restart_jitter_seconds
+-- absorbs the delivery delay in that estimate).
+boots AS
+(
+    SELECT service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
+    FROM {{db}}.gc_events
+    WHERE ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
+      AND ts < {window_end:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
+current_cycles AS
+(
+    SELECT g.*
+    FROM {{db}}.gc_events AS g
+    INNER JOIN boots AS bo USING (service, instance)
+    WHERE g.ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
+      AND g.ts < {window_end:DateTime64(3, 'UTC')}
+      AND toUnixTimestamp64Milli(g.ts) / 1000.0 - g.since_start_s >= bo.boot - {restart_jitter_seconds:Float64}
+),
 -- One row per instance and window; b = 0 is the window being computed, -1 the one before it, and so on.
 per_window AS
 (
@@ -26,6 +45,7 @@ per_window AS
         avgIf(toFloat64(heap_live_mb) / heap_goal_mb, heap_goal_mb > 0) AS live_vs_goal_w,
         avgIf(toFloat64(heap_goal_mb) / heap_live_mb, heap_live_mb > 0 AND heap_goal_mb IS NOT NULL) AS goal_vs_live_w,
         avg(toFloat64(heap_live_mb)) AS live_avg,
+        avgIf(toFloat64(heap_live_mb), since_start_s >= {leak_warmup_seconds:UInt32}) AS live_warm,
         avgIf(toFloat64(heap_goal_mb), heap_goal_mb IS NOT NULL) AS goal_avg,
         maxIf(toFloat64(heap_goal_mb), heap_goal_mb IS NOT NULL) AS goal_max,
         -- The window being computed may be shorter than window_seconds (a manual run that ends at now).
@@ -35,9 +55,7 @@ per_window AS
         n / wall_s AS rate,
         gc_cpu_ms / (1000.0 * wall_s * greatest(p, 1)) AS cpu_frac,
         assist_ms / (1000.0 * wall_s * greatest(p, 1)) AS assist_frac
-    FROM {{db}}.gc_events
-    WHERE ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
+    FROM current_cycles
     GROUP BY service, instance, b
 ),
 -- Live-heap trend over the same span, on the raw cycles (a leak behind the storm shows as a rising floor).
@@ -45,11 +63,20 @@ heap_trend AS
 (
     SELECT service, instance,
            rankCorr(toFloat64(toUnixTimestamp64Micro(ts)), toFloat64(heap_live_mb)) AS rho
-    FROM {{db}}.gc_events
-    WHERE ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
+    FROM current_cycles
+    WHERE since_start_s >= {leak_warmup_seconds:UInt32}
     GROUP BY service, instance
     HAVING count() >= 3
+),
+-- The leak-trend job's latest heap verdict for the instance (a slow leak shows over hours, not in this span).
+heap_leak AS
+(
+    SELECT service, instance, argMax(leaking, window_end) AS leaking_now
+    FROM {{db}}.leak_trends FINAL
+    WHERE signal = 'heap_live'
+      AND window_end > {window_end:DateTime64(3, 'UTC')} - INTERVAL 1 HOUR
+      AND window_end <= {window_end:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
 ),
 -- GOMEMLIMIT and GOGC as the runtime reports them (runtime/metrics via OTel or Prometheus), when it does.
 knobs AS
@@ -114,8 +141,9 @@ per_instance AS
         anyIf(limit_paced, b = 0) AS limit_paced0,
         anyIf(gogc_tiny, b = 0) AS gogc_tiny0,
         -- growth from the oldest window in the span to this one
-        if(argMin(live_avg, b) > 0, (anyIf(live_avg, b = 0) - argMin(live_avg, b)) / argMin(live_avg, b), 0)
-            AS live_growth
+        argMinIf(live_warm, b, NOT isNaN(live_warm)) AS live_first,
+        anyIf(live_warm, b = 0) AS live_last,
+        if(live_first > 0 AND NOT isNaN(live_last), (live_last - live_first) / live_first, 0) AS live_growth
     FROM flagged
     GROUP BY service, instance
     HAVING countIf(b = 0) > 0
@@ -126,13 +154,16 @@ classified AS
         service, instance, hot_windows, hot_now, n0, rate0, cpu0, assist0, assist_of_gc0, stw_p50, stw_p99,
         stw_max0, live0, goal0, goal_max0, lvg0, gvl0, forced0, procs0, live_growth, limit_mb, gogc_v,
         ifNull(ht.rho, 0) AS rho,
+        ifNull(hl.leaking_now, 0) = 1 AS heap_leaking,
         hot_windows >= {sustained_windows:UInt32} AND hot_now AS is_storm,
         -- GOGC reported tiny, or (no limit known) the goal sits right on top of the live heap
         gogc_tiny0 OR (limit_mb IS NULL AND gvl0 > 0 AND gvl0 <= {tiny_gogc_goal_ratio:Float64}) AS is_tiny_gogc,
-        live_growth >= {leak_min_relative_growth:Float64} AND rho >= {leak_spearman_min:Float64} AS is_leak_driven,
+        (live_growth >= {leak_min_relative_growth:Float64} AND rho >= {leak_spearman_min:Float64})
+            OR ifNull(hl.leaking_now, 0) = 1 AS is_leak_driven,
         limit_paced0 AS is_squeeze
     FROM per_instance AS pi
     LEFT JOIN heap_trend AS ht USING (service, instance)
+    LEFT JOIN heap_leak AS hl USING (service, instance)
 )
 SELECT
     service, instance,
@@ -158,7 +189,9 @@ SELECT
                               toString(round(assumeNotNull(limit_mb))), if(gogc_v < 0, ' (GOGC=off)', '')), ''),
         if(is_tiny_gogc, if(gogc_v IS NOT NULL, format('GOGC={}', toString(gogc_v)),
                             format('goal only {}x live', toString(round(gvl0, 2)))), ''),
-        if(is_leak_driven, format('live heap +{}% (rho {})', toString(round(100 * live_growth)), toString(round(rho, 2))), ''),
+        if(is_leak_driven, if(heap_leaking AND live_growth < {leak_min_relative_growth:Float64},
+                              'live heap leaking (leak_trends)',
+                              format('live heap +{}% (rho {})', toString(round(100 * live_growth)), toString(round(rho, 2)))), ''),
         if(stw_p99 >= {stw_p99_warn_ms:Float64}, format('STW p99 {} ms', toString(round(stw_p99, 2))), ''),
         if(hot_now AND NOT is_storm,
            format('hot in {} of {} windows', toString(hot_windows), toString({sustained_windows:UInt32})), '')

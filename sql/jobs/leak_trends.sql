@@ -1,7 +1,11 @@
 -- Leak trends per instance, evaluated at the end of [window_start, window_end) over the lookback before it.
 -- Signals: goroutines (runtime_metrics go.goroutine.count) and heap_live (gctrace live heap after mark).
 -- Method (docs/detections.md): bucket MINIMA (a leak raises the floor, load does not), only the current
--- process incarnation, warm-up dropped, then Mann-Kendall Z, Spearman rho, Theil-Sen and OLS slopes.
+-- process incarnation, warm-up dropped, then Mann-Kendall Z (Hamed-Rao variance correction for
+-- autocorrelated floors), Spearman rho, Theil-Sen and OLS slopes. Two shape checks keep load from reading
+-- as a leak: a straight line must fit the floors better than one step does (a deploy or a pool filling up
+-- once is a step), and when the same process has history before the lookback (leak_history_seconds), the
+-- floor must reach above everything it reached there (a daily load cycle returns to yesterday's level).
 INSERT INTO {{db}}.leak_trends
 (
     service, instance, signal, unit, window_start, window_end, leaking, severity, reason, segment_start,
@@ -15,7 +19,7 @@ gc_boot AS
 (
     SELECT service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
     FROM {{db}}.gc_events
-    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
       AND ts < {window_end:DateTime64(3, 'UTC')}
     GROUP BY service, instance
 ),
@@ -25,7 +29,7 @@ rm_boot AS
     SELECT service, instance, max(toUnixTimestamp64Milli(process_start) / 1000.0) AS boot
     FROM {{db}}.runtime_metrics
     WHERE metric = 'go.goroutine.count'
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
       AND ts < {window_end:DateTime64(3, 'UTC')}
     GROUP BY service, instance
 ),
@@ -36,7 +40,7 @@ buckets AS
            min(toFloat64(heap_live_mb)) AS floor_v
     FROM {{db}}.gc_events AS g
     INNER JOIN gc_boot USING (service, instance)
-    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
       AND ts < {window_end:DateTime64(3, 'UTC')}
       AND since_start_s >= {leak_warmup_seconds:UInt32}
       AND toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s >= boot - {restart_jitter_seconds:Float64}
@@ -48,7 +52,7 @@ buckets AS
     FROM {{db}}.runtime_metrics AS m
     INNER JOIN rm_boot USING (service, instance)
     WHERE metric = 'go.goroutine.count'
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
+      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
       AND ts < {window_end:DateTime64(3, 'UTC')}
       AND (boot = 0
            OR (toUnixTimestamp64Milli(process_start) / 1000.0 >= boot - {restart_jitter_seconds:Float64}
@@ -66,9 +70,12 @@ series AS
            arrayLastIndex((y, i) -> i > 1 AND y < {leak_restart_drop_fraction:Float64} * y_all[i - 1],
                           y_all, arrayEnumerate(y_all)) AS restart_at,
            if(restart_at > 0, t_all[restart_at] + {leak_warmup_seconds:UInt32}, 0) AS keep_from,
-           arrayFilter(t -> t >= keep_from, t_all) AS t,
-           arrayFilter((y, tt) -> tt >= keep_from, y_all, t_all) AS y,
-           length(y) AS n
+           toUnixTimestamp({window_end:DateTime64(3, 'UTC')}) - {leak_lookback_seconds:UInt32} AS lookback_from,
+           arrayFilter(t -> t >= keep_from AND t >= lookback_from, t_all) AS t,
+           arrayFilter((y, tt) -> tt >= keep_from AND tt >= lookback_from, y_all, t_all) AS y,
+           length(y) AS n,
+           -- the same process's floors before the lookback (empty: no history, the check is skipped)
+           arrayFilter((y, tt) -> tt >= keep_from AND tt < lookback_from, y_all, t_all) AS history
     FROM buckets
     GROUP BY service, instance, signal
     -- only series still reporting: the latest bucket reaches into this window
@@ -79,11 +86,30 @@ stats AS
     SELECT service, instance, signal, n, t, y,
            arrayMap(x -> (x - t[1]) / 3600.0, t) AS th,
            arraySum(arrayMap(i -> arraySum(arrayMap(j -> sign(y[j] - y[i]), range(i + 1, n + 1))), range(1, n))) AS mk_s,
-           n * (n - 1) * (2 * n + 5) / 18.0 AS mk_var,
-           if(n < 3, 0, if(mk_s > 0, (mk_s - 1) / sqrt(mk_var), if(mk_s < 0, (mk_s + 1) / sqrt(mk_var), 0))) AS mk_z,
            if(n < 2, 0, arrayReduce('quantileExact(0.5)', arrayFlatten(arrayMap(
                i -> arrayMap(j -> (y[j] - y[i]) / (th[j] - th[i]), range(i + 1, n + 1)), range(1, n))))) AS sen,
-           if(n < 3, 0, arrayReduce('simpleLinearRegression', th, y).1) AS ols,
+           -- Hamed-Rao: the autocorrelation of the ranks of the detrended floors inflates the variance of S
+           -- (only lags significant at 5 %; never below the independent variance).
+           arrayMap((v, x) -> v - sen * x, y, th) AS resid,
+           arrayMap(v -> arrayCount(z -> z < v, resid) + (arrayCount(z -> z = v, resid) + 1) / 2.0, resid) AS rk,
+           arrayMap(v -> v - (n + 1) / 2.0, rk) AS rc,
+           arraySum(arrayMap(v -> v * v, rc)) AS rc_ss,
+           arrayMap(k -> if(rc_ss = 0, 0, arraySum(arrayMap(i -> rc[i] * rc[i + k], range(1, n - k + 1))) / rc_ss),
+                    range(1, n)) AS acf,
+           greatest(1, 1 + if(n < 3, 0, 2.0 / (n * (n - 1) * (n - 2)) * arraySum(arrayMap(
+               (r, k) -> if(abs(r) > 1.96 / sqrt(n), (n - k) * (n - k - 1) * (n - k - 2) * r, 0),
+               acf, arrayEnumerate(acf))))) AS hr_ratio,
+           n * (n - 1) * (2 * n + 5) / 18.0 * hr_ratio AS mk_var,
+           if(n < 3, 0, if(mk_s > 0, (mk_s - 1) / sqrt(mk_var), if(mk_s < 0, (mk_s + 1) / sqrt(mk_var), 0))) AS mk_z,
+           if(n < 3, (0, 0), arrayReduce('simpleLinearRegression', th, y)) AS fit,
+           fit.1 AS ols,
+           -- a line against the best single step (two flat levels, at least 2 floors each side)
+           arraySum(arrayMap((v, x) -> pow(v - (fit.1 * x + fit.2), 2), y, th)) AS sse_line,
+           arrayCumSum(y) AS cy,
+           arrayCumSum(arrayMap(v -> v * v, y)) AS cy2,
+           if(n < 4, inf, arrayMin(arrayMap(k -> cy2[n] - cy[k] * cy[k] / k - pow(cy[n] - cy[k], 2) / (n - k),
+                                             range(2, n - 1)))) AS sse_step,
+           if(empty(history), NULL, toNullable(arrayMax(history))) AS history_max,
            if(n < 3, 0, arrayReduce('rankCorr', th, y)) AS rho,
            arrayAvg(arraySlice(y, 1, 3)) AS first_floor,
            arrayAvg(arraySlice(y, -least(3, n))) AS last_floor,
@@ -101,9 +127,19 @@ heap_limit AS
       AND ts < {window_end:DateTime64(3, 'UTC')}
     GROUP BY service, instance
 ),
+-- Goroutine profiles overrule the count where they exist (leak_sites ran first for this window): a rising
+-- count whose growth sits at sites that all drain is load, not a leak.
+site_verdicts AS
+(
+    SELECT service, instance, 'goroutines' AS signal, count() AS sites_evaluated, countIf(leaking = 1) AS sites_leaking
+    FROM {{db}}.leak_sites FINAL
+    WHERE window_start = {window_start:DateTime64(3, 'UTC')}
+    GROUP BY service, instance
+),
 verdicts AS
 (
     SELECT service, instance, signal, n, th, mk_z, sen, ols, rho, first_floor, last_floor, median_floor, growth,
+           sse_line, sse_step, history_max,
            t[1] AS seg_start,
            if(signal = 'goroutines', toNullable({leak_goroutine_ceiling:Float64}),
               if(hl.limit_mb > 0, toNullable(hl.limit_mb), NULL)) AS lim,
@@ -112,10 +148,14 @@ verdicts AS
                AND mk_z >= {leak_mk_z:Float64}
                AND rho >= {leak_spearman_min:Float64}
                AND growth >= {leak_min_relative_growth:Float64}
+               AND sse_line < sse_step
+               AND (history_max IS NULL OR last_floor > (1 + {leak_new_high_margin:Float64}) * history_max)
                AND sen >= if(signal = 'goroutines', {leak_min_slope_per_hour:Float64},
-                             {leak_heap_min_slope_mb_per_hour:Float64}) AS is_leaking
+                             {leak_heap_min_slope_mb_per_hour:Float64})
+               AND NOT (sv.sites_evaluated > 0 AND sv.sites_leaking = 0) AS is_leaking
     FROM stats
     LEFT JOIN heap_limit AS hl USING (service, instance)
+    LEFT JOIN site_verdicts AS sv USING (service, instance, signal)
 )
 SELECT
     service, instance, signal, if(signal = 'goroutines', 'goroutines', 'MiB'),

@@ -137,6 +137,7 @@ def seed(store: Store, now: datetime) -> None:
                        "ParentSpanId": "a" * 16, "SpanName": "charge", "SpanKind": "Client", "ServiceName": service,
                        "ResourceAttributes": {"service.name": service}, "SpanAttributes": {"rpc.system": "grpc"},
                        "Duration": 300_000_000, "StatusCode": "Error", "StatusMessage": "context canceled"})
+    _seed_sites(store, now)
     for table, table_rows in (("runtime_metrics", metrics), ("gc_storms", storms), ("leak_trends", trends),
                               ("cancel_gaps", gaps), ("cancel_gap_spans", spans), ("otel_traces", traces)):
         _insert(store, table, table_rows)
@@ -146,6 +147,25 @@ def seed(store: Store, now: datetime) -> None:
          "received_at": now}
         for service in SERVICES
     ])
+
+
+def _seed_sites(store: Store, now: datetime) -> None:
+    """leak_sites and storm_sites rows, as the profile detections write them."""
+    sites, allocs = [], []
+    for service in SERVICES:
+        for i in range(6):
+            end = now - timedelta(minutes=30 - 5 * i)
+            sites.append({"service": service, "instance": f"{service}-0", "window_start": end - timedelta(minutes=1),
+                          "window_end": end, "site_id": 7, "function": "main.fetchAll.func1", "file": "/app/fetch.go",
+                          "line": 41, "created_by": "main.fetchAll /app/fetch.go:38", "wait_reason": "chan send",
+                          "leaking": int(i > 1), "evidence": ["growing_site"] if i > 1 else [],
+                          "severity": "warning" if i > 1 else "none", "goroutines": 100 + 20 * i,
+                          "growth_per_hour": 240.0, "run_id": "seed"})
+            allocs.append({"service": service, "instance": f"{service}-0", "window_start": end - timedelta(minutes=1),
+                           "window_end": end, "rank": 1, "function": "main.buildReport", "file": "/app/report.go",
+                           "line": 77, "bytes_per_sec": 5e8, "objects_per_sec": 1e4, "share": 0.9, "run_id": "seed"})
+    _insert(store, "leak_sites", sites)
+    _insert(store, "storm_sites", allocs)
 
 
 def _panel_queries() -> list[tuple[str, str]]:

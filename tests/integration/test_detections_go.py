@@ -21,8 +21,8 @@ from pipeline.jobs.runner import discover_jobs, select_jobs
 from pipeline.jobs.scheduler import JobScheduler, run_once
 from pipeline.normalize.gctrace import GctraceStream
 from pipeline.normalize.rows import Rows
+from pipeline.report.triage import build_report, render_json
 from pipeline.sink import Sink
-from pipeline.triage import build_report, render_json
 
 FLEETSIM = Path(__file__).resolve().parent.parent / "data" / "go" / "fleetsim"
 RUN_SECONDS = 7

@@ -28,8 +28,9 @@ from opentelemetry.sdk.resources import Resource
 
 from pipeline.app import RunContext
 from pipeline.normalize.rows import Rows
+from pipeline.serve import otlp as otlp_http
+from pipeline.serve import otlp_grpc
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_grpc, otlp_http
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
 from tests.net import free_port

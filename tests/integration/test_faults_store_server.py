@@ -43,7 +43,7 @@ def post_logs(url: str, token: str | None) -> tuple[int, dict[str, str], bytes]:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> list[int | None]:

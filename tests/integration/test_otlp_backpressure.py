@@ -28,8 +28,9 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from pipeline.app import RunContext
+from pipeline.serve import otlp as otlp_http
+from pipeline.serve import otlp_grpc
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_grpc, otlp_http
 from pipeline.store.client import StoreUnavailable
 from pipeline.telemetry import Telemetry
 from tests.net import free_port
@@ -54,7 +55,7 @@ def post(port: int, body: bytes) -> tuple[int, dict[str, str]]:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, dict(resp.headers)
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers)
+        return err.code, err.headers
 
 
 @pytest.fixture

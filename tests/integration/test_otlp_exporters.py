@@ -90,7 +90,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str,
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def json_logs_body(service: str, trace_hex: str, span_hex: str) -> bytes:

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import datetime
+from email.message import Message
 
 import clickhouse_connect
 import pytest
@@ -21,16 +22,16 @@ pytestmark = pytest.mark.integration
 
 
 def _http(running: RunningPipeline, query: str | None = None, body: bytes | None = None,
-          headers: dict[str, str] | None = None, **params: str) -> tuple[int, dict[str, str], bytes]:
+          headers: dict[str, str] | None = None, **params: str) -> tuple[int, Message, bytes]:
     if query is not None:
         params["query"] = query
     url = f"{running.url}/?{urllib.parse.urlencode(params)}"
     request = urllib.request.Request(url, data=body, headers=headers or {}, method="POST" if body else "GET")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()  # names case-insensitive
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 @pytest.fixture(scope="module")

@@ -8,20 +8,29 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from pydantic import SecretStr
 
+from pipeline.app import RunContext
+from pipeline.serve.query import QueryEndpoint, serve_gateway
+from pipeline.sink import BatchingWriter, Sink
 from pipeline.store.client import Store
-from pipeline.store.query_http import EndpointConfig, EngineGateway, QueryEndpoint
+from pipeline.store.query_engine import EngineGateway
+from pipeline.telemetry import Telemetry
 from tests.net import free_port
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def endpoint(store: Store):
-    config = EndpointConfig(database=store.database, read_only=True, user="reader", password="s3cret", timezone="UTC")
-    running = QueryEndpoint(f"127.0.0.1:{free_port()}", EngineGateway(store.path), config).start()
+def endpoint(store: Store, settings):
+    settings.query.user, settings.query.password = "reader", SecretStr("s3cret")
+    telemetry = Telemetry()
+    sink = Sink(store, telemetry)
+    ctx = RunContext(settings, store, sink, BatchingWriter(sink), telemetry)
+    running = serve_gateway(ctx, EngineGateway(store.path), f"127.0.0.1:{free_port()}", timezone="UTC")
     yield running
     running.stop(timeout=5)
+    telemetry.shutdown()
 
 
 def _get(endpoint: QueryEndpoint, headers: dict[str, str] | None = None, **params: str) -> tuple[int, dict, bytes]:
@@ -29,9 +38,9 @@ def _get(endpoint: QueryEndpoint, headers: dict[str, str] | None = None, **param
     url = f"http://{endpoint.address}/?{urllib.parse.urlencode(params)}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def test_credentials_are_required_and_checked(endpoint: QueryEndpoint) -> None:

@@ -54,9 +54,9 @@ def get(proc: FleetwatchProcess, sql: str, timeout: float = 60, **params: str) -
     query = urllib.parse.urlencode({"query": sql, "user": "default", "password": PASSWORD, **params})
     try:
         with urllib.request.urlopen(f"{proc.query_url}/?{query}", timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()  # header names case-insensitive
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def vm_kib(pid: int, field: str) -> int:

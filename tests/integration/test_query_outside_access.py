@@ -16,8 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline.app import RunContext
+from pipeline.serve.query import QueryEndpoint, serve_gateway
+from pipeline.sink import BatchingWriter, Sink
 from pipeline.store import reader_settings
-from pipeline.store.query_http import EndpointConfig, EngineGateway, QueryEndpoint
+from pipeline.store.query_engine import EngineGateway
+from pipeline.telemetry import Telemetry
 from tests.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -28,11 +32,14 @@ SUSPICIOUS = re.compile(r"path|schema|url|dir|file|query|template|format_regexp|
 
 
 @pytest.fixture
-def endpoint(store) -> Iterator[QueryEndpoint]:
-    config = EndpointConfig(database=store.database, read_only=True, user="default", password=None, timezone="UTC")
-    running = QueryEndpoint(f"127.0.0.1:{free_port()}", EngineGateway(store.path), config).start()
+def endpoint(store, settings) -> Iterator[QueryEndpoint]:
+    telemetry = Telemetry()
+    sink = Sink(store, telemetry)
+    ctx = RunContext(settings, store, sink, BatchingWriter(sink), telemetry)
+    running = serve_gateway(ctx, EngineGateway(store.path), f"127.0.0.1:{free_port()}", timezone="UTC")
     yield running
     running.stop(5)
+    telemetry.shutdown()
 
 
 def query(endpoint: QueryEndpoint, sql: str, **params: str) -> tuple[int, dict[str, str], bytes]:
@@ -40,9 +47,9 @@ def query(endpoint: QueryEndpoint, sql: str, **params: str) -> tuple[int, dict[s
     req = urllib.request.Request(url, data=sql.encode(), method="POST")
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()  # header names case-insensitive
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def test_every_path_schema_url_or_query_setting_is_refused(endpoint, store) -> None:

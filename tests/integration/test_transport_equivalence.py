@@ -29,8 +29,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from pipeline.app import RunContext
 from pipeline.config import Settings
+from pipeline.serve import otlp as otlp_http
 from pipeline.sink import BatchingWriter, Sink
-from pipeline.sources import otlp_http
 from pipeline.sources.files import Input, ingest_stream
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate

@@ -8,7 +8,7 @@ import pytest
 from pipeline.config import DetectSettings
 from pipeline.jobs.runner import job_parameters, referenced_parameters
 from pipeline.jobs.windows import Window, align_down, due_windows, fmt_time, parse_time, range_windows
-from pipeline.triage import fill_parameters
+from pipeline.report.triage import fill_parameters
 
 NOW = datetime(2026, 3, 1, 12, 0, 45, 500000, tzinfo=UTC)
 
@@ -66,7 +66,7 @@ def test_fill_parameters_quotes_values() -> None:
 
 
 def test_triage_numbers_keep_their_integer_digits() -> None:
-    from pipeline.triage import _num
+    from pipeline.report.triage import _num
 
     assert _num(549.92, 0) == "550"
     assert _num(130.10, 1) == "130.1"

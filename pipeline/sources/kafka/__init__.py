@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
 
+from pipeline.runtime import RunContext
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
 from pipeline.sources.pprof_files import limits_from_settings
 from pipeline.store.migrate import context_from_settings
-
-if TYPE_CHECKING:
-    from pipeline.app import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +43,10 @@ class KafkaSource:
             self.worker.run()
         except Exception:
             log.exception("kafka worker failed")
-            self.ctx.exit_code = self.ctx.exit_code or 1
-            self.ctx.stop_event.set()
+            self.ctx.request_stop(1)
             return
         if self.worker.caught_up.is_set():
-            self.ctx.stop_event.set()  # --until-caught-up: the whole process is done
+            self.ctx.request_stop()  # --until-caught-up: the whole process is done
 
     def stop(self, timeout: float) -> None:
         self.worker.stop_requested.set()

@@ -29,6 +29,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.progress import GroupProgress
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
 
@@ -179,6 +180,7 @@ class KafkaWorker:
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
         self.consumer = KafkaConsumer(**consumer_config(self.settings))
+        progress = GroupProgress(consumer_config(self.settings)) if self.until_caught_up else None
         try:
             while not self.stop_requested.is_set():
                 self._refresh_subscription()
@@ -191,13 +193,16 @@ class KafkaWorker:
                 self._flush(force=False)
                 self._apply_backpressure()
                 self._report_lag()
-                if self.until_caught_up and self._is_caught_up():
-                    log.info("kafka: every assigned partition reached its high watermark")
+                if progress is not None and self._is_caught_up() and self._group_caught_up(progress):
+                    log.info("kafka: the group has committed every partition of %s to its high watermark",
+                             ", ".join(self._subscribed or ()))
                     self.caught_up.set()
                     return
             self._flush(force=True, once=True)
         finally:
             self.consumer.close(autocommit=False)
+            if progress is not None:
+                progress.close()
 
     # -- subscription and rebalances -----------------------------------------------------------------------
     def _refresh_subscription(self) -> None:
@@ -435,6 +440,13 @@ class KafkaWorker:
                 self.telemetry.consumer_lag.record(max(high - st.committed, 0),
                                                    {"topic": tp.topic, "partition": tp.partition})
         self.telemetry.kafka_buffered.record(sum(len(st.buffer) for st in self.states.values()))
+
+    def _group_caught_up(self, progress: GroupProgress) -> bool:
+        """Every partition of the subscribed topics, assigned here or not, is committed to its end offset."""
+        if not self._subscribed:
+            return True  # none of the topics exists: nothing to consume
+        assert self.consumer is not None
+        return progress.caught_up(self._subscribed, self.consumer.assignment())
 
     def _is_caught_up(self) -> bool:
         """Joined, and every assigned partition has committed up to the high watermark of its last fetch."""

@@ -7,12 +7,8 @@ bounded request; scraper.py schedules, records every attempt in `scrapes` and wr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from pipeline.runtime import RunContext
 from pipeline.sources.scrape.scraper import Scraper
-
-if TYPE_CHECKING:
-    from pipeline.app import RunContext
 
 
 def start(ctx: RunContext) -> Scraper | None:

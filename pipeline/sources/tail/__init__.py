@@ -12,17 +12,14 @@ import logging
 import signal
 import socket
 import threading
-from typing import TYPE_CHECKING
 
 from pipeline.config import Settings
+from pipeline.runtime import RunContext
 from pipeline.sink import Sink
 from pipeline.sources.tail.checkpoints import CheckpointStore
 from pipeline.sources.tail.tailer import Tailer
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate
-
-if TYPE_CHECKING:
-    from pipeline.app import RunContext
 
 log = logging.getLogger(__name__)
 

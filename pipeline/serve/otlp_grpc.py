@@ -1,7 +1,10 @@
 """OTLP/gRPC receiver (default 127.0.0.1:4317): the Logs, Trace and Metrics Export services.
 
-grpcio decodes the request (gzip included) and enforces the size limit (`otlp.max_request_bytes`, applied
-to the decompressed message, answered RESOURCE_EXHAUSTED). Every call waits until its rows are stored.
+grpcio enforces the size limit (`otlp.max_request_bytes`, applied to the decompressed message, answered
+RESOURCE_EXHAUSTED). An interceptor (`_Guard`) runs before the message is decoded: it checks the bearer
+token (UNAUTHENTICATED) and the concurrency cap (`serve.grpc_max_concurrent`, answered RESOURCE_EXHAUSTED
+with RetryInfo), then hands the raw bytes on; the handler counts the records on the wire
+(`serve.max_records_per_request`) before decoding. Every call waits until its rows are stored.
 When the writer is full the call fails with RESOURCE_EXHAUSTED carrying a RetryInfo, both in the standard
 `grpc-status-details-bin` trailer and in `google.rpc.retryinfo-bin`, the trailer the Python exporter
 reads; exporters back off for that delay and retry, so nothing is lost.
@@ -9,8 +12,8 @@ reads; exporters back off for that delay and retry, so nothing is lost.
 
 from __future__ import annotations
 
-import hmac
 import logging
+import threading
 from concurrent import futures
 from typing import Any
 
@@ -23,18 +26,15 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from pipeline.normalize.otlp import Signal
+from pipeline.runtime import RunContext
+from pipeline.serve.auth import bearer_ok
+from pipeline.serve.otlp_limits import TooManyRecords, check_record_count
+from pipeline.serve.status import GRPC_CODE
 from pipeline.sources.otlp_export import InFlight, Status, export, success_response
 
 log = logging.getLogger(__name__)
 
 SOURCE = "otlp_grpc"
-MAX_WORKERS = 16
-_CODES = {
-    Status.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
-    Status.FULL: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Status.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
-    Status.FAILED: grpc.StatusCode.INTERNAL,
-}
 
 
 def _retry_trailers(code: grpc.StatusCode, message: str, retry_after: float) -> list[tuple[str, bytes]]:
@@ -50,26 +50,79 @@ def _retry_trailers(code: grpc.StatusCode, message: str, retry_after: float) -> 
     ]
 
 
+def _refuse(code: grpc.StatusCode, message: str, retry_after: float = 0.0) -> grpc.RpcMethodHandler:
+    """A handler that answers without decoding the request (its bytes are never parsed)."""
+
+    def abort(_raw: bytes, context: grpc.ServicerContext) -> None:
+        if retry_after:
+            context.set_trailing_metadata(_retry_trailers(code, message, retry_after))
+        context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(abort)
+
+
+class _Guard(grpc.ServerInterceptor):
+    """Token and concurrency checked from the call's metadata, before its message is decoded."""
+
+    def __init__(self, token: str | None, limit: int, retry_after: float, max_records: int) -> None:
+        self.token = token
+        self.limit = limit
+        self.retry_after = retry_after
+        self.max_records = max_records
+        self.running = 0
+        self._lock = threading.Lock()
+
+    def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        authorization = next((v for k, v in details.invocation_metadata or () if k == "authorization"), None)
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode("utf-8", "replace")
+        if not bearer_ok(authorization, self.token):
+            return _refuse(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        with self._lock:
+            if self.running >= self.limit:
+                return _refuse(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                               f"{self.limit} exports already running; retry later", self.retry_after)
+            self.running += 1
+        signal = _SIGNAL_OF_METHOD.get(details.method.rsplit("/", 1)[0], "")
+        behaviour, decode = handler.unary_unary, handler.request_deserializer
+
+        def guarded(raw: bytes, context: grpc.ServicerContext) -> Any:
+            try:
+                try:
+                    check_record_count(signal, raw, self.max_records)
+                except TooManyRecords as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{exc}; split the export into smaller batches")
+                try:
+                    request = decode(raw) if decode else raw
+                except Exception as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable request: {exc}")
+                return behaviour(request, context)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        return grpc.unary_unary_rpc_method_handler(guarded, response_serializer=handler.response_serializer)
+
+
+_REFUSAL_THREADS = 8
+_SIGNAL_OF_METHOD = {
+    "/opentelemetry.proto.collector.logs.v1.LogsService": "logs",
+    "/opentelemetry.proto.collector.trace.v1.TraceService": "traces",
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService": "metrics",
+}
+
+
 class _Receiver:
     """Shared body of the three services."""
 
-    def __init__(self, ctx: Any, token: str | None, inflight: InFlight) -> None:
+    def __init__(self, ctx: RunContext, inflight: InFlight) -> None:
         self.ctx = ctx
-        self.token = f"Bearer {token}".encode() if token else None
         self.inflight = inflight
 
-    def _authorized(self, context: grpc.ServicerContext) -> bool:
-        if self.token is None:
-            return True
-        for key, value in context.invocation_metadata():
-            if key == "authorization":
-                given = value.encode() if isinstance(value, str) else value
-                return hmac.compare_digest(given, self.token)
-        return False
-
     def handle(self, signal: Signal, request: Any, context: grpc.ServicerContext) -> Any:
-        if not self._authorized(context):
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         if not self.inflight.enter():
             context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down; retry another instance or later")
         try:
@@ -80,9 +133,9 @@ class _Receiver:
         if outcome.status is Status.OK:
             assert outcome.result is not None
             return success_response(signal, outcome.result)
-        code = _CODES[outcome.status]
-        if outcome.status is Status.FULL:
-            context.set_trailing_metadata(_retry_trailers(code, outcome.message, outcome.retry_after))
+        code = GRPC_CODE[outcome.status]
+        if outcome.status in (Status.FULL, Status.UNAVAILABLE):
+            context.set_trailing_metadata(_retry_trailers(code, outcome.message, outcome.retry_after or 1.0))
         context.abort(code, outcome.message)
 
 
@@ -131,23 +184,28 @@ class GrpcReceiver:
         log.info("otlp grpc receiver on %s stopped", self.address)
 
 
-def start(ctx: Any) -> GrpcReceiver | None:
+def start(ctx: RunContext) -> GrpcReceiver | None:
     settings = ctx.settings.otlp
     address = (settings.grpc or "").strip()
     if not address:
         return None
     limit = int(settings.max_request_bytes)
+    serve = ctx.settings.serve
+    token = settings.token.get_secret_value() if settings.token else None
+    guard = _Guard(token, serve.grpc_max_concurrent, float(serve.retry_after_seconds), serve.max_records_per_request)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix="otlp-grpc"),
+        # One thread per admitted call plus a few for refusals: the guard runs on these threads and refuses past
+        # the cap with RetryInfo, which grpcio's own maximum_concurrent_rpcs would not carry.
+        futures.ThreadPoolExecutor(max_workers=serve.grpc_max_concurrent + _REFUSAL_THREADS,
+                                   thread_name_prefix="otlp-grpc"),
+        interceptors=[guard],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
         ],
-        maximum_concurrent_rpcs=MAX_WORKERS * 8,
     )
     inflight = InFlight()
-    token = settings.token.get_secret_value() if settings.token else None
-    receiver = _Receiver(ctx, token, inflight)
+    receiver = _Receiver(ctx, inflight)
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Logs(receiver), server)
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Traces(receiver), server)
     metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Metrics(receiver), server)

@@ -11,56 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pipeline.config import Settings
 from pipeline.jobs.windows import fmt_time, parse_time
+from pipeline.report import sites as triage_sites
+from pipeline.report.findings import Finding, Report, fill_parameters
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, context_from_settings
 
 DEFAULT_LIMIT = 20
-
-
-@dataclass
-class Finding:
-    question: str            # gc_storm, leak, cancel_gap
-    subject: str             # service/instance, or parent -> child edge
-    severity: str
-    headline: str
-    evidence: dict[str, Any]
-    dig_sql: str
-
-
-@dataclass
-class Report:
-    scope: str
-    since: str
-    gc_storms: list[Finding] = field(default_factory=list)
-    leaks: list[Finding] = field(default_factory=list)
-    cancel_gaps: list[Finding] = field(default_factory=list)
-    cancel_gaps_available: bool = True
-    notes: list[str] = field(default_factory=list)
-
-
-def sql_literal(value: Any) -> str:
-    """A value as a ClickHouse literal, for the copy-paste `dig` queries shown to people (never executed here)."""
-    if isinstance(value, datetime):
-        return f"'{fmt_time(value)}'"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
-
-
-def fill_parameters(sql: str, params: dict[str, Any]) -> str:
-    """Replace `{name:Type}` placeholders by literals so the query can be pasted into `fleetwatch sql`."""
-    return re.sub(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:[^}]*\}",
-                  lambda m: sql_literal(params[m.group(1)]) if m.group(1) in params else m.group(0), sql)
 
 
 def _rows(store: Store, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -168,6 +132,10 @@ def build_report(store: Store, settings: Settings, *, service: str | None, since
         findings = collect(store, ctx, settings.sql_dir, params)
         target = {"gc_storms": report.gc_storms, "leak_trends": report.leaks, "cancel_gaps": report.cancel_gaps}
         target[table].extend(findings)
+    # Code locations from the profile detections (leak_sites, storm_sites), when those tables exist.
+    if all(_table_exists(store, settings.database, t) for t in ("leak_sites", "storm_sites")):
+
+        triage_sites.enrich(store, ctx, settings.sql_dir, params, report.gc_storms, report.leaks)
     last_runs = store.rows(
         f"SELECT job, max(window_end) FROM {settings.database}.job_runs WHERE status = 'ok' GROUP BY job ORDER BY job"
     ) if _table_exists(store, settings.database, "job_runs") else []
@@ -200,12 +168,22 @@ def render_text(report: Report) -> str:
         for f in findings:
             lines.append(f"  [{f.severity.upper()}] {f.subject}")
             lines.append(f"      {f.headline}")
-            evidence = ", ".join(f"{k}={_fmt_evidence(v)}" for k, v in f.evidence.items() if v not in (None, ""))
+            evidence = ", ".join(f"{k}={_fmt_evidence(v)}" for k, v in f.evidence.items()
+                                 if v not in (None, "") and k not in _SITE_KEYS)
             lines.append(f"      evidence: {evidence}")
             lines.append("      dig: " + " ".join(f.dig_sql.split()))
+            lines += [f"      {line}" for line in _site_lines(f.evidence)]
         lines.append("")
     lines += [f"note: {n}" for n in report.notes]
     return "\n".join(lines).rstrip() + "\n"
+
+
+_SITE_KEYS = ("sites", "alloc_sites")
+
+
+def _site_lines(evidence: dict[str, Any]) -> list[str]:
+
+    return triage_sites.site_lines(evidence)
 
 
 def _fmt_evidence(v: Any) -> str:
