@@ -16,6 +16,7 @@ from pipeline.sources.kafka.progress import lagging
 from tests.plugins.kafka_broker import GROUP_KW
 from tests.plugins.kafka_pipeline import (
     FLEETWATCH,
+    committed_total,
     create_topics,
     fleetwatch_env,
     gctrace_line,
@@ -33,15 +34,6 @@ def test_lagging_compares_the_group_offset_with_the_high_watermark() -> None:
     a, b, c = (TopicPartition("t", p) for p in range(3))
     # a is done, b is behind, c's watermark is unknown (no answer yet), so it counts as behind
     assert lagging({a: 10, b: 4, c: 0}, {a: 10, b: 10, c: None}) == {b: (4, 10), c: (0, None)}
-
-
-def committed_total(bootstrap: str, group: str, tps: list[TopicPartition]) -> int:
-    """The group's committed offsets, summed, read without joining the group."""
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return sum(max(reader.committed(tp) or 0, 0) for tp in tps)
-    finally:
-        reader.close(autocommit=False)
 
 
 def test_until_caught_up_after_a_member_was_killed_drains_every_partition(

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from pipeline.config import REPO_SQL_DIR
 from tests.plugins.kafka_pipeline import (
     FLEETWATCH,
+    committed_total,
     create_topics,
     fleetwatch_env,
     gctrace_line,
@@ -124,14 +125,6 @@ def test_sigterm_during_otlp_exports_keeps_every_acknowledged_record(restartable
 
 
 # -- (b) a Kafka batch in flight -------------------------------------------------------------------------
-def committed_total(bootstrap: str, group: str, tps: list[TopicPartition]) -> int:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        return sum(max(reader.committed(tp) or 0, 0) for tp in tps)
-    finally:
-        reader.close(autocommit=False)
-
-
 def test_sigterm_during_kafka_batches_then_restart_stores_every_message_once(
     tmp_path: Path, kafka_bootstrap, kafka_names, producer
 ) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from pipeline.config import Settings
@@ -172,3 +172,12 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> Non
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def committed_total(bootstrap: str, group: str, tps: list[TopicPartition]) -> int:
+    """The group's committed offsets, summed, read without joining the group."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return sum(max(reader.committed(tp) or 0, 0) for tp in tps)
+    finally:
+        reader.close(autocommit=False)
