@@ -53,6 +53,8 @@ class Sizes:
     iuq_requests: int = 100
     iuq_readers: int = 4
     iuq_max_execution_time: float = 5.0
+    # OTLP rows against the commit before the serving layer: interleaved pairs.
+    ba_pairs: int = 4
 
 
 QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=8, naive_sample=200,
@@ -252,7 +254,7 @@ class Bench:
 
     # -- ingest latency while heavy queries run ----------------------------------------------------------
     def ingest_under_query_path(self) -> None:
-        if not self.wanted("ingest_under_query"):
+        if not self.wanted("ingest_under_query,otlp_vs_before"):
             return
         s = self.sizes
         proc = subprocess.run([sys.executable, "-m", "bench.ingest_under_query", "--requests", str(s.iuq_requests),
@@ -278,6 +280,31 @@ class Bench:
                 f"p50 **{loaded['p50_ms']} ms**, p99 **{loaded['p99_ms']} ms** (max {loaded['max_ms']} ms); queries "
                 f"ended: {ended}; {r['records_stored']:,} of {r['records_sent']:,} records stored "
                 f"(`python -m bench.ingest_under_query`)."]
+
+    # -- OTLP rows against the commit before the serving layer ------------------------------------------
+    def otlp_vs_before_path(self) -> None:
+        if not self.wanted("otlp_vs_before"):
+            return
+        proc = subprocess.run([sys.executable, "-m", "bench.otlp_before_after", "--pairs", str(self.sizes.ba_pairs)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"before/after bench failed:\n{proc.stderr[-3000:]}")
+        self.ba = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.say("otlp before/after: done")
+
+    def otlp_vs_before_text(self) -> list[str]:
+        r = getattr(self, "ba", None)
+        if not r:
+            return []
+        out = ["", f"OTLP rows against {r['old']} (before the serving layer), medians of {r['pairs']} interleaved "
+               "pairs on this machine (`python -m bench.otlp_before_after`):", "",
+               "| row | records/s before | records/s now | CPU s per M before | CPU s per M now |",
+               "|---|---:|---:|---:|---:|"]
+        for transport, label in (("http", "OTLP/HTTP protobuf"), ("grpc", "OTLP/gRPC")):
+            b, n = r["median"]["before"][transport], r["median"]["now"][transport]
+            out.append(f"| {label} | {b['records_per_s']:,.0f} | {n['records_per_s']:,.0f} | "
+                       f"{b['cpu_s_per_m']:.1f} | {n['cpu_s_per_m']:.1f} |")
+        return out
 
     # -- report -------------------------------------------------------------------------------------------
     def table(self) -> str:
@@ -321,6 +348,7 @@ class Bench:
                        f"({rows:,} rows): **{per_run:.2f} s** ({detail}){'' if ok else ' - A JOB FAILED'}.")
         out += self.scrape_text()
         out += self.ingest_under_query_text()
+        out += self.otlp_vs_before_text()
         return "\n".join(out)
 
 
@@ -346,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
                                        "naive,kafka_lines,kafka_batched,otlp_http,otlp_grpc,jobs,scrape,"
-                                       "ingest_under_query")
+                                       "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -361,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.jobs_path()
         bench.scrape_path()
         bench.ingest_under_query_path()
+        bench.otlp_vs_before_path()
     table = bench.table()
     print(f"\n{command}\n{header}\n\n{table}")
     if not args.no_record:
