@@ -49,6 +49,12 @@ class Sizes:
     scrape_targets: int = 200
     scrape_interval: float = 10.0
     scrape_seconds: float = 20.0
+    # Ingest latency while heavy queries run: requests per phase, reader clients, their time limit (s).
+    iuq_requests: int = 100
+    iuq_readers: int = 4
+    iuq_max_execution_time: float = 5.0
+    # OTLP rows against the commit before the serving layer: interleaved pairs.
+    ba_pairs: int = 4
 
 
 QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=8, naive_sample=200,
@@ -57,7 +63,8 @@ QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instanc
 FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instances=100, naive_sample=2_000,
              kafka_one_line_messages=300_000, kafka_batched_lines=2_000_000, kafka_lines_per_message=1_000,
              otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600,
-             scrape_targets=1_000, scrape_interval=30.0, scrape_seconds=60.0)
+             scrape_targets=1_000, scrape_interval=30.0, scrape_seconds=60.0,
+             iuq_requests=1_000, iuq_readers=4, iuq_max_execution_time=20.0)
 
 
 def _free_port() -> int:
@@ -245,6 +252,60 @@ class Bench:
                 f"(compressed), {r['raw_bytes_per_1k_goroutines']:,} bytes per 1,000 goroutines of raw text in "
                 f"profile_raw (3-day retention); profile_stacks holds {r['stack_table_bytes']:,} bytes in all."]
 
+    # -- ingest latency while heavy queries run ----------------------------------------------------------
+    def ingest_under_query_path(self) -> None:
+        if not self.wanted("ingest_under_query,otlp_vs_before"):
+            return
+        s = self.sizes
+        proc = subprocess.run([sys.executable, "-m", "bench.ingest_under_query", "--requests", str(s.iuq_requests),
+                               "--records", str(s.otlp_records_per_request), "--readers", str(s.iuq_readers),
+                               "--max-execution-time", str(s.iuq_max_execution_time)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"ingest-under-query bench failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+        self.iuq = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.say(f"ingest under queries: p99 {self.iuq['alone']['p99_ms']} -> {self.iuq['under_queries']['p99_ms']} ms")
+
+    def ingest_under_query_text(self) -> list[str]:
+        r = getattr(self, "iuq", None)
+        if not r:
+            return []
+        alone, loaded = r["alone"], r["under_queries"]
+        ended = ", ".join(f"{k} {v}" for k, v in sorted(r["queries"].items())) or "none"
+        return ["", f"OTLP/HTTP export latency of `fleetwatch run`, {self.sizes.otlp_records_per_request:,}-record "
+                f"log requests from 4 connections, {alone['requests']} requests per phase: alone p50 "
+                f"**{alone['p50_ms']} ms**, p99 **{alone['p99_ms']} ms** (max {alone['max_ms']} ms); while "
+                f"{r['readers']} readers loop over `groupArray` over `numbers()` (to the memory limit) and "
+                f"`count()` scans (to `max_execution_time` = {r['max_execution_time_s']:g} s) on the query endpoint: "
+                f"p50 **{loaded['p50_ms']} ms**, p99 **{loaded['p99_ms']} ms** (max {loaded['max_ms']} ms); queries "
+                f"ended: {ended}; {r['records_stored']:,} of {r['records_sent']:,} records stored "
+                f"(`python -m bench.ingest_under_query`)."]
+
+    # -- OTLP rows against the commit before the serving layer ------------------------------------------
+    def otlp_vs_before_path(self) -> None:
+        if not self.wanted("otlp_vs_before"):
+            return
+        proc = subprocess.run([sys.executable, "-m", "bench.otlp_before_after", "--pairs", str(self.sizes.ba_pairs)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=3600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"before/after bench failed:\n{proc.stderr[-3000:]}")
+        self.ba = json.loads(proc.stdout.strip().splitlines()[-1])
+        self.say("otlp before/after: done")
+
+    def otlp_vs_before_text(self) -> list[str]:
+        r = getattr(self, "ba", None)
+        if not r:
+            return []
+        out = ["", f"OTLP rows against {r['old']} (before the serving layer), medians of {r['pairs']} interleaved "
+               "pairs on this machine (`python -m bench.otlp_before_after`):", "",
+               "| row | records/s before | records/s now | CPU s per M before | CPU s per M now |",
+               "|---|---:|---:|---:|---:|"]
+        for transport, label in (("http", "OTLP/HTTP protobuf"), ("grpc", "OTLP/gRPC")):
+            b, n = r["median"]["before"][transport], r["median"]["now"][transport]
+            out.append(f"| {label} | {b['records_per_s']:,.0f} | {n['records_per_s']:,.0f} | "
+                       f"{b['cpu_s_per_m']:.1f} | {n['cpu_s_per_m']:.1f} |")
+        return out
+
     # -- report -------------------------------------------------------------------------------------------
     def table(self) -> str:
         bare = self.results.get("bare")
@@ -286,6 +347,8 @@ class Bench:
                        f"{self.jobs['instances']:,} instances x {self.jobs['seconds_of_data'] // 3600} h "
                        f"({rows:,} rows): **{per_run:.2f} s** ({detail}){'' if ok else ' - A JOB FAILED'}.")
         out += self.scrape_text()
+        out += self.ingest_under_query_text()
+        out += self.otlp_vs_before_text()
         return "\n".join(out)
 
 
@@ -310,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,otlp_http,otlp_grpc,jobs,scrape")
+                                       "naive,kafka_lines,kafka_batched,otlp_http,otlp_grpc,jobs,scrape,"
+                                       "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -324,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         bench.otlp_paths()
         bench.jobs_path()
         bench.scrape_path()
+        bench.ingest_under_query_path()
+        bench.otlp_vs_before_path()
     table = bench.table()
     print(f"\n{command}\n{header}\n\n{table}")
     if not args.no_record:

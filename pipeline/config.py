@@ -248,6 +248,21 @@ class ServeSettings(BaseModel):
     grpc_max_concurrent: int = Field(default=64, ge=1)
     # Retry delay sent with every 429 / 503 / RESOURCE_EXHAUSTED / UNAVAILABLE caused by a limit.
     retry_after_seconds: int = Field(default=1, ge=1)
+    # OTLP/gRPC connections open at once; more are refused at accept (the client retries with backoff).
+    grpc_max_connections: int = Field(default=512, ge=1)
+    # Streams (calls) one OTLP/gRPC connection may have open at once, advertised in HTTP/2 SETTINGS.
+    grpc_max_streams_per_connection: int = Field(default=100, ge=1)
+    # Seconds an OTLP/gRPC connection may stay without calls before the server closes it (GOAWAY).
+    grpc_max_connection_idle_seconds: float = Field(default=300.0, gt=0)
+    # Seconds any OTLP/gRPC connection may live; then GOAWAY, so clients rebalance and nothing holds forever.
+    grpc_max_connection_age_seconds: float = Field(default=1800.0, gt=0)
+    # Seconds calls still running at that age get to finish before the connection is cut.
+    grpc_max_connection_age_grace_seconds: float = Field(default=30.0, gt=0)
+    # Shortest interval between a client's keep-alive pings the server accepts; faster pings are strikes.
+    grpc_min_ping_interval_seconds: float = Field(default=10.0, gt=0)
+    # Pings too early tolerated before the connection is closed with GOAWAY (ENHANCE_YOUR_CALM); at least 1
+    # (grpc core reads 0 as "no limit").
+    grpc_max_ping_strikes: int = Field(default=2, ge=1)
 
 
 class DetectSettings(BaseModel):

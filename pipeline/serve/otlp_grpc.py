@@ -25,6 +25,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
+from pipeline.config import ServeSettings
 from pipeline.normalize.otlp import Signal
 from pipeline.runtime import RunContext
 from pipeline.serve.auth import bearer_ok
@@ -184,6 +185,27 @@ class GrpcReceiver:
         log.info("otlp grpc receiver on %s stopped", self.address)
 
 
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def connection_options(serve: ServeSettings) -> list[tuple[str, int]]:
+    """grpc core's per-connection limits from `[serve]`: a connection cap enforced at accept, streams per
+    connection, idle and age limits (GOAWAY), and keep-alive enforcement: a client pinging more often than
+    the minimum interval (or at all while it has no calls) gets strikes and, past the allowed strikes, a
+    GOAWAY ENHANCE_YOUR_CALM that closes the connection. None of it is negotiable by the client."""
+    return [
+        ("grpc.max_allowed_incoming_connections", serve.grpc_max_connections),
+        ("grpc.max_concurrent_streams", serve.grpc_max_streams_per_connection),
+        ("grpc.max_connection_idle_ms", _ms(serve.grpc_max_connection_idle_seconds)),
+        ("grpc.max_connection_age_ms", _ms(serve.grpc_max_connection_age_seconds)),
+        ("grpc.max_connection_age_grace_ms", _ms(serve.grpc_max_connection_age_grace_seconds)),
+        ("grpc.http2.min_ping_interval_without_data_ms", _ms(serve.grpc_min_ping_interval_seconds)),
+        ("grpc.http2.max_ping_strikes", serve.grpc_max_ping_strikes),
+        ("grpc.keepalive_permit_without_calls", 0),
+    ]
+
+
 def start(ctx: RunContext) -> GrpcReceiver | None:
     settings = ctx.settings.otlp
     address = (settings.grpc or "").strip()
@@ -202,6 +224,7 @@ def start(ctx: RunContext) -> GrpcReceiver | None:
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            *connection_options(serve),
         ],
     )
     inflight = InFlight()
