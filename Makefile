@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
-PYTEST_ARGS ?=
+# Two workers, one test file each at a time (files share module fixtures such as brokers and Go builds).
+PYTEST_ARGS ?= -n 2 --dist loadfile
 
 .PHONY: run test lint bench bench-quick demo clean venv go119
 

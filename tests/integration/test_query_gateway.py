@@ -49,7 +49,10 @@ def test_results_stream_with_headers_and_a_summary(store) -> None:
     assert len(chunks) > 1  # block by block, not one buffer
     assert b"".join(chunks).count(b"\n") == 100_000
     summary = result.summary()
-    assert summary["result_rows"] == "100000" and summary["read_rows"] == "300000", json.dumps(summary)
+    # result rows are counted from the blocks handed over; read rows are the engine's progress when the last
+    # block left it (as a ClickHouse server's header is), so under load they may trail the scan's end
+    assert summary["result_rows"] == "100000", json.dumps(summary)
+    assert 100_000 <= int(summary["read_rows"]) <= 300_000, json.dumps(summary)
     assert gateway.running_count() == 0
 
 

@@ -32,7 +32,13 @@ def test_own_metrics_are_stored_through_the_own_receiver(restartable) -> None:
     fw.start()
     for base in (fw.http_url, fw.query_url):
         assert http_get(f"{base}/healthz") == (200, b'{"status":"alive"}\n')
+        # ready once every component has started (the ports answer before the later components are up)
+        deadline = time.monotonic() + 60
         status, body = http_get(f"{base}/readyz")
+        while status != 200 and time.monotonic() < deadline:
+            assert json.loads(body)["checks"]["components"] == "starting", body
+            time.sleep(0.1)
+            status, body = http_get(f"{base}/readyz")
         assert status == 200 and json.loads(body)["status"] == "ready", body
 
     body = logs_request("fleet-app", ["an application line", "gc 5 @1.0s 3%: this is not a gc line"])
