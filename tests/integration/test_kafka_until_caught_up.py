@@ -18,6 +18,7 @@ from tests.plugins.kafka_pipeline import (
     FLEETWATCH,
     committed_total,
     create_topics,
+    fill_partitions,
     fleetwatch_env,
     gctrace_line,
     kafka_settings,
@@ -41,13 +42,8 @@ def test_until_caught_up_after_a_member_was_killed_drains_every_partition(
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 4, 2500
-    create_topics(kafka_bootstrap, {topic: partitions})
-    for p in range(partitions):
-        for n in range(1, per_partition + 1):
-            send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
-    producer.flush()
+    tps = fill_partitions(producer, kafka_bootstrap, topic, partitions, per_partition)
     total = partitions * per_partition
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
 
     env = fleetwatch_env(tmp_path / "store", kafka_names, kafka_bootstrap)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "50"

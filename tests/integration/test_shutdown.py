@@ -18,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from kafka import TopicPartition
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -30,10 +29,8 @@ from pipeline.config import REPO_SQL_DIR
 from tests.plugins.kafka_pipeline import (
     FLEETWATCH,
     committed_total,
-    create_topics,
+    fill_partitions,
     fleetwatch_env,
-    gctrace_line,
-    send,
     store_query,
     wait_for,
 )
@@ -130,13 +127,8 @@ def test_sigterm_during_kafka_batches_then_restart_stores_every_message_once(
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 3, 3000
-    create_topics(kafka_bootstrap, {topic: partitions})
-    for p in range(partitions):
-        for n in range(1, per_partition + 1):
-            send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
-    producer.flush()
+    tps = fill_partitions(producer, kafka_bootstrap, topic, partitions, per_partition)
     total = partitions * per_partition
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
     store_path = tmp_path / "store"
     env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "50"

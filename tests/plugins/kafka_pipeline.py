@@ -181,3 +181,14 @@ def committed_total(bootstrap: str, group: str, tps: list[TopicPartition]) -> in
         return sum(max(reader.committed(tp) or 0, 0) for tp in tps)
     finally:
         reader.close(autocommit=False)
+
+
+def fill_partitions(producer: KafkaProducer, bootstrap: str, topic: str, partitions: int,
+                    per_partition: int) -> list[TopicPartition]:
+    """Create `topic` and put gc lines 1..per_partition of one service in each partition; its partitions."""
+    create_topics(bootstrap, {topic: partitions})
+    for p in range(partitions):
+        for n in range(1, per_partition + 1):
+            send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
+    producer.flush()
+    return [TopicPartition(topic, p) for p in range(partitions)]
