@@ -26,8 +26,8 @@ from tests.plugins.kafka_pipeline import (
     kafka_settings,
     send,
     start_worker_thread,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

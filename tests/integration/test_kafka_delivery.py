@@ -36,8 +36,8 @@ from tests.plugins.kafka_pipeline import (
     send,
     start_worker_thread,
     store_query,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 EXACTLY_ONCE_SQL = "SELECT count(), uniqExact(instance, gc_num) FROM {db}.gc_events"
 

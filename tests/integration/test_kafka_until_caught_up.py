@@ -25,8 +25,8 @@ from tests.plugins.kafka_pipeline import (
     make_worker,
     send,
     store_query,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 EXACTLY_ONCE_SQL = "SELECT count(), uniqExact(instance, gc_num) FROM fleetwatch.gc_events"
 

@@ -30,6 +30,7 @@ from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
 from tests.integration.test_leak_sites_sql import run_job
 from tests.net import FLEETWATCH
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 PROGRAM = Path(__file__).resolve().parents[1] / "data" / "go" / "profiled"
@@ -113,13 +114,6 @@ def _leak_findings(store, settings) -> dict[tuple[str, str], dict]:
         for site in f.evidence.get("sites", []):
             out[(f.subject.split("/")[1], site["function"])] = {**site, "dig": f.dig_sql}
     return out
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_leak_sites_named_on_go127_profiles(store, settings, go127_targets) -> None:

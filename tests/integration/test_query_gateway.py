@@ -11,17 +11,11 @@ import pytest
 
 from pipeline.store.query_engine import HEADER_LINES, STREAMED_FORMATS, EngineGateway, QueryFailure, QueryRequest
 from pipeline.store.reader_settings import ReaderLimits
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 ENDLESS = "SELECT count() FROM numbers(1000000000000)"
-
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
 
 
 def run_in_thread(gateway: EngineGateway, request: QueryRequest) -> tuple[threading.Thread, list[object]]:
@@ -59,7 +53,7 @@ def test_results_stream_with_headers_and_a_summary(store) -> None:
 def test_cancel_stops_a_running_query(store) -> None:
     gateway = EngineGateway(store.path)
     thread, out = run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id="q-cancel"))
-    wait_until(lambda: gateway.executing("q-cancel"))
+    wait_for(lambda: gateway.executing("q-cancel"), interval=0.02)
     started = time.monotonic()
     gateway.cancel("q-cancel")
     thread.join(30)
@@ -71,7 +65,7 @@ def test_cancel_stops_a_running_query(store) -> None:
 def test_the_concurrency_cap_answers_retry_later(store) -> None:
     gateway = EngineGateway(store.path, max_concurrent_queries=1, retry_after=2)
     thread, _ = run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id="q-hold"))
-    wait_until(lambda: gateway.running_count() == 1)
+    wait_for(lambda: gateway.running_count() == 1, interval=0.02)
     with pytest.raises(QueryFailure) as refused:
         gateway.execute(QueryRequest("SELECT 1", store.database))
     assert refused.value.code == 202 and refused.value.status == 503 and refused.value.retry_after == 2
@@ -84,7 +78,7 @@ def test_close_cancels_and_waits_then_refuses(store) -> None:
     gateway = EngineGateway(store.path, ReaderLimits(max_execution_time=600))
     threads = [run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id=f"q-close-{i}"))
                for i in range(3)]
-    wait_until(lambda: all(gateway.executing(f"q-close-{i}") for i in range(3)))
+    wait_for(lambda: all(gateway.executing(f"q-close-{i}") for i in range(3)), interval=0.02)
     started = time.monotonic()
     gateway.close(30)
     assert gateway.running_count() == 0 and time.monotonic() - started < 15
@@ -110,7 +104,7 @@ def test_close_while_queries_are_still_being_set_up(store) -> None:
     gateway = EngineGateway(store.path, ReaderLimits(max_execution_time=600))
     threads = [run_in_thread(gateway, QueryRequest(ENDLESS, store.database, query_id=f"q-early-{i}"))
                for i in range(3)]
-    wait_until(lambda: gateway.running_count() >= 1)
+    wait_for(lambda: gateway.running_count() >= 1, interval=0.02)
     gateway.close(30)
     assert gateway.running_count() == 0
     for thread, out in threads:

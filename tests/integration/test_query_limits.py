@@ -27,6 +27,7 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.integration.test_faults_otlp import logs_request
 from tests.process import FleetwatchProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -178,13 +179,6 @@ def _running(proc: FleetwatchProcess, query_id: str, password: str | None = PASS
     return False
 
 
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
 def hang_up_cancels(proc: FleetwatchProcess, password: str | None = None) -> float:
     """Start an endless query over a raw connection, hang up once it runs: seconds until it has stopped."""
     query_id = f"hangup-{uuid.uuid4()}"
@@ -205,10 +199,10 @@ def hang_up_cancels(proc: FleetwatchProcess, password: str | None = None) -> flo
             client.sendall(request)
         return False
 
-    wait_until(started)
+    wait_for(started, interval=0.05)
     hung_up = time.monotonic()
     client.close()
-    wait_until(lambda: not _running(proc, query_id, password))
+    wait_for(lambda: not _running(proc, query_id, password), interval=0.05)
     return time.monotonic() - hung_up
 
 
@@ -291,7 +285,7 @@ def test_hang_up_and_sigterm_during_long_queries(tmp_path) -> None:
         reader = threading.Thread(target=long_query)
         reader.start()
 
-        wait_until(lambda: _running(proc, query_id, None) or bool(answers))
+        wait_for(lambda: _running(proc, query_id, None) or bool(answers), interval=0.05)
         assert not answers, answers
         assert proc.terminate(timeout=60) == 0, proc.log()[-3000:]
         reader.join(30)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from tests.net import FLEETWATCH
 from tests.pprof_programs import Target, build
 from tests.process import FleetwatchProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,14 +22,6 @@ def _count(fw: FleetwatchProcess, sql: str) -> int:
     req = urllib.request.Request(fw.query_url + "/", data=sql.encode(), method="POST")
     with urllib.request.urlopen(req, timeout=30) as resp:
         return int(resp.read().decode().strip() or 0)
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.3)
 
 
 def test_run_scrapes_toml_and_file_sd_targets(tmp_path: Path, go_toolchain: dict[str, str]) -> None:
@@ -46,12 +38,13 @@ def test_run_scrapes_toml_and_file_sd_targets(tmp_path: Path, go_toolchain: dict
     fw = FleetwatchProcess(tmp_path, {"FLEETWATCH_CONFIG": str(config)}, query=True)
     try:
         fw.start()
-        _wait(lambda: _count(fw, "SELECT count() FROM fleetwatch.scrapes WHERE instance = 'static' "
-                                 "AND status = 'ok'") >= 4, 60, "scrapes of the static target")
+        wait_for(lambda: _count(fw, "SELECT count() FROM fleetwatch.scrapes WHERE instance = 'static' "
+                                 "AND status = 'ok'") >= 4, 60, "scrapes of the static target", interval=0.3)
         sd.write_text(json.dumps([{"targets": [discovered.base.removeprefix("http://")],
                                    "labels": {"service": "web", "instance": "found", "interval_seconds": "1"}}]))
-        _wait(lambda: _count(fw, "SELECT count() FROM fleetwatch.profile_snapshots WHERE instance = 'found' "
-                                 "AND profile_type = 'goroutine'") >= 3, 60, "scrapes of the file_sd target")
+        wait_for(lambda: _count(fw, "SELECT count() FROM fleetwatch.profile_snapshots WHERE instance = 'found' "
+                                 "AND profile_type = 'goroutine'") >= 3, 60, "scrapes of the file_sd target",
+                 interval=0.3)
         out = subprocess.run([FLEETWATCH, "pprof", "export", "--service", "api", "--instance", "static", "--type",
                               "allocs", "--query-http", fw.query_url.removeprefix("http://"),
                               "--clickhouse-dsn", fw.dsn, "-o", str(tmp_path / "a.pb.gz")],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +16,7 @@ from pipeline.sources.scrape import Scraper
 from pipeline.store.client import Store
 from tests.net import free_port
 from tests.pprof_programs import GO119, Target, build
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -77,14 +77,6 @@ def go_targets(go_toolchain: dict[str, str], tmp_path_factory: pytest.TempPathFa
     old.stop()
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def test_scraper_real_and_hostile_targets(settings: Settings, store: Store, hostile: str,
                                           go_targets: dict[str, Target]) -> None:
     profiles = ["goroutine", "goroutineleak", "allocs"]
@@ -120,7 +112,7 @@ def test_scraper_real_and_hostile_targets(settings: Settings, store: Store, host
                                           ("missing", "goroutine"), ("old", "goroutineleak")]))
 
     try:
-        _wait(ready, 60, "scrapes of every target")
+        wait_for(ready, 60, "scrapes of every target", interval=0.2)
     finally:
         scraper.stop()
     st = statuses()

@@ -32,9 +32,9 @@ from tests.plugins.kafka_pipeline import (
     fill_partitions,
     fleetwatch_env,
     store_query,
-    wait_for,
 )
 from tests.process import FleetwatchProcess
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -23,8 +23,9 @@ from pipeline.normalize.rows import Rows
 from pipeline.report.triage import build_report, render_text
 from pipeline.sink import Sink
 from pipeline.sources.scrape import Scraper
-from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, site_line, start, stop, wait_for
+from tests.integration.test_profile_detections_go import PROGRAM, SOURCE, site_line, start, stop
 from tests.net import free_port
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 RUN_SECONDS = 8

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -164,14 +163,6 @@ def store_query(store_path: Path, sql: str) -> list[list[str]]:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = list(csv.reader(io.StringIO(proc.stdout.strip())))
     return lines[1:]  # without the header
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def committed_total(bootstrap: str, group: str, tps: list[TopicPartition]) -> int:
