@@ -35,9 +35,8 @@ def find_snapshot(settings: Settings, *, service: str, instance: str, profile_ty
     sql = load_statement(settings.sql_dir, "queries/pprof_export.sql", context_from_settings(settings))
     store = open_reader(settings)
     try:
-        result = store.query(sql, {"service": service, "instance": instance, "profile_type": profile_type,
-                                   "at": at})
-        rows = [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+        rows = store.dicts(sql, {"service": service, "instance": instance, "profile_type": profile_type,
+                                 "at": at})
     finally:
         store.close()
     if not rows:

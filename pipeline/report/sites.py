@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -24,11 +23,22 @@ SITES_KEY = "sites"
 ALLOC_SITES_KEY = "alloc_sites"
 
 
-class LeakSite(BaseModel):
-    """One flagged goroutine site, as triage shows it."""
+class _Site(BaseModel):
+    """A code location as triage shows it: function and `file:line`, plus what was found there."""
 
     function: str
     file_line: str
+    dig: str
+
+    def shown(self) -> dict[str, object]:
+        data = self.model_dump()
+        data["file:line"] = data.pop("file_line")
+        return data
+
+
+class LeakSite(_Site):
+    """One flagged goroutine site."""
+
     created_by: str
     wait_reason: str
     goroutines: int
@@ -38,38 +48,15 @@ class LeakSite(BaseModel):
     evidence: list[str]
     severity: str
     example_stack: str
-    dig: str
-
-    def shown(self) -> dict[str, object]:
-        data = self.model_dump()
-        data["file:line"] = data.pop("file_line")
-        return data
 
 
-class AllocSite(BaseModel):
+class AllocSite(_Site):
     """One of a storm's top allocation sites."""
 
     rank: int
-    function: str
-    file_line: str
     bytes_per_sec: float
     objects_per_sec: float
     share: float
-    dig: str
-
-    def shown(self) -> dict[str, object]:
-        data = self.model_dump()
-        data["file:line"] = data.pop("file_line")
-        return data
-
-
-def _dicts(store: Store, sql: str, params: dict[str, object]) -> list[dict[str, Any]]:
-    result = store.query(sql, params)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-
-
-def _fill(sql: str, params: dict[str, object]) -> str:
-    return fill_parameters(sql, params)
 
 
 def leak_sites_by_instance(store: Store, ctx: RenderContext, sql_dir: Path,
@@ -77,9 +64,10 @@ def leak_sites_by_instance(store: Store, ctx: RenderContext, sql_dir: Path,
     """(service, instance) -> its flagged sites at the latest evaluation, worst first."""
     dig_sql = load_statement(sql_dir, "queries/dig_leak_site.sql", ctx)
     out: dict[tuple[str, str], list[LeakSite]] = defaultdict(list)
-    for r in _dicts(store, load_statement(sql_dir, "queries/triage_leak_sites.sql", ctx), params):
-        dig = _fill(dig_sql, {"service": r["service"], "instance": r["instance"], "function": r["function"],
-                              "file": r["file"], "line": r["line"], "since": params["since"]})
+    for r in store.dicts(load_statement(sql_dir, "queries/triage_leak_sites.sql", ctx), params):
+        dig = fill_parameters(dig_sql, {"service": r["service"], "instance": r["instance"],
+                                        "function": r["function"], "file": r["file"], "line": r["line"],
+                                        "since": params["since"]})
         out[(str(r["service"]), str(r["instance"]))].append(LeakSite(
             function=str(r["function"]), file_line=f"{r['file']}:{r['line']}", created_by=str(r["created_by"]),
             wait_reason=str(r["wait_reason"]), goroutines=int(r["goroutines"]),
@@ -104,14 +92,14 @@ def storm_sites(store: Store, ctx: RenderContext, sql_dir: Path, *, service: str
                 since: str) -> list[AllocSite]:
     """The top three allocation sites of the instance's latest storm window since `since`."""
     dig_sql = load_statement(sql_dir, "queries/dig_storm_site.sql", ctx)
-    rows = _dicts(store, load_statement(sql_dir, "queries/triage_storm_sites.sql", ctx),
-                  {"service": service, "instance": instance, "since": since})
+    rows = store.dicts(load_statement(sql_dir, "queries/triage_storm_sites.sql", ctx),
+                       {"service": service, "instance": instance, "since": since})
     return [AllocSite(
         rank=int(r["rank"]), function=str(r["function"]), file_line=f"{r['file']}:{r['line']}",
         bytes_per_sec=round(float(r["bytes_per_sec"]), 1), objects_per_sec=round(float(r["objects_per_sec"]), 1),
         share=round(float(r["share"]), 4),
-        dig=_fill(dig_sql, {"service": service, "instance": instance, "function": r["function"], "file": r["file"],
-                            "line": r["line"], "since": since}),
+        dig=fill_parameters(dig_sql, {"service": service, "instance": instance, "function": r["function"],
+                                      "file": r["file"], "line": r["line"], "since": since}),
     ) for r in rows]
 
 

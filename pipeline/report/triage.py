@@ -27,11 +27,6 @@ from pipeline.store.migrate import RenderContext, context_from_settings
 DEFAULT_LIMIT = 20
 
 
-def _rows(store: Store, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    result = store.query(sql, params)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
-
-
 def _pct(x: Any) -> str:
     return "n/a" if x is None else f"{100 * float(x):.1f}%"
 
@@ -48,7 +43,7 @@ def _num(x: Any, digits: int = 2) -> str:
 
 def gc_storm_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: dict[str, Any]) -> list[Finding]:
     out = []
-    for r in _rows(store, load_statement(sql_dir, "queries/triage_gc_storms.sql", ctx), params):
+    for r in store.dicts(load_statement(sql_dir, "queries/triage_gc_storms.sql", ctx), params):
         state = "ongoing" if r["ongoing"] else f"last seen {fmt_time(r['last_seen'])}"
         headline = (f"{r['kind'] or 'storm'}: {r['reason']} ({r['storm_windows']} windows since "
                     f"{fmt_time(r['first_seen'])}, {state})")
@@ -68,7 +63,7 @@ def gc_storm_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: di
 
 def leak_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: dict[str, Any]) -> list[Finding]:
     out = []
-    for r in _rows(store, load_statement(sql_dir, "queries/triage_leak_trends.sql", ctx), params):
+    for r in store.dicts(load_statement(sql_dir, "queries/triage_leak_trends.sql", ctx), params):
         state = "ongoing" if r["ongoing"] else f"last seen {fmt_time(r['last_seen'])}"
         headline = f"{r['signal']} leak: {r['reason']} ({state})"
         evidence = {
@@ -88,7 +83,7 @@ def leak_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: dict[s
 
 def cancel_gap_findings(store: Store, ctx: RenderContext, sql_dir: Any, params: dict[str, Any]) -> list[Finding]:
     out = []
-    for r in _rows(store, load_statement(sql_dir, "queries/triage_cancel_gaps.sql", ctx), params):
+    for r in store.dicts(load_statement(sql_dir, "queries/triage_cancel_gaps.sql", ctx), params):
         edge = f"{r['parent_service']} {r['parent_operation']} -> {r['child_service']} {r['child_operation']}"
         headline = (f"{r['overruns']} of {r['cancellations']} cancelled calls kept running "
                     f"(p99 overrun {_num(r['p99_overrun_ms'], 0)} ms, {_num(r['wasted_child_ms'] / 1000, 1)} s "

@@ -147,6 +147,10 @@ class Store:
         """Run a SELECT and return its rows as tuples."""
         return list(self.query(sql, parameters).result_rows)
 
+    def dicts(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT and return its rows keyed by column name (fields by name, never by position)."""
+        return list(self.query(sql, parameters).named_results())
+
     def scalar(self, sql: str, parameters: Mapping[str, Any] | None = None) -> Any:
         rows = self.rows(sql, parameters)
         return rows[0][0] if rows else None
