@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pipeline.backtest.scenario import INPUT_TABLES, JOB_INPUTS, Columns, Scenario, table_files
+from pipeline.backtest.scenario import INPUT_TABLES, JOB_INPUTS, Columns, Scenario, read_file, table_files
 from pipeline.config import Settings
 from pipeline.jobs.runner import Job, discover_jobs, execute_job
 from pipeline.jobs.windows import Window, align_down
@@ -102,7 +102,7 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
     active: dict[str, set[datetime]] = {job.name: set() for job in jobs}
     for sc in scenarios:
         for table, path in table_files(sc).items():
-            data = path.read_bytes()
+            data = read_file(path)
             store.insert_raw(table, data, fmt="JSONEachRow")
             times = _jsonl_event_times(table, data)
             stats.rows += len(times)

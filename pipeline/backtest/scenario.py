@@ -6,11 +6,14 @@ with the expected verdict and, for a sick subject, when the trouble starts (`ons
 detection is fair (`fair_from`: before it the evidence is not there yet, so an earlier alarm is a guess).
 
 On disk a scenario is a directory: `scenario.toml` (name, description, time range, labels, and optional
-gctrace captures to normalize) and one `<table>.jsonl` per table (ClickHouse JSONEachRow).
+gctrace captures to normalize) and one `<table>.jsonl` per table (ClickHouse JSONEachRow). Captures and
+table files may be gzipped (`.gz`): recordings of real programs compress about tenfold, and the library
+lives in the repository.
 """
 
 from __future__ import annotations
 
+import gzip
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,7 +158,7 @@ def materialize_captures(scenario: Scenario) -> None:
         rows = Rows()
         stream = GctraceStream(service=capture.service, instance=capture.instance, source="file",
                                received_at=capture.start_time, start_ns=int(capture.start_time.timestamp() * 1e9))
-        lines = (scenario.source_dir / capture.file).read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = read_file(scenario.source_dir / capture.file).decode("utf-8").splitlines(keepends=True)
         stream.feed(lines, rows)
         stream.finish(rows)
         for table in INPUT_TABLES:
@@ -178,12 +181,23 @@ def _as_times(values: list) -> list:
     return out
 
 
+def read_file(path: Path) -> bytes:
+    """A scenario file's bytes, decompressed when its name ends in `.gz`."""
+    data = path.read_bytes()
+    return gzip.decompress(data) if path.suffix == ".gz" else data
+
+
 def table_files(scenario: Scenario) -> dict[str, Path]:
-    """The JSONEachRow files of an on-disk scenario, by table."""
+    """The JSONEachRow files of an on-disk scenario, by table (`<table>.jsonl` or `<table>.jsonl.gz`)."""
     if scenario.source_dir is None:
         return {}
-    return {t: scenario.source_dir / f"{t}.jsonl" for t in INPUT_TABLES
-            if (scenario.source_dir / f"{t}.jsonl").is_file()}
+    found: dict[str, Path] = {}
+    for table in INPUT_TABLES:
+        for name in (f"{table}.jsonl", f"{table}.jsonl.gz"):
+            if (scenario.source_dir / name).is_file():
+                found[table] = scenario.source_dir / name
+                break
+    return found
 
 
 def dump_toml(scenario: Scenario) -> str:

@@ -1,0 +1,1 @@
+"""Recording real Go programs into the backtest scenario library (see record.py)."""
