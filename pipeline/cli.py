@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "write a time range of the store as a scenario to label.")
     _common(bt)
     bt.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                    help="library name or directory ('export' first: export)")
+                    help="library name, 'library' (all of it), or directory ('export' first: export)")
     bt.add_argument("--format", choices=["table", "json"], default="table")
     bt.add_argument("--step", type=int, default=1800, help="replay clock step in seconds (leak-trend cadence)")
     bt.add_argument("--since", help="export: range start (ISO 8601 or a duration like 6h)")

@@ -120,14 +120,17 @@ def run_backtest(scenarios: list[Scenario], settings: Settings, *, step_seconds:
 
 
 def resolve_scenarios(names: list[str]) -> list[Scenario]:
-    """Library names (`fast-leak`), scenario directories, or directories of scenario directories."""
+    """Library names (`fast-leak`), `library` (every generated scenario, so one command can run them with
+    directories), scenario directories, or directories of scenario directories."""
     if not names:
         return generated()
     by_name = {make.__name__.replace("_", "-"): make for make in GENERATORS}
     found: list[Scenario] = []
     for name in names:
         path = Path(name)
-        if (path / "scenario.toml").is_file():
+        if name == "library" and not path.exists():
+            found.extend(generated())
+        elif (path / "scenario.toml").is_file():
             found.append(load_scenario_dir(path))
         elif path.is_dir():
             subdirs = sorted(p for p in path.iterdir() if (p / "scenario.toml").is_file())

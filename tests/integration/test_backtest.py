@@ -13,7 +13,7 @@ import pytest
 
 from pipeline.backtest.command import backtest_settings, resolve_scenarios, run_backtest
 from pipeline.backtest.library import T0, generated, storm_allocation
-from pipeline.backtest.scenario import DETECTIONS, dump_toml, load_scenario_dir
+from pipeline.backtest.scenario import DETECTIONS, dump_toml, load_scenario_dir, table_files
 from pipeline.cli import main
 from tests.net import VENV_BIN
 
@@ -24,7 +24,13 @@ pytestmark = pytest.mark.integration
 def test_library_passes_every_detection(settings, chdb_dir) -> None:
     """Zero false alarms on healthy scenarios, every sick one found with the right kind (the regression gate)."""
     real = resolve_scenarios([str(Path(__file__).resolve().parent.parent / "data" / "scenarios")])
-    assert len(real) >= 2 and all(sc.tables.get("gc_events") for sc in real)
+    assert all(sc.tables.get("gc_events") or table_files(sc) for sc in real)
+    # Real Go programs for every storm kind, both leak signals and cancel gaps, as many healthy as sick.
+    real_sick = {(lb.detection, lb.kind or lb.signal) for sc in real for lb in sc.labels if lb.sick}
+    kinds = ("allocation", "misconfiguration", "limit_squeeze", "leak_driven")
+    assert real_sick >= {("gc_storms", k) for k in kinds} | {
+        ("leak_trends", "goroutines"), ("leak_trends", "heap_live"), ("cancel_gaps", "")}
+    assert sum(sc.healthy for sc in real) >= sum(not sc.healthy for sc in real) >= 7
     library = generated() + real
     report = run_backtest(library, backtest_settings(settings, f"chdb://{chdb_dir}", settings.database))
     assert not report.stats.errors, report.stats.errors[:5]

@@ -79,3 +79,11 @@ def test_recorded_scenario_matches_its_recording(rec) -> None:
     else:
         assert {"otel_traces", "cancel_events"} <= set(files)
     assert sum(p.stat().st_size for p in path.iterdir()) < 1_000_000
+
+
+def test_library_keyword_runs_generated_scenarios_with_directories() -> None:
+    from pipeline.backtest.command import resolve_scenarios
+    from pipeline.backtest.library import GENERATORS
+
+    found = resolve_scenarios(["library", str(STEADY)])
+    assert len(found) == len(GENERATORS) + 1 and found[-1].name == "real-steady-go1.27"
