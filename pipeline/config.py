@@ -233,7 +233,7 @@ class ServeSettings(BaseModel):
     # Largest query text (body plus `query` parameter, decompressed) on the query endpoint.
     max_query_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # gzip members in one compressed body; each member costs a new inflater, so floods of empty members
-    # are refused instead of burning CPU.
+    # are refused instead of burning CPU. The same bound applies to zstd and lz4 frames.
     max_gzip_members: int = Field(default=64, ge=1)
     # Log records, spans or metric data points in one OTLP request, counted on the wire before decoding.
     max_records_per_request: int = Field(default=100_000, ge=1)

@@ -253,6 +253,26 @@ def test_gzip_member_flood_is_refused_quickly(running: Running) -> None:
     still_ingesting(running, "after-gzip-flood")
 
 
+def test_zstd_frame_flood_is_refused_quickly_and_a_multi_frame_body_is_stored(running: Running) -> None:
+    """Empty zstd frames cost a decoder each, like empty gzip members: a flood is refused from the frame
+    headers within `serve.max_gzip_members`; a real export split over several frames is stored whole."""
+    import zstandard
+
+    flood = zstandard.ZstdCompressor().compress(b"") * 400_000  # about 3.6 MB of empty frames
+    started = time.monotonic()
+    status, _, answer = post(running.http.port, flood, {**AUTH, "Content-Encoding": "zstd"})
+    assert status == 413 and b"zstd frames" in answer, (status, answer[:200])
+    assert time.monotonic() - started < 5
+    body = logs_request("zstd-frames", [f"record {i}" for i in range(200)]).SerializeToString()
+    third = len(body) // 3
+    frames = b"".join(zstandard.ZstdCompressor(write_checksum=True).compress(part)
+                      for part in (body[:third], body[third:2 * third], body[2 * third:]))
+    assert post(running.http.port, frames, {**AUTH, "Content-Encoding": "zstd"})[0] == 200
+    count = running.ctx.store.scalar(f"SELECT count() FROM {running.db}.otel_logs WHERE ServiceName = 'zstd-frames'")
+    assert count == 200
+    still_ingesting(running, "after-zstd-flood")
+
+
 def test_deeply_nested_json_gets_400(running: Running) -> None:
     for depth in (1_000, 100_000):
         nested = b'{"resourceLogs": ' + b"[" * depth + b"]" * depth + b"}"
