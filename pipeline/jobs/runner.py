@@ -3,7 +3,9 @@
 A job is a file `sql/jobs/<name>.sql`: statements separated by `;`, rendered with the migration placeholders
 and executed in order. Every statement gets, as query parameters, the window (`window_start`, `window_end`),
 the `run_id`, and any field of `settings.detect` it names (`{sustained_windows:UInt32}`); only the parameters
-a statement references are sent, so a server that rejects unknown parameters is never surprised. The job's
+a statement references are sent, so a server that rejects unknown parameters is never surprised. A job whose
+statements take `window_starts` / `window_ends` (arrays) instead computes every window of a list in one
+statement (`takes_window_list`): the scheduler passes one window, the backtest a whole clock step's. The job's
 output tables are ReplacingMergeTree keyed by window, which is what makes a rerun replace rather than add.
 """
 
@@ -15,7 +17,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,13 +84,27 @@ def referenced_parameters(statement: str) -> set[str]:
     return set(_PARAM_RE.findall(statement))
 
 
-def job_parameters(detect: DetectSettings, window: Window, run_id: str) -> dict[str, Any]:
-    """Everything a job statement may reference: the window, the run id and each DetectSettings field."""
+def job_parameters(detect: DetectSettings, window: Window, run_id: str,
+                   windows: Sequence[Window] = ()) -> dict[str, Any]:
+    """Everything a job statement may reference: the window, the run id and each DetectSettings field.
+
+    A job that takes `window_starts` / `window_ends` (arrays) computes every window of the list in one
+    statement, each as if run on its own: `windows`, or the one `window` when none are given."""
     params: dict[str, Any] = {}
     for name, value in detect.model_dump().items():
         params[name] = int(value) if isinstance(value, bool) else value
     params.update(window_start=fmt_time(window.start), window_end=fmt_time(window.end), run_id=run_id)
+    each = list(windows) or [window]
+    params.update(window_starts=[fmt_time(w.start) for w in each], window_ends=[fmt_time(w.end) for w in each])
     return params
+
+
+def takes_window_list(job: Job, ctx: RenderContext) -> bool:
+    """Whether every statement of `job` computes a list of windows (`window_starts`), so several windows can
+    run as one statement; a job that also reads a single `window_start` cannot."""
+    statements = job.statements(ctx)
+    return bool(statements) and all("window_starts" in referenced_parameters(s)
+                                    and "window_start" not in referenced_parameters(s) for s in statements)
 
 
 def new_run_id() -> str:
@@ -97,17 +113,18 @@ def new_run_id() -> str:
 
 def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, ctx: RenderContext,
                 run_id: str | None = None, should_stop: Callable[[], bool] | None = None, *,
-                count_written: bool = True) -> RunResult:
+                count_written: bool = True, windows: Sequence[Window] = ()) -> RunResult:
     """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
 
     `should_stop` is asked before each statement after the first: on shutdown the run ends at the next
     statement boundary as `skipped`, so the watermark stays put and the window runs again from the start
     (job outputs are keyed by window, so the statements already run are replaced, not doubled).
     `count_written=False` skips counting rows the engine did not report (a backtest does not need them).
+    `windows` (for jobs where `takes_window_list`) computes those windows in one run; `window` then spans them.
     """
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
-    params = job_parameters(detect, window, run_id)
+    params = job_parameters(detect, window, run_id, windows)
     t0 = time.monotonic()
     try:
         statements = job.statements(ctx)

@@ -1,0 +1,64 @@
+"""A job that takes a window list (`window_starts` / `window_ends`) computes, in one statement, exactly what
+each window computes when run on its own: the backtest's batching must not change a single verdict."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from pipeline.backtest.library import (
+    T0,
+    storm_across_restart,
+    storm_allocation,
+    storm_limit_squeeze,
+    storm_misconfiguration,
+)
+from pipeline.jobs.runner import discover_jobs, execute_job, takes_window_list
+from pipeline.jobs.windows import Window
+from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings, migrate
+
+pytestmark = pytest.mark.integration
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):  # sums in another order may differ in the last bit
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def test_gc_storms_over_a_window_list_equals_each_window_alone(settings, db_name) -> None:
+    scenarios = [storm_allocation(), storm_limit_squeeze(), storm_misconfiguration(), storm_across_restart()]
+    # calm, the storms' onset at 0:40, and the restart at 1:00
+    windows = [Window(T0 + timedelta(minutes=k), T0 + timedelta(minutes=k + 1)) for k in range(36, 66)]
+    found: dict[str, list[dict[str, object]]] = {}
+    for mode in ("each", "list"):
+        mine = settings.model_copy(update={"database": f"{db_name}_{mode}", "retention_days": 3650})
+        ctx = context_from_settings(mine)
+        store = Store.from_settings(mine)
+        try:
+            migrate(store, mine.sql_dir, ctx)
+            for sc in scenarios:
+                for table, cols in sc.tables.items():
+                    store.insert_columns(table, cols)
+            job = next(j for j in discover_jobs(mine.sql_dir) if j.name == "gc_storms")
+            assert takes_window_list(job, ctx)
+            if mode == "each":
+                runs = [execute_job(store, job, w, mine.detect, ctx) for w in windows]
+            else:
+                runs = [execute_job(store, job, Window(windows[0].start, windows[-1].end), mine.detect, ctx,
+                                    windows=windows)]
+            assert all(r.status == "ok" for r in runs), [r.error for r in runs if r.status != "ok"][:2]
+            found[mode] = store.dicts(f"SELECT * EXCEPT (run_id, computed_at) FROM {mine.database}.gc_storms FINAL "
+                                      "ORDER BY service, instance, window_start")
+        finally:
+            store.command(f"DROP DATABASE IF EXISTS {mine.database} SYNC")
+            store.close()
+    each, listed = found["each"], found["list"]
+    assert len(each) == len(listed) and len(each) > 200
+    assert {r["kind"] for r in each if r["storm"]} >= {"allocation", "limit_squeeze", "misconfiguration"}
+    for a, b in zip(each, listed, strict=True):
+        assert a.keys() == b.keys()
+        assert all(_same(a[k], b[k]) for k in a), {k: (a[k], b[k]) for k in a if not _same(a[k], b[k])}
