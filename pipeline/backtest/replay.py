@@ -144,11 +144,20 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
                 and not exported}
     readers = {job.name: {name for name in deferred if name != job.name and _reads(job, name, ctx)} for job in jobs}
     clock = begin + step
+    landed = begin
+
+    def land(now: datetime) -> None:
+        """Insert every row that had arrived by `now`, in one insert per table however many steps it spans
+        (done before any statement runs, so every run sees exactly what had arrived by its clock)."""
+        nonlocal landed
+        if now > landed:
+            for feed in feeds:
+                chunk = feed.take(now)
+                if chunk and next(iter(chunk.values())):
+                    store.insert_columns(feed.table, chunk)
+            landed = now
+
     while clock <= finish + step:
-        for feed in feeds:
-            chunk = feed.take(clock)
-            if chunk and next(iter(chunk.values())):
-                store.insert_columns(feed.table, chunk)
         horizon = align_down(clock - lag, w)
         for job in jobs:
             if job.name in STRIDE_JOBS:
@@ -157,6 +166,7 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
                     if job.name in deferred:
                         deferred[job.name].add(window, clock)
                     else:
+                        land(clock)
                         _run(store, job, window, settings, ctx, stats)
                     marks[job.name] = horizon
                 continue
@@ -168,6 +178,7 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
                 t += timedelta(seconds=w)
             marks[job.name] = t
             if due:
+                land(clock)
                 for name in readers[job.name]:  # what this job reads must be as complete as it would be by now
                     deferred[name].flush(store, settings, ctx, stats)
             if job.name in listed and due:
@@ -176,6 +187,7 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
             for window in due:
                 _run(store, job, window, settings, ctx, stats)
         clock += step
+    land(clock - step)
     for pending in deferred.values():
         pending.flush(store, settings, ctx, stats)
     stats.seconds = time.monotonic() - t_start
