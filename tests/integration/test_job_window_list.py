@@ -1,20 +1,27 @@
 """A job that takes a window list (`window_starts` / `window_ends`) computes, in one statement, exactly what
-each window computes when run on its own: the backtest's batching must not change a single verdict."""
+each window computes when run on its own, and leak-trend steps evaluated together as of their clocks give
+the rows of one run per step: the backtest's batching must not change a single verdict."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
 from pipeline.backtest.library import (
     T0,
+    cancel_doomed,
+    cancel_ignored,
+    cancel_prompt,
+    cancel_rare,
     storm_across_restart,
     storm_allocation,
     storm_limit_squeeze,
     storm_misconfiguration,
 )
+from pipeline.backtest.scenario import Scenario
 from pipeline.jobs.runner import discover_jobs, execute_job, takes_window_list
 from pipeline.jobs.windows import Window
 from pipeline.store.client import Store
@@ -29,10 +36,21 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-def test_gc_storms_over_a_window_list_equals_each_window_alone(settings, db_name) -> None:
-    scenarios = [storm_allocation(), storm_limit_squeeze(), storm_misconfiguration(), storm_across_restart()]
+def _gc_case() -> tuple[list[Scenario], range, str]:
     # calm, the storms' onset at 0:40, and the restart at 1:00
-    windows = [Window(T0 + timedelta(minutes=k), T0 + timedelta(minutes=k + 1)) for k in range(36, 66)]
+    return ([storm_allocation(), storm_limit_squeeze(), storm_misconfiguration(), storm_across_restart()],
+            range(36, 66), "gc_storms")
+
+
+def _cancel_case() -> tuple[list[Scenario], range, str]:
+    return [cancel_ignored(), cancel_doomed(), cancel_prompt(), cancel_rare()], range(0, 22), "cancel_gap_spans"
+
+
+@pytest.mark.parametrize(("job_name", "case"), [("gc_storms", _gc_case), ("cancel_gaps", _cancel_case)])
+def test_a_window_list_equals_each_window_alone(settings, db_name, job_name: str,
+                                                case: Callable[[], tuple[list[Scenario], range, str]]) -> None:
+    scenarios, minutes, table = case()
+    windows = [Window(T0 + timedelta(minutes=k), T0 + timedelta(minutes=k + 1)) for k in minutes]
     found: dict[str, list[dict[str, object]]] = {}
     for mode in ("each", "list"):
         mine = settings.model_copy(update={"database": f"{db_name}_{mode}", "retention_days": 3650})
@@ -41,9 +59,9 @@ def test_gc_storms_over_a_window_list_equals_each_window_alone(settings, db_name
         try:
             migrate(store, mine.sql_dir, ctx)
             for sc in scenarios:
-                for table, cols in sc.tables.items():
-                    store.insert_columns(table, cols)
-            job = next(j for j in discover_jobs(mine.sql_dir) if j.name == "gc_storms")
+                for name, cols in sc.tables.items():
+                    store.insert_columns(name, cols)
+            job = next(j for j in discover_jobs(mine.sql_dir) if j.name == job_name)
             assert takes_window_list(job, ctx)
             if mode == "each":
                 runs = [execute_job(store, job, w, mine.detect, ctx) for w in windows]
@@ -51,17 +69,23 @@ def test_gc_storms_over_a_window_list_equals_each_window_alone(settings, db_name
                 runs = [execute_job(store, job, Window(windows[0].start, windows[-1].end), mine.detect, ctx,
                                     windows=windows)]
             assert all(r.status == "ok" for r in runs), [r.error for r in runs if r.status != "ok"][:2]
-            found[mode] = store.dicts(f"SELECT * EXCEPT (run_id, computed_at) FROM {mine.database}.gc_storms FINAL "
-                                      "ORDER BY service, instance, window_start")
+            found[mode] = {t: store.dicts(f"SELECT * EXCEPT (run_id, computed_at) FROM {mine.database}.{t} FINAL "
+                                          "ORDER BY ALL")
+                           for t in {table, job_name}}
         finally:
             store.command(f"DROP DATABASE IF EXISTS {mine.database} SYNC")
             store.close()
-    each, listed = found["each"], found["list"]
-    assert len(each) == len(listed) and len(each) > 200
-    assert {r["kind"] for r in each if r["storm"]} >= {"allocation", "limit_squeeze", "misconfiguration"}
-    for a, b in zip(each, listed, strict=True):
-        assert a.keys() == b.keys()
-        assert all(_same(a[k], b[k]) for k in a), {k: (a[k], b[k]) for k in a if not _same(a[k], b[k])}
+    for t in {table, job_name}:
+        each, listed = found["each"][t], found["list"][t]
+        assert len(each) == len(listed) and len(each) > 20, (t, len(each), len(listed))
+        for a, b in zip(each, listed, strict=True):
+            assert a.keys() == b.keys()
+            assert all(_same(a[k], b[k]) for k in a), {k: (a[k], b[k]) for k in a if not _same(a[k], b[k])}
+    if job_name == "gc_storms":
+        kinds = {r["kind"] for r in found["list"]["gc_storms"] if r["storm"]}
+        assert kinds >= {"allocation", "limit_squeeze", "misconfiguration"}
+    else:
+        assert any(r["flagged"] for r in found["list"]["cancel_gaps"])
 
 
 def test_a_replay_with_deferred_leak_steps_writes_what_step_by_step_writes(settings, db_name) -> None:
