@@ -9,8 +9,8 @@ window ran, exactly as in production. To stay fast, windows without any input ro
 instead of once per minute: its time to detect is resolved to the step.
 
 Most of a window's cost is the engine analysing the job's statement, not the data, so the replay runs as
-few statements as give the same rows: a job that takes a window list (`gc_storms`, `cancel_gaps`)
-computes all the windows of a clock step in one statement, and the leak-trend steps are kept and evaluated
+few statements as give the same rows: a job that takes a window list (`gc_storms`) computes all the
+windows of a clock step in one statement, and the leak-trend steps are kept and evaluated
 together, each as of its step's clock (`received_at <= clock`: what had arrived then), just before a job
 that reads their output (`gc_storms`) runs and at the end. Arrived rows are inserted just before the next
 statement, one insert per table however many steps that spans. tests/integration/test_job_window_list.py

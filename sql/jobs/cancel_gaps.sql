@@ -13,17 +13,9 @@ INSERT INTO {{db}}.cancel_gap_spans
      cancel_operation, cancel_at, depth, child_start, child_end, grace_ms, overrun_ms, wasted_ms, is_overrun,
      doomed_start, observed, observed_at, propagation_ms, run_id, computed_at)
 WITH RECURSIVE
--- The windows this run computes, each with its own look-back: the scheduler passes one, a backtest every
--- window of a clock step at once (one statement instead of one per window; the same rows). `ws` names a
--- window by the start of its first bucket.
-windows AS
-(
-    SELECT toStartOfInterval(tupleElement(w, 1), toIntervalSecond({window_seconds:UInt32})) AS from_ts,
-           tupleElement(w, 2) AS to_ts,
-           from_ts - toIntervalSecond({cancel_lookback_seconds:UInt32}) AS lookback_ts
-    FROM (SELECT arrayJoin(arrayZip({window_starts:Array(DateTime64(3, 'UTC'))},
-                                    {window_ends:Array(DateTime64(3, 'UTC'))})) AS w)
-),
+    toStartOfInterval({window_start:DateTime64(3, 'UTC')}, toIntervalSecond({window_seconds:UInt32})) AS from_ts,
+    {window_end:DateTime64(3, 'UTC')} AS to_ts,
+    from_ts - toIntervalSecond({cancel_lookback_seconds:UInt32}) AS lookback_ts,
 -- Spans that may take part: started inside the lookback. status_cause says whether the span itself ended
 -- cancelled (gRPC CANCELLED / DEADLINE_EXCEEDED under any of the three semconv attribute names, folded
 -- into RpcStatusCode on ingest; Go's error texts in the status message or any attribute; error.type;
@@ -31,7 +23,6 @@ windows AS
 spans AS
 (
     SELECT
-        win.from_ts AS ws, win.to_ts AS we,
         TraceId AS trace_id, SpanId AS span_id, ParentSpanId AS parent_span_id,
         ServiceName AS service, ServiceInstance AS instance, SpanName AS operation, SpanKind AS kind,
         Timestamp AS start_ts, Timestamp + toIntervalNanosecond(Duration) AS end_ts,
@@ -53,33 +44,28 @@ spans AS
             'cancelled',
             '') AS status_cause
     FROM {{db}}.otel_traces
-    CROSS JOIN windows AS win
-    WHERE Timestamp >= (SELECT min(lookback_ts) FROM windows) AND Timestamp < (SELECT max(to_ts) FROM windows)
-      AND Timestamp >= win.lookback_ts AND Timestamp < win.to_ts
+    WHERE Timestamp >= lookback_ts AND Timestamp < to_ts
 ),
 -- Every cancellation: a span that ended cancelled (at its end), and every cancel-event (at cancel_at).
 origins AS
 (
-    SELECT ws, trace_id, span_id, end_ts AS cancel_at, status_cause AS cause, 'span_status' AS origin
+    SELECT trace_id, span_id, end_ts AS cancel_at, status_cause AS cause, 'span_status' AS origin
     FROM spans
     WHERE status_cause != ''
     UNION ALL
-    SELECT win.from_ts AS ws, e.trace_id AS trace_id, e.span_id AS span_id, e.cancel_at AS cancel_at,
-           toString(e.cause) AS cause, 'cancel_event' AS origin
-    FROM {{db}}.cancel_events AS e
-    CROSS JOIN windows AS win
-    WHERE e.cancel_at >= (SELECT min(lookback_ts) FROM windows) AND e.cancel_at < (SELECT max(to_ts) FROM windows)
-      AND e.cancel_at >= win.lookback_ts AND e.cancel_at < win.to_ts
+    SELECT trace_id, span_id, cancel_at, toString(cause) AS cause, 'cancel_event' AS origin
+    FROM {{db}}.cancel_events
+    WHERE cancel_at >= lookback_ts AND cancel_at < to_ts
 ),
 -- Walk down from each cancelled span to all its descendants.
 walk AS
 (
-    SELECT ws, trace_id, span_id AS origin_span, cancel_at, cause, origin, span_id, toUInt8(0) AS depth
+    SELECT trace_id, span_id AS origin_span, cancel_at, cause, origin, span_id, toUInt8(0) AS depth
     FROM origins
     UNION ALL
-    SELECT w.ws, w.trace_id, w.origin_span, w.cancel_at, w.cause, w.origin, c.span_id, toUInt8(w.depth + 1)
+    SELECT w.trace_id, w.origin_span, w.cancel_at, w.cause, w.origin, c.span_id, toUInt8(w.depth + 1)
     FROM walk AS w
-    INNER JOIN spans AS c ON c.ws = w.ws AND c.trace_id = w.trace_id AND c.parent_span_id = w.span_id
+    INNER JOIN spans AS c ON c.trace_id = w.trace_id AND c.parent_span_id = w.span_id
     WHERE w.depth < 32
 ),
 -- Each span is measured against the EARLIEST cancellation above it (nearest first on ties). A span's own
@@ -87,16 +73,16 @@ walk AS
 -- status does not (it ended at that moment by definition).
 chosen AS
 (
-    SELECT ws, trace_id, span_id,
+    SELECT trace_id, span_id,
            argMin(tuple(origin_span, cancel_at, cause, origin, depth), tuple(cancel_at, depth)) AS pick
     FROM walk
     WHERE depth > 0 OR origin = 'cancel_event'
-    GROUP BY ws, trace_id, span_id
+    GROUP BY trace_id, span_id
 ),
 -- Trace roots, for work that starts after the user-facing request already ended.
 roots AS
 (
-    SELECT ws, trace_id, span_id, service, operation, start_ts, end_ts
+    SELECT trace_id, span_id, service, operation, start_ts, end_ts
     FROM spans
     WHERE parent_span_id = ''
 ),
@@ -104,32 +90,29 @@ roots AS
 children AS
 (
     SELECT * FROM spans
-    WHERE end_ts >= ws AND end_ts < we AND kind NOT IN ('Producer', 'Consumer')
+    WHERE end_ts >= from_ts AND end_ts < to_ts AND kind NOT IN ('Producer', 'Consumer')
 ),
 measured AS
 (
-    SELECT c.ws AS ws, c.trace_id AS trace_id, c.span_id AS span_id,
+    SELECT c.trace_id AS trace_id, c.span_id AS span_id,
            ch.pick.1 AS cancel_span_id, ch.pick.2 AS cancel_at, ch.pick.3 AS cause, ch.pick.4 AS origin,
            ch.pick.5 AS depth
     FROM children AS c
-    INNER JOIN chosen AS ch ON ch.ws = c.ws AND ch.trace_id = c.trace_id AND ch.span_id = c.span_id
+    INNER JOIN chosen AS ch ON ch.trace_id = c.trace_id AND ch.span_id = c.span_id
     WHERE c.end_ts >= ch.pick.2            -- still running when the cancellation happened
     UNION ALL
-    SELECT c.ws, c.trace_id, c.span_id, r.span_id, r.end_ts, 'root_ended', 'root_ended', toUInt8(0)
+    SELECT c.trace_id, c.span_id, r.span_id, r.end_ts, 'root_ended', 'root_ended', toUInt8(0)
     FROM children AS c
-    INNER JOIN roots AS r ON r.ws = c.ws AND r.trace_id = c.trace_id
-    LEFT ANTI JOIN chosen AS ch ON ch.ws = c.ws AND ch.trace_id = c.trace_id AND ch.span_id = c.span_id
+    INNER JOIN roots AS r ON r.trace_id = c.trace_id
+    LEFT ANTI JOIN chosen AS ch ON ch.trace_id = c.trace_id AND ch.span_id = c.span_id
     WHERE c.start_ts > r.end_ts + toIntervalMillisecond(toInt64({cancel_grace_ms:Float64}))
 ),
 observations AS
 (
-    SELECT win.from_ts AS ws, e.trace_id AS trace_id, e.span_id AS span_id, min(e.cancel_at) AS observed_at
-    FROM {{db}}.cancel_events AS e
-    CROSS JOIN windows AS win
-    WHERE e.cause = 'parent_cancelled'
-      AND e.cancel_at >= (SELECT min(lookback_ts) FROM windows) AND e.cancel_at < (SELECT max(to_ts) FROM windows)
-      AND e.cancel_at >= win.lookback_ts AND e.cancel_at < win.to_ts
-    GROUP BY ws, trace_id, span_id
+    SELECT trace_id, span_id, min(cancel_at) AS observed_at
+    FROM {{db}}.cancel_events
+    WHERE cause = 'parent_cancelled' AND cancel_at >= lookback_ts AND cancel_at < to_ts
+    GROUP BY trace_id, span_id
 )
 SELECT
     toStartOfInterval(c.end_ts, toIntervalSecond({window_seconds:UInt32})) AS bucket,
@@ -155,10 +138,10 @@ SELECT
     {run_id:String} AS run_id,
     now64(3) AS computed_at
 FROM measured AS m
-INNER JOIN children AS c ON c.ws = m.ws AND c.trace_id = m.trace_id AND c.span_id = m.span_id
-LEFT JOIN spans AS p ON p.ws = c.ws AND p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-LEFT JOIN spans AS o ON o.ws = m.ws AND o.trace_id = m.trace_id AND o.span_id = m.cancel_span_id
-LEFT JOIN observations AS ob ON ob.ws = m.ws AND ob.trace_id = m.trace_id AND ob.span_id = m.span_id
+INNER JOIN children AS c ON c.trace_id = m.trace_id AND c.span_id = m.span_id
+LEFT JOIN spans AS p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+LEFT JOIN spans AS o ON o.trace_id = m.trace_id AND o.span_id = m.cancel_span_id
+LEFT JOIN observations AS ob ON ob.trace_id = m.trace_id AND ob.span_id = m.span_id
 SETTINGS join_use_nulls = 0;
 
 -- 2. Per call edge and bucket -> cancel_gaps, from the (deduplicated) occurrences of the same buckets.
@@ -168,9 +151,8 @@ INSERT INTO {{db}}.cancel_gaps
      observed, observed_share, p50_propagation_ms, p99_propagation_ms, instances, affected_instances,
      example_trace_id, flagged, run_id, computed_at)
 WITH
-    arrayMap(t -> toStartOfInterval(t, toIntervalSecond({window_seconds:UInt32})),
-             {window_starts:Array(DateTime64(3, 'UTC'))}) AS from_list,
-    {window_ends:Array(DateTime64(3, 'UTC'))} AS to_list
+    toStartOfInterval({window_start:DateTime64(3, 'UTC')}, toIntervalSecond({window_seconds:UInt32})) AS from_ts,
+    {window_end:DateTime64(3, 'UTC')} AS to_ts
 SELECT
     bucket, {window_seconds:UInt32} AS bucket_seconds,
     parent_service, parent_operation, child_service, child_operation,
@@ -196,6 +178,5 @@ SELECT
     {run_id:String} AS run_id,
     now64(3) AS computed_at
 FROM {{db}}.cancel_gap_spans FINAL
-WHERE bucket >= arrayMin(from_list) AND bucket < arrayMax(to_list)
-  AND arrayExists((f, t) -> bucket >= f AND bucket < t, from_list, to_list)
+WHERE bucket >= from_ts AND bucket < to_ts
 GROUP BY bucket, parent_service, parent_operation, child_service, child_operation

@@ -12,21 +12,21 @@ INSERT INTO {{db}}.gc_storms
 WITH
 -- The windows this run computes, each [start, end) with its own look-back: the scheduler passes one, a
 -- backtest every window of a clock step at once (one statement instead of one per window; same rows).
-windows AS
-(
-    SELECT tupleElement(w, 1) AS ws, tupleElement(w, 2) AS we,
-           ws - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1)) AS span_from
-    FROM (SELECT arrayJoin(arrayZip({window_starts:Array(DateTime64(3, 'UTC'))},
-                                    {window_ends:Array(DateTime64(3, 'UTC'))})) AS w)
-),
+-- Rows are read once within the outer bounds and repeated for each window that holds them (arrayJoin):
+-- no join, so one window costs what it did before lists.
+{window_starts:Array(DateTime64(3, 'UTC'))} AS starts,
+{window_ends:Array(DateTime64(3, 'UTC'))} AS ends,
+arrayMap(s -> s - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1)), starts) AS span_froms,
 -- Each cycle once for every window whose span (the window and the sustained_windows - 1 before it) holds it.
 span_cycles AS
 (
-    SELECT w.ws AS ws, w.we AS we, g.*
-    FROM {{db}}.gc_events AS g
-    CROSS JOIN windows AS w
-    WHERE g.ts >= (SELECT min(span_from) FROM windows) AND g.ts < (SELECT max(we) FROM windows)
-      AND g.ts >= w.span_from AND g.ts < w.we
+    SELECT *,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k], arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.gc_events
+    -- bounds without lambdas, so the engine folds them into the primary key range
+    WHERE ts >= arrayMin(starts) - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
+      AND ts < arrayMax(ends)
 ),
 -- The current process of each instance: start estimated as ts - uptime, latest wins (restart_jitter_seconds
 -- absorbs the delivery delay in that estimate).
@@ -86,30 +86,26 @@ heap_trend AS
 -- The leak-trend job's latest heap verdict for the instance (a slow leak shows over hours, not in this span).
 heap_leak AS
 (
-    SELECT w.ws AS ws, l.service AS service, l.instance AS instance,
-           argMax(l.leaking, l.window_end) AS leaking_now
-    FROM {{db}}.leak_trends AS l FINAL
-    CROSS JOIN windows AS w
-    WHERE l.signal = 'heap_live'
-      AND l.window_end > (SELECT min(we) FROM windows) - INTERVAL 1 HOUR
-      AND l.window_end <= (SELECT max(we) FROM windows)
-      AND l.window_end > w.we - INTERVAL 1 HOUR
-      AND l.window_end <= w.we
+    SELECT starts[wi] AS ws, service, instance, argMax(leaking, window_end) AS leaking_now
+    FROM {{db}}.leak_trends FINAL
+    ARRAY JOIN arrayFilter(k -> window_end > ends[k] - INTERVAL 1 HOUR AND window_end <= ends[k],
+                           arrayEnumerate(starts)) AS wi
+    WHERE signal = 'heap_live'
+      AND window_end > arrayMin(ends) - INTERVAL 1 HOUR AND window_end <= arrayMax(ends)
     GROUP BY ws, service, instance
 ),
 -- GOMEMLIMIT and GOGC as the runtime reports them (runtime/metrics via OTel or Prometheus), when it does.
 knobs AS
 (
-    SELECT w.ws AS ws, m.service AS service, m.instance AS instance,
-           argMaxIf(m.value, m.ts, m.metric = 'go.memory.limit') AS limit_bytes,
-           countIf(m.metric = 'go.memory.limit') AS limit_n,
-           argMaxIf(m.value, m.ts, m.metric = 'go.config.gogc') AS gogc_value,
-           countIf(m.metric = 'go.config.gogc') AS gogc_n
-    FROM {{db}}.runtime_metrics AS m
-    CROSS JOIN windows AS w
-    WHERE m.metric IN ('go.memory.limit', 'go.config.gogc')
-      AND m.ts >= (SELECT min(we) FROM windows) - INTERVAL 1 HOUR AND m.ts < (SELECT max(we) FROM windows)
-      AND m.ts >= w.we - INTERVAL 1 HOUR AND m.ts < w.we
+    SELECT starts[wi] AS ws, service, instance,
+           argMaxIf(value, ts, metric = 'go.memory.limit') AS limit_bytes,
+           countIf(metric = 'go.memory.limit') AS limit_n,
+           argMaxIf(value, ts, metric = 'go.config.gogc') AS gogc_value,
+           countIf(metric = 'go.config.gogc') AS gogc_n
+    FROM {{db}}.runtime_metrics
+    ARRAY JOIN arrayFilter(k -> ts >= ends[k] - INTERVAL 1 HOUR AND ts < ends[k], arrayEnumerate(starts)) AS wi
+    WHERE metric IN ('go.memory.limit', 'go.config.gogc')
+      AND ts >= arrayMin(ends) - INTERVAL 1 HOUR AND ts < arrayMax(ends)
     GROUP BY ws, service, instance
 ),
 flagged AS

@@ -18,34 +18,35 @@ WITH
 -- received by its `as of` time: the scheduler passes one window and no limit; a backtest passes every clock
 -- step of a replay at once, each as of its step (what had arrived then), which gives the rows one run per
 -- step would have given.
-windows AS
-(
-    SELECT tupleElement(w, 1) AS ws, tupleElement(w, 2) AS we, tupleElement(w, 3) AS as_of,
-           we - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32})) AS span_from
-    FROM (SELECT arrayJoin(arrayZip({window_starts:Array(DateTime64(3, 'UTC'))},
-                                    {window_ends:Array(DateTime64(3, 'UTC'))},
-                                    {window_as_of:Array(DateTime64(3, 'UTC'))})) AS w)
-),
--- Live heap after mark, each cycle once for every window whose span holds it.
+{window_starts:Array(DateTime64(3, 'UTC'))} AS starts,
+{window_ends:Array(DateTime64(3, 'UTC'))} AS ends,
+{window_as_of:Array(DateTime64(3, 'UTC'))} AS as_ofs,
+arrayMap(e -> e - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32})), ends)
+    AS span_froms,
+-- Live heap after mark, each cycle once for every window whose span holds it (read once, repeated by
+-- arrayJoin: no join, so one window costs what it did before lists).
 gc_rows AS
 (
-    SELECT w.ws AS ws, w.we AS we, g.service AS service, g.instance AS instance, g.ts AS ts,
-           g.since_start_s AS since_start_s, g.heap_live_mb AS heap_live_mb
-    FROM {{db}}.gc_events AS g
-    CROSS JOIN windows AS w
-    WHERE g.ts >= (SELECT min(span_from) FROM windows) AND g.ts < (SELECT max(we) FROM windows)
-      AND g.ts >= w.span_from AND g.ts < w.we AND g.received_at <= w.as_of
+    SELECT service, instance, ts, since_start_s, heap_live_mb,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k] AND received_at <= as_ofs[k],
+                                 arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.gc_events
+    -- bounds without lambdas, so the engine folds them into the primary key range
+    WHERE ts >= arrayMin(ends) - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
+      AND ts < arrayMax(ends)
 ),
 -- Goroutine counts, likewise.
 rm_rows AS
 (
-    SELECT w.ws AS ws, w.we AS we, m.service AS service, m.instance AS instance, m.ts AS ts, m.value AS value,
-           m.process_start AS process_start
-    FROM {{db}}.runtime_metrics AS m
-    CROSS JOIN windows AS w
-    WHERE m.metric = 'go.goroutine.count'
-      AND m.ts >= (SELECT min(span_from) FROM windows) AND m.ts < (SELECT max(we) FROM windows)
-      AND m.ts >= w.span_from AND m.ts < w.we AND m.received_at <= w.as_of
+    SELECT service, instance, ts, value, process_start,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k] AND received_at <= as_ofs[k],
+                                 arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.runtime_metrics
+    WHERE metric = 'go.goroutine.count'
+      AND ts >= arrayMin(ends) - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
+      AND ts < arrayMax(ends)
 ),
 -- Current incarnation from gctrace: process start estimated as ts - uptime (exact when ts came from the
 -- uptime; off by the delivery delay when ts is the arrival time), latest one wins.
@@ -144,25 +145,22 @@ stats AS
 ),
 heap_limit AS
 (
-    SELECT w.ws AS ws, m.service AS service, m.instance AS instance, argMax(m.value, m.ts) / 1048576 AS limit_mb
-    FROM {{db}}.runtime_metrics AS m
-    CROSS JOIN windows AS w
-    WHERE m.metric = 'go.memory.limit' AND m.value > 0 AND m.value < 1e18
-      AND m.ts >= (SELECT min(we) FROM windows) - toIntervalSecond({leak_lookback_seconds:UInt32})
-      AND m.ts < (SELECT max(we) FROM windows)
-      AND m.ts >= w.we - toIntervalSecond({leak_lookback_seconds:UInt32}) AND m.ts < w.we
-      AND m.received_at <= w.as_of
+    SELECT starts[wi] AS ws, service, instance, argMax(value, ts) / 1048576 AS limit_mb
+    FROM {{db}}.runtime_metrics
+    ARRAY JOIN arrayFilter(k -> ts >= ends[k] - toIntervalSecond({leak_lookback_seconds:UInt32}) AND ts < ends[k]
+                                AND received_at <= as_ofs[k], arrayEnumerate(starts)) AS wi
+    WHERE metric = 'go.memory.limit' AND value > 0 AND value < 1e18
+      AND ts >= arrayMin(ends) - toIntervalSecond({leak_lookback_seconds:UInt32}) AND ts < arrayMax(ends)
     GROUP BY ws, service, instance
 ),
 -- Goroutine profiles overrule the count where they exist (leak_sites ran first for this window): a rising
 -- count whose growth sits at sites that all drain is load, not a leak.
 site_verdicts AS
 (
-    SELECT w.ws AS ws, s.service AS service, s.instance AS instance, 'goroutines' AS signal,
-           count() AS sites_evaluated, countIf(s.leaking = 1) AS sites_leaking
-    FROM {{db}}.leak_sites AS s FINAL
-    INNER JOIN windows AS w ON s.window_start = w.ws
-    WHERE s.window_start >= (SELECT min(ws) FROM windows) AND s.window_start <= (SELECT max(ws) FROM windows)
+    SELECT window_start AS ws, service, instance, 'goroutines' AS signal,
+           count() AS sites_evaluated, countIf(leaking = 1) AS sites_leaking
+    FROM {{db}}.leak_sites FINAL
+    WHERE window_start >= arrayMin(starts) AND window_start <= arrayMax(starts) AND has(starts, window_start)
     GROUP BY ws, service, instance
 ),
 verdicts AS
