@@ -16,8 +16,8 @@ The engine side (sessions, settings allow-list, reader limits, cancellation) is
 X-ClickHouse-Summary follows a ClickHouse server: headers go out with the first flush of the output buffer,
 so the summary is what the engine had done by then. The buffer is ClickHouse's `buffer_size` parameter
 (default 1 MiB, at most `query.max_result_bytes`); with `wait_end_of_query=1` (what clickhouse-connect sends
-for every query and command that is not a stream) the whole result is buffered and the summary is exact. A
-result that fits in the buffer goes out whole with Content-Length and an exact summary (and a failure found
+for every query and command that is not a stream) the whole result is buffered and the summary covers all of
+it. A result that fits in the buffer goes out whole with Content-Length and that summary (and a failure found
 in it gets its own error status); a larger one is streamed, its summary counting what was read and produced
 before the headers left, with `total_rows_to_read` 0 (not known yet). HTTP trailers are not sent: no client
 reads them.
