@@ -29,6 +29,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
@@ -176,6 +177,9 @@ class KafkaWorker:
         self.pauses = 0  # partitions paused so far (for tests and health pages)
         # Limits for the pprof topic's profiles (the [pprof] section; set by the component that starts us).
         self.pprof_limits: PprofLimits | None = None
+        # Plain gc lines of gctrace batches stored by the engine (set by the component that starts us when
+        # `kafka.gctrace_engine` is on; None: the Python normalizer handles every line).
+        self.gctrace_engine: KafkaGctraceEngine | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -203,6 +207,11 @@ class KafkaWorker:
             self.consumer.close(autocommit=False)
             if progress is not None:
                 progress.close()
+            if self.gctrace_engine is not None:
+                try:
+                    self.gctrace_engine.close()
+                except (StoreUnavailable, StoreError) as exc:
+                    log.warning("kafka: cannot drop the gctrace stage table: %s", exc)
 
     # -- subscription and rebalances -----------------------------------------------------------------------
     def _refresh_subscription(self) -> None:
@@ -367,7 +376,7 @@ class KafkaWorker:
             result = write_batch(
                 self.sink, st.kind, messages, token, received_at=datetime.now(UTC),
                 otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
-                pprof_limits=self.pprof_limits,
+                pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine,
             )
         except (StoreUnavailable, StoreError) as exc:
             self._retry_at = time.monotonic() + self._backoff

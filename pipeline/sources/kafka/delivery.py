@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.normalize.gctrace import GC_TABLE
 from pipeline.normalize.kafka_messages import SOURCE, KafkaMessage, Kind, normalize_messages
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.normalize.rows import QUARANTINE, Rows
 from pipeline.sink import Sink
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
@@ -99,8 +101,12 @@ def write_batch(
     otlp_encoding: str,
     max_message_bytes: int,
     pprof_limits: PprofLimits | None = None,
+    gctrace_engine: KafkaGctraceEngine | None = None,
 ) -> BatchResult:
     """Normalize and store one planned batch; idempotent for the same messages and token.
+
+    With `gctrace_engine`, a gctrace batch's gc rows are stored by the engine in one insert, after every other
+    table (gctrace_engine.py); the rest is as below.
 
     Raises `StoreUnavailable` (retry the same batch later). When the store rejects a table's insert
     outright (`StoreError`: a value the column cannot hold), the batch falls back to one write per message
@@ -108,10 +114,16 @@ def write_batch(
     store's reason. The fallback is as deterministic as the batch, so a replay takes the same path with
     the same tokens.
     """
-    rows = Rows()
-    poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
-                                  otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
-                                  pprof_limits=pprof_limits)
+    engine = None
+    if kind is Kind.gctrace and gctrace_engine is not None:
+        engine = gctrace_engine.prepare(messages, received_at=received_at, max_message_bytes=max_message_bytes)
+    if engine is not None:
+        rows, poisoned = engine.rows, engine.poisoned
+    else:
+        rows = Rows()
+        poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
+                                      otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
+                                      pprof_limits=pprof_limits)
     written: dict[str, int] = {}
     parts = _by_table(rows)
     for index, (table, part) in enumerate(parts):
@@ -124,6 +136,10 @@ def write_batch(
                                           otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
                                           pprof_limits=pprof_limits)
             break
+    if engine is not None:
+        stored = engine.store_gc(sink, token)
+        if stored:
+            written[GC_TABLE] = written.get(GC_TABLE, 0) + stored
     return BatchResult(written, poisoned)
 
 

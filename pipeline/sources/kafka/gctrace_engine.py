@@ -1,0 +1,226 @@
+"""Kafka gctrace batches through the engine: many messages become one insert, no Python per plain gc line.
+
+Why: the reference normalizer costs several microseconds per gc line in Python, and with one line per message
+it ran once per run of messages on top of that. ClickHouse parses the same lines in bulk. So every raw-text line
+of a partition batch is staged, with its observed time (the record timestamp) and its run (consecutive messages
+of one (service, instance): the lines of one reference call), in one Memory table per worker
+(sql/fastpath/observed_stage.sql). The engine answers which lines it does not recognise as plain gc lines; those
+stretches, and every message the reference handles whole (JSON envelopes, tombstones, not UTF-8, too large), go
+through the Python normalizer, the reference. The recognised lines go to gc_events in one `INSERT ... SELECT`
+(sql/fastpath/observed_insert.sql).
+
+The observed-time clock needs no window functions: a gc row's time is its record's time minus the cycle's
+duration, whatever came before. What the reference carries from line to line (the last gc line's process start,
+for scavenger/pacer/notice rows, and its number, for `after_gc_num`) is set before each Python stretch from the
+recognised gc line just before it (`ObservedRanges.gc_stored_at`). Rows and quarantine are therefore the
+reference's (tests/integration/test_kafka_gctrace_engine.py, tests/integration/test_transport_equivalence.py).
+
+Exactly-once is kept as for every batch (docs/kafka.md): the other tables' rows are written with the batch's
+per-table tokens first; then every gc row of the batch (the engine's, and the few the Python normalizer made,
+staged in a second Memory table) goes in as ONE insert under `<batch token>/gc_events`, the token the Python
+path gives the same rows, as one block (one thread, squashed). So a replay of the plan is dropped whichever path
+wrote the batch first (an upgrade, or `kafka.gctrace_engine` turned off or on, between a crash and the replay).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from pipeline.config import Settings
+from pipeline.normalize.gctrace import GC_TABLE, ObservedRanges
+from pipeline.normalize.kafka_messages import (
+    SOURCE,
+    GctraceRun,
+    KafkaMessage,
+    Kind,
+    gctrace_runs,
+    normalize_message,
+    redo_run,
+    run_lines,
+)
+from pipeline.normalize.rows import Rows
+from pipeline.sink import Sink
+from pipeline.sqlfiles import load_statement
+from pipeline.store.client import Store
+from pipeline.store.migrate import RenderContext, context_from_settings
+
+log = logging.getLogger(__name__)
+
+# A batch with fewer raw-text lines than this stays in Python: three engine statements cost more than a few lines.
+MIN_LINES: Final = 256
+# Exact float parsing, as Python's float(); one thread and one block, so the deduplicated insert is one block under
+# its token (`<token>/gc_events`, as the Python path's insert of the same rows) on every replay of the batch.
+_INSERT_SETTINGS: Final = {"precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
+                           "max_block_size": 1 << 30, "min_insert_block_size_rows": 1 << 30,
+                           "min_insert_block_size_bytes": 1 << 40, "max_insert_block_size": 1 << 30}
+
+
+def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine | None:
+    """The worker's engine path as `kafka.gctrace_engine` and `kafka.gctrace_engine_min_lines` say; None when off."""
+    if not settings.kafka.gctrace_engine:
+        return None
+    return KafkaGctraceEngine(store, settings.sql_dir, context_from_settings(settings),
+                              min_lines=settings.kafka.gctrace_engine_min_lines)
+
+
+class KafkaGctraceEngine:
+    """One Kafka worker's gctrace fast path: its SQL, and its stage table (created on first use)."""
+
+    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES) -> None:
+        self.store = store
+        self.min_lines = min_lines
+        self.database = ctx.database
+        self.stage_sql = load_statement(sql_dir, "fastpath/observed_stage.sql", ctx)
+        self.python_stage_sql = load_statement(sql_dir, "fastpath/observed_python_stage.sql", ctx)
+        self.unrecognised_sql = load_statement(sql_dir, "fastpath/observed_unrecognised.sql", ctx)
+        self.insert_sql = load_statement(sql_dir, "fastpath/observed_insert.sql", ctx)
+        self.clear_sql = load_statement(sql_dir, "fastpath/observed_clear.sql", ctx)
+        self.drop_sql = load_statement(sql_dir, "fastpath/observed_drop.sql", ctx)
+        self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
+        self.python_stage = f"{self.stage}_python"
+        self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
+        self._created = False
+
+    def close(self) -> None:
+        if self._created:
+            for stage in (self.stage, self.python_stage):
+                self.store.command(self.drop_sql, parameters={"stage": stage})
+            self._created = False
+
+    def prepare(self, messages: Sequence[KafkaMessage], *, received_at: datetime,
+                max_message_bytes: int) -> EngineBatch | None:
+        """Normalize a gctrace batch: the Python rows in `EngineBatch.rows`, the recognised gc lines staged for
+        `EngineBatch.store_gc`. None when the batch is too small to be worth the engine (the caller normalizes
+        it in Python, the reference)."""
+        items = list(gctrace_runs(messages, max_message_bytes))
+        runs = [item for item in items if isinstance(item, GctraceRun)]
+        total = sum(len(lines) for run in runs for lines in run.lines)
+        if total < self.min_lines:
+            return None
+        seq_of_run: list[int] = []  # first line of every run, in stage order
+        line_col: list[str] = []
+        observed_col: list[int] = []
+        run_col: list[int] = []
+        for index, run in enumerate(runs):
+            seq_of_run.append(len(line_col))
+            for msg, lines in zip(run.messages, run.lines, strict=True):
+                line_col += lines
+                observed_col += [msg.timestamp_ms * 1000] * len(lines)
+            run_col += [index] * (len(line_col) - seq_of_run[-1])
+        self._stage({"seq": range(len(line_col)), "grp": run_col, "observed_us": observed_col, "line": line_col})
+        unrecognised = [seq for (seq,) in self.store.query(self.unrecognised_sql,
+                                                           parameters={"stage": self.stage}).result_rows]
+
+        rows = Rows()
+        poisoned = 0
+        skipped: list[int] = []
+        # Python's share, in batch order: whole messages, and the unrecognised stretches of each run.
+        stretches = _stretches_by_run(unrecognised, seq_of_run)
+        run_index = 0
+        for item in items:
+            if isinstance(item, KafkaMessage):
+                poisoned += normalize_message(Kind.gctrace, item, rows, received_at, max_bytes=max_message_bytes)
+                continue
+            own_stretches = stretches.get(run_index, [])
+            if own_stretches and not _run_stretches(item, own_stretches, seq_of_run[run_index], rows, received_at):
+                # The reference failed on this run: it redoes the run message by message, gc rows included.
+                skipped.append(run_index)
+                poisoned += redo_run(item, rows, received_at, max_message_bytes)
+            run_index += 1
+        # gc rows the engine stores: the lines of every run it keeps, less their unrecognised stretches.
+        ends = [*seq_of_run[1:], total]
+        recognised = sum(ends[i] - seq_of_run[i] - sum(e - s for s, e in stretches.get(i, []))
+                         for i in range(len(runs)) if i not in skipped)
+        python_gc = rows.tables.pop(GC_TABLE, None)
+        if rows_in(python_gc):
+            assert python_gc is not None
+            self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
+        return EngineBatch(self, rows, poisoned, [run.identity for run in runs], skipped, recognised,
+                           rows_in(python_gc), received_at)
+
+    def _stage(self, columns: dict[str, Sequence[object]]) -> None:
+        if not self._created:
+            self.store.command(self.stage_sql, parameters={"stage": self.stage})
+            self.store.command(self.python_stage_sql, parameters={"stage": self.python_stage})
+            self._created = True
+        else:
+            for stage in (self.stage, self.python_stage):
+                self.store.command(self.clear_sql, parameters={"stage": stage})
+        self.store.insert_columns(f"{self.database}.{self.stage}", columns)
+
+
+class EngineBatch:
+    """A prepared batch: the rows of every table but gc_events (`rows`, `poisoned`), and its gc rows staged in
+    the store, inserted by `store_gc`."""
+
+    def __init__(self, engine: KafkaGctraceEngine, rows: Rows, poisoned: int, identities: list[tuple[str, str]],
+                 skipped: list[int], recognised: int, python_gc: int, received_at: datetime) -> None:
+        self.engine = engine
+        self.rows = rows
+        self.poisoned = poisoned
+        self.identities = identities
+        self.skipped = skipped
+        self.recognised = recognised  # gc rows the engine parses
+        self.gc_rows = recognised + python_gc
+        self.received_ms = int(received_at.timestamp() * 1000)
+
+    def store_gc(self, sink: Sink, token: str) -> int:
+        """Insert every gc row of the batch into gc_events, as one insert under `<token>/gc_events`; returns how
+        many rows that is."""
+        if self.gc_rows <= 0:
+            return 0
+        engine = self.engine
+        params: dict[str, object] = {
+            "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
+            "instances": [i for _, i in self.identities], "skip": self.skipped, "source": SOURCE,
+            "received_ms": self.received_ms}
+        sink.write_select(GC_TABLE, engine.insert_sql, rows=self.gc_rows, parameters=params,
+                          settings=dict(_INSERT_SETTINGS), token=token)
+        engine.engine_lines += self.recognised
+        return self.gc_rows
+
+
+def rows_in(columns: dict[str, list] | None) -> int:
+    """Rows in one table's columns (None: no such table)."""
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _stretches_by_run(unrecognised: list[int], seq_of_run: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Consecutive unrecognised lines -> [start, end) stretches in stage seq, per run (a stretch never crosses
+    a run's boundary: runs are separate reference calls)."""
+    by_run: dict[int, list[tuple[int, int]]] = {}
+    for seq in unrecognised:
+        run = bisect.bisect_right(seq_of_run, seq) - 1
+        own = by_run.setdefault(run, [])
+        if own and own[-1][1] == seq:
+            own[-1] = (own[-1][0], seq + 1)
+        else:
+            own.append((seq, seq + 1))
+    return by_run
+
+
+def _run_stretches(run: GctraceRun, stretches: list[tuple[int, int]], first_seq: int, rows: Rows,
+                   received_at: datetime) -> bool:
+    """The reference over a run's unrecognised stretches, the clock set past the recognised line before each;
+    the rows go to `rows` only when the whole run succeeded (False otherwise, as the reference's call fails)."""
+    lines, observed, where_at = run_lines(run)
+    ranges = ObservedRanges(lines, observed_ns=observed, service=run.identity[0], instance=run.identity[1],
+                            source=SOURCE, received_at=received_at, where_at=where_at)
+    own = Rows()
+    try:
+        for start, end in stretches:
+            local = start - first_seq
+            if local > 0:  # the line before is recognised: stretches are maximal
+                ranges.gc_stored_at(local - 1)
+            ranges.normalize_range(local, end - first_seq, own)
+    except Exception:  # the reference's call would have failed the same way
+        log.debug("run of %d messages failed in the reference normalizer", len(run.messages), exc_info=True)
+        return False
+    rows.extend(own)
+    return True
