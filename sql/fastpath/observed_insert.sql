@@ -3,8 +3,8 @@
 -- would give them), with the observed-time clock of
 -- pipeline/normalize/gctrace._ObservedClock: a gc line is printed when its cycle ends, so
 -- ts = observed - the cycle's wall-clock duration, process_start = ts - @T, incarnation 0. No state is carried
--- from line to line, so no window function is needed. Runs listed in {skip} are left out (the reference
--- normalized them whole: their gc rows are in {python_stage}). The fields are read from the line's numbers as gctrace_stage.sql reads them:
+-- from line to line, so no window function is needed. Runs between {skip_first} and {skip_last} are left out
+-- (the reference normalized them whole: their gc rows are in {python_stage}). The fields are read from the line's numbers as gctrace_stage.sql reads them:
 -- the match is anchored at the end of the line and is the only one in it, so the last 16 numbers (18 with
 -- stacks and globals) are the gc line's; each position is named once below.
 INSERT INTO {{db}}.gc_events
@@ -13,7 +13,7 @@ INSERT INTO {{db}}.gc_events
      heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
      incarnation, format, source, received_at, line_prefix)
 SELECT
-    arrayElement({services:Array(String)}, grp + 1), arrayElement({instances:Array(String)}, grp + 1),
+    arrayElement({services:Array(String)}, ident + 1), arrayElement({instances:Array(String)}, ident + 1),
     fromUnixTimestamp64Micro(ts_us, 'UTC'), gc_num, toFloat64(since_us) / 1e6, gc_cpu_pct, stw_sweep_term_ms,
     mark_ms, stw_mark_term_ms, cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms,
     heap_start_mb, heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_form,
@@ -22,7 +22,7 @@ SELECT
 FROM
 (
     SELECT
-        seq, grp, leak_form, prefix_raw, stacks, forced, gc_num, gc_cpu_pct, stw_sweep_term_ms, mark_ms,
+        seq, ident, leak_form, prefix_raw, stacks, forced, gc_num, gc_cpu_pct, stw_sweep_term_ms, mark_ms,
         stw_mark_term_ms, cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms,
         heap_start_mb, heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, since_us,
         multiIf(NOT stacks, 'go1.6', leak_form, 'go1.26', 'go1.18') AS format,
@@ -31,7 +31,7 @@ FROM
     FROM
     (
         SELECT
-            seq, grp, observed_us, leak_form, prefix_raw,
+            seq, ident, observed_us, leak_form, prefix_raw,
             toUInt8(match(line, ' MB stacks, \\d+ MB globals, \\d+ P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$')) AS stacks,
             toUInt8(match(line, ' P \\(forced\\)[ \\t\\r\\f\\v]*$')) AS forced,
             extractAll(line, '\\d+(?:\\.\\d+)?') AS nums,
@@ -58,7 +58,8 @@ FROM
             toInt64OrZero(since_parts[1]) * 1000000
                 + toInt64OrZero(substring(concat(since_parts[2], '000000'), 1, 6)) AS since_us
         FROM {{db}}.{stage:Identifier}
-        WHERE recognised AND NOT has({skip:Array(UInt32)}, grp)
+        WHERE recognised
+          AND NOT arrayExists((f, l) -> seq BETWEEN f AND l, {skip_first:Array(UInt32)}, {skip_last:Array(UInt32)})
     )
 )
 UNION ALL

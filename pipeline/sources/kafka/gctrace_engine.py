@@ -104,16 +104,19 @@ class KafkaGctraceEngine:
         if total < self.min_lines:
             return None
         seq_of_run: list[int] = []  # first line of every run, in stage order
+        identities: dict[tuple[str, str], int] = {}  # (service, instance) -> its index in the insert's arrays
         line_col: list[str] = []
         observed_col: list[int] = []
-        run_col: list[int] = []
-        for index, run in enumerate(runs):
+        identity_col: list[int] = []
+        for run in runs:
             seq_of_run.append(len(line_col))
             for msg, lines in zip(run.messages, run.lines, strict=True):
                 line_col += lines
                 observed_col += [msg.timestamp_ms * 1000] * len(lines)
-            run_col += [index] * (len(line_col) - seq_of_run[-1])
-        self._stage({"seq": range(len(line_col)), "grp": run_col, "observed_us": observed_col, "line": line_col})
+            identity = identities.setdefault(run.identity, len(identities))
+            identity_col += [identity] * (len(line_col) - seq_of_run[-1])
+        self._stage({"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
+                     "line": line_col})
         unrecognised = [seq for (seq,) in self.store.query(self.unrecognised_sql,
                                                            parameters={"stage": self.stage}).result_rows]
 
@@ -136,13 +139,15 @@ class KafkaGctraceEngine:
         # gc rows the engine stores: the lines of every run it keeps, less their unrecognised stretches.
         ends = [*seq_of_run[1:], total]
         recognised = sum(ends[i] - seq_of_run[i] - sum(e - s for s, e in stretches.get(i, []))
-                         for i in range(len(runs)) if i not in skipped)
+                         for i in range(len(runs)) if i not in set(skipped))
         python_gc = rows.tables.pop(GC_TABLE, None)
         if rows_in(python_gc):
             assert python_gc is not None
             self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
-        return EngineBatch(self, rows, poisoned, [run.identity for run in runs], skipped, recognised,
-                           rows_in(python_gc), received_at)
+        ends = [*seq_of_run[1:], total]
+        skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
+        return EngineBatch(self, rows, poisoned, list(identities), skipped_seqs, recognised, rows_in(python_gc),
+                           received_at)
 
     def _stage(self, columns: dict[str, Sequence[object]]) -> None:
         if not self._created:
@@ -160,12 +165,12 @@ class EngineBatch:
     the store, inserted by `store_gc`."""
 
     def __init__(self, engine: KafkaGctraceEngine, rows: Rows, poisoned: int, identities: list[tuple[str, str]],
-                 skipped: list[int], recognised: int, python_gc: int, received_at: datetime) -> None:
+                 skipped: list[tuple[int, int]], recognised: int, python_gc: int, received_at: datetime) -> None:
         self.engine = engine
         self.rows = rows
         self.poisoned = poisoned
         self.identities = identities
-        self.skipped = skipped
+        self.skipped = skipped  # [first, last] seq of every run the reference normalized whole
         self.recognised = recognised  # gc rows the engine parses
         self.gc_rows = recognised + python_gc
         self.received_ms = int(received_at.timestamp() * 1000)
@@ -178,7 +183,8 @@ class EngineBatch:
         engine = self.engine
         params: dict[str, object] = {
             "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
-            "instances": [i for _, i in self.identities], "skip": self.skipped, "source": SOURCE,
+            "instances": [i for _, i in self.identities], "skip_first": [f for f, _ in self.skipped],
+            "skip_last": [last for _, last in self.skipped], "source": SOURCE,
             "received_ms": self.received_ms}
         sink.write_select(GC_TABLE, engine.insert_sql, rows=self.gc_rows, parameters=params,
                           settings=dict(_INSERT_SETTINGS), token=token)
