@@ -1,13 +1,13 @@
--- The recognised lines of a staged Kafka batch -> gc_events, with the gc rows the Python normalizer made for the
--- same batch ({python_stage}: the batch's gc rows go in as one insert, deduplicated on the token the Python path
--- would give them), with the observed-time clock of
+-- The recognised lines of a staged Kafka batch -> {target}, the Memory table that holds the batch's gc rows (with
+-- those the Python normalizer made), gathered next into one block (observed_gather.sql) and inserted into gc_events
+-- (observed_insert_staged.sql). The observed-time clock of
 -- pipeline/normalize/gctrace._ObservedClock: a gc line is printed when its cycle ends, so
 -- ts = observed - the cycle's wall-clock duration, process_start = ts - @T, incarnation 0. No state is carried
 -- from line to line, so no window function is needed. Runs between {skip_first} and {skip_last} are left out
--- (the reference normalized them whole: their gc rows are in {python_stage}). The fields are read from the line's numbers as gctrace_stage.sql reads them:
+-- (the reference normalized them whole: their gc rows are among the Python rows). The fields are read from the line's numbers as gctrace_stage.sql reads them:
 -- the match is anchored at the end of the line and is the only one in it, so the last 16 numbers (18 with
 -- stacks and globals) are the gc line's; each position is named once below.
-INSERT INTO {{db}}.gc_events
+INSERT INTO {{db}}.{target:Identifier}
     (service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
      cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
      heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
@@ -62,10 +62,3 @@ FROM
           AND NOT arrayExists((f, l) -> seq BETWEEN f AND l, {skip_first:Array(UInt32)}, {skip_last:Array(UInt32)})
     )
 )
-UNION ALL
-SELECT
-    service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
-    cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
-    heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
-    incarnation, format, source, received_at, line_prefix
-FROM {{db}}.{python_stage:Identifier}

@@ -1,5 +1,5 @@
--- The gc rows the Python normalizer made for a Kafka batch staged through the engine (Go 1.5 lines, lines
--- rebuilt from pieces): observed_insert.sql inserts them together with the engine's rows, so every gc row of the
--- batch is in one insert under the batch's gc_events token, as when Python makes every row. One table per Kafka
+-- The gc rows of a Kafka batch staged through the engine: those the Python normalizer made (Go 1.5 lines, lines
+-- rebuilt from pieces) and the engine's (observed_insert.sql); also the table they are gathered into as one block
+-- (observed_gather.sql) before one insert into gc_events under the batch's gc_events token. One table per Kafka
 -- worker, emptied before every batch, dropped when the worker stops.
 CREATE TABLE IF NOT EXISTS {{db}}.{stage:Identifier} AS {{db}}.gc_events ENGINE = Memory

@@ -17,15 +17,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.sink import Sink
-from pipeline.sources.kafka.delivery import write_batch
+from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
+from pipeline.store.migrate import RenderContext, context_from_settings, migrate
 from tests.conftest import DATA
+from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
 
 pytestmark = [pytest.mark.integration]
 
@@ -145,11 +147,14 @@ def test_torn_restarted_odd_and_whole_message_failures_give_identical_rows(setti
     assert store.scalar(f"SELECT max(incarnation) FROM {store.database}.gc_events") == 0
 
 
-def test_small_batches_stay_in_python_and_match(settings, store, engine_store) -> None:
+def test_only_batches_with_enough_lines_are_planned_for_the_engine(settings, store) -> None:
     gc_lines = (SAMPLES / "go1.27.3-steady.txt").read_text().splitlines()[:300]
     messages = _messages([(line.encode(), b"api/small") for line in gc_lines])
-    engine, _ = _both(settings, store, engine_store, [messages[i:i + 50] for i in range(0, 300, 50)], min_lines=64)
-    assert engine.engine_lines == 0  # below the threshold: the reference did every line
+    ctx = RenderContext(store.database, settings.retention_days)
+    engine = KafkaGctraceEngine(store, settings.sql_dir, ctx, min_lines=64)
+    assert not engine.wants(messages[:63]) and engine.wants(messages[:64])
+    assert engine.wants(_messages([("\n".join(gc_lines[:64]).encode(), b"api/one")]))
+    assert not KafkaGctraceEngine(store, settings.sql_dir, ctx, enabled=False).wants(messages)
 
 
 def test_a_replayed_batch_lands_once(settings, store, engine_store) -> None:
@@ -157,3 +162,45 @@ def test_a_replayed_batch_lands_once(settings, store, engine_store) -> None:
     messages = _messages(values)
     engine, counts = _both(settings, store, engine_store, [messages[:2000], messages[2000:]], replay=True)
     assert engine.engine_lines > 0 and counts["gc_events"] > 500
+
+
+def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_bootstrap, kafka_names, producer) -> None:
+    """A worker planned a batch for the engine, wrote its rows and died before committing; the next owner runs with
+    `kafka.gctrace_engine` off (or an older setting) and must still write that batch the engine's way: the plan says
+    so. The batch is far larger than one client insert block, so the Python path's insert of the same rows would
+    not be recognised as a repeat."""
+    topic = kafka_names.topic("gctrace")
+    create_topics(kafka_bootstrap, {topic: 1})
+    gc_lines = [line for p in sorted(SAMPLES.glob("*.txt")) for line in p.read_text().splitlines()
+                if line.startswith("gc ")]
+    lines = (gc_lines * (30_000 // len(gc_lines) + 1))[:30_000]
+    lines[5] = lines[5][:50]  # one torn line: quarantined
+    values = ["\n".join(lines[i:i + 100]) for i in range(0, len(lines), 100)]
+    for v in values:  # the record time is part of each row (and of its partition): the replay sees the same
+        producer.send(topic, v.encode(), key=b"api/big", partition=0, timestamp_ms=BASE_MS)
+    producer.flush()
+
+    owner = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=kafka_names.group, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    owner.assign([tp])
+    owner.commit({tp: OffsetAndMetadata(0, "", -1)})
+    owner.close(autocommit=False)
+    ledger = BatchLedger(store, kafka_names.group, settings.sql_dir, context_from_settings(settings))
+    assert ledger.claim(topic, 0, 0, len(values), len(values), gctrace_engine=True) == len(values)
+    messages = [KafkaMessage(topic=topic, partition=0, offset=i, timestamp_ms=BASE_MS, key=b"api/big",
+                             value=v.encode()) for i, v in enumerate(values)]
+    engine = KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days))
+    try:
+        write_batch(Sink(store), Kind.gctrace, messages, batch_token(kafka_names.group, topic, 0, 0, len(values)),
+                    received_at=RECEIVED, otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    finally:
+        engine.close()
+    counts_sql = (f"SELECT (SELECT count() FROM {store.database}.gc_events), "
+                  f"(SELECT count() FROM {store.database}.quarantine)")
+    before = store.rows(counts_sql)[0]
+    assert before[0] > len(lines) * 9 // 10 and before[1] >= 1
+
+    worker = run_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, gctrace_engine=False,
+                                       batch_max_seconds=30.0), store)
+    assert store.rows(counts_sql)[0] == before
+    assert worker.gctrace_engine is not None and worker.gctrace_engine.engine_lines > len(lines) * 9 // 10

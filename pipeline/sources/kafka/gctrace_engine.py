@@ -16,10 +16,12 @@ recognised gc line just before it (`ObservedRanges.gc_stored_at`). Rows and quar
 reference's (tests/integration/test_kafka_gctrace_engine.py, tests/integration/test_transport_equivalence.py).
 
 Exactly-once is kept as for every batch (docs/kafka.md): the other tables' rows are written with the batch's
-per-table tokens first; then every gc row of the batch (the engine's, and the few the Python normalizer made,
-staged in a second Memory table) goes in as ONE insert under `<batch token>/gc_events`, the token the Python
-path gives the same rows, as one block (one thread, squashed). So a replay of the plan is dropped whichever path
-wrote the batch first (an upgrade, or `kafka.gctrace_engine` turned off or on, between a crash and the replay).
+per-table tokens first; then every gc row of the batch (the engine's, and the few the Python normalizer made) is
+gathered as one block of a Memory table and inserted from there under `<batch token>/gc_events`. The engine
+deduplicates an `INSERT ... SELECT` block by block of its source, so a one-block source is what makes a replay
+the same block under the same token. Which path writes a batch is recorded in its plan (`kafka_batches`,
+migration 092) and a replay follows the plan, so a batch is never written one way and replayed the other (the
+Python path's insert is cut into blocks by the client, which the engine's cannot match).
 """
 
 from __future__ import annotations
@@ -56,53 +58,69 @@ log = logging.getLogger(__name__)
 MIN_LINES: Final = 256
 # Exact float parsing, as Python's float(); one thread and one block, so the deduplicated insert is one block under
 # its token (`<token>/gc_events`, as the Python path's insert of the same rows) on every replay of the batch.
-_INSERT_SETTINGS: Final = {"precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
-                           "max_block_size": 1 << 30, "min_insert_block_size_rows": 1 << 30,
-                           "min_insert_block_size_bytes": 1 << 40, "max_insert_block_size": 1 << 30}
+# An INSERT ... SELECT into a Memory table squashed into one block, read in one block (see store_gc).
+_ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_size_bytes": 1 << 40,
+                     "max_insert_block_size": 1 << 30}
+_INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
+                           "max_block_size": 1 << 30}
 
 
-def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine | None:
-    """The worker's engine path as `kafka.gctrace_engine` and `kafka.gctrace_engine_min_lines` say; None when off."""
-    if not settings.kafka.gctrace_engine:
-        return None
+def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine:
+    """The worker's engine path. With `kafka.gctrace_engine` off it plans no new batch for the engine, but still
+    replays the batches whose plan says the engine wrote them."""
     return KafkaGctraceEngine(store, settings.sql_dir, context_from_settings(settings),
-                              min_lines=settings.kafka.gctrace_engine_min_lines)
+                              min_lines=settings.kafka.gctrace_engine_min_lines, enabled=settings.kafka.gctrace_engine)
 
 
 class KafkaGctraceEngine:
     """One Kafka worker's gctrace fast path: its SQL, and its stage table (created on first use)."""
 
-    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES) -> None:
+    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES,
+                 enabled: bool = True) -> None:
         self.store = store
         self.min_lines = min_lines
+        self.enabled = enabled
         self.database = ctx.database
         self.stage_sql = load_statement(sql_dir, "fastpath/observed_stage.sql", ctx)
         self.python_stage_sql = load_statement(sql_dir, "fastpath/observed_python_stage.sql", ctx)
         self.unrecognised_sql = load_statement(sql_dir, "fastpath/observed_unrecognised.sql", ctx)
         self.insert_sql = load_statement(sql_dir, "fastpath/observed_insert.sql", ctx)
+        self.insert_staged_sql = load_statement(sql_dir, "fastpath/observed_insert_staged.sql", ctx)
+        self.gather_sql = load_statement(sql_dir, "fastpath/observed_gather.sql", ctx)
         self.clear_sql = load_statement(sql_dir, "fastpath/observed_clear.sql", ctx)
         self.drop_sql = load_statement(sql_dir, "fastpath/observed_drop.sql", ctx)
         self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
         self.python_stage = f"{self.stage}_python"
+        self.gathered = f"{self.stage}_gathered"
         self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
         self._created = False
 
     def close(self) -> None:
         if self._created:
-            for stage in (self.stage, self.python_stage):
+            for stage in (self.stage, self.python_stage, self.gathered):
                 self.store.command(self.drop_sql, parameters={"stage": stage})
             self._created = False
 
+    def wants(self, messages: Sequence[KafkaMessage]) -> bool:
+        """Whether a new gctrace batch is planned for the engine: on, and enough lines to be worth its statements.
+        The answer is recorded in the batch plan, and a replay follows the plan, not this."""
+        if not self.enabled:
+            return False
+        lines = 0
+        for msg in messages:
+            if msg.value is not None:
+                lines += msg.value.count(b"\n") + 1
+                if lines >= self.min_lines:
+                    return True
+        return False
+
     def prepare(self, messages: Sequence[KafkaMessage], *, received_at: datetime,
-                max_message_bytes: int) -> EngineBatch | None:
-        """Normalize a gctrace batch: the Python rows in `EngineBatch.rows`, the recognised gc lines staged for
-        `EngineBatch.store_gc`. None when the batch is too small to be worth the engine (the caller normalizes
-        it in Python, the reference)."""
+                max_message_bytes: int) -> EngineBatch:
+        """Normalize a gctrace batch: the rows of every table but gc_events in `EngineBatch.rows`, its gc rows
+        staged for `EngineBatch.store_gc`."""
         items = list(gctrace_runs(messages, max_message_bytes))
         runs = [item for item in items if isinstance(item, GctraceRun)]
         total = sum(len(lines) for run in runs for lines in run.lines)
-        if total < self.min_lines:
-            return None
         seq_of_run: list[int] = []  # first line of every run, in stage order
         identities: dict[tuple[str, str], int] = {}  # (service, instance) -> its index in the insert's arrays
         line_col: list[str] = []
@@ -117,8 +135,8 @@ class KafkaGctraceEngine:
             identity_col += [identity] * (len(line_col) - seq_of_run[-1])
         self._stage({"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
                      "line": line_col})
-        unrecognised = [seq for (seq,) in self.store.query(self.unrecognised_sql,
-                                                           parameters={"stage": self.stage}).result_rows]
+        found = self.store.query(self.unrecognised_sql, parameters={"stage": self.stage}) if total else None
+        unrecognised = [seq for (seq,) in found.result_rows] if found is not None else []
 
         rows = Rows()
         poisoned = 0
@@ -152,12 +170,15 @@ class KafkaGctraceEngine:
     def _stage(self, columns: dict[str, Sequence[object]]) -> None:
         if not self._created:
             self.store.command(self.stage_sql, parameters={"stage": self.stage})
-            self.store.command(self.python_stage_sql, parameters={"stage": self.python_stage})
+            for stage in (self.python_stage, self.gathered):
+                self.store.command(self.python_stage_sql, parameters={"stage": stage})
             self._created = True
         else:
-            for stage in (self.stage, self.python_stage):
+            for stage in (self.stage, self.python_stage, self.gathered):
                 self.store.command(self.clear_sql, parameters={"stage": stage})
-        self.store.insert_columns(f"{self.database}.{self.stage}", columns)
+        # One block in the stage (see _INSERT_SETTINGS).
+        if next(iter(columns.values())):
+            self.store.insert_columns(f"{self.database}.{self.stage}", columns, settings=_ONE_BLOCK)
 
 
 class EngineBatch:
@@ -172,6 +193,7 @@ class EngineBatch:
         self.identities = identities
         self.skipped = skipped  # [first, last] seq of every run the reference normalized whole
         self.recognised = recognised  # gc rows the engine parses
+        self.python_gc = python_gc  # gc rows the Python normalizer made, in the engine's python stage
         self.gc_rows = recognised + python_gc
         self.received_ms = int(received_at.timestamp() * 1000)
 
@@ -184,10 +206,17 @@ class EngineBatch:
         params: dict[str, object] = {
             "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
             "instances": [i for _, i in self.identities], "skip_first": [f for f, _ in self.skipped],
-            "skip_last": [last for _, last in self.skipped], "source": SOURCE,
-            "received_ms": self.received_ms}
-        sink.write_select(GC_TABLE, engine.insert_sql, rows=self.gc_rows, parameters=params,
-                          settings=dict(_INSERT_SETTINGS), token=token)
+            "skip_last": [last for _, last in self.skipped], "source": SOURCE, "received_ms": self.received_ms}
+        # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
+        # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
+        # block under the same token (the stage's insert, or two inserts into one table, may leave several).
+        if self.recognised:
+            engine.store.command(engine.insert_sql, parameters={**params, "target": engine.python_stage},
+                                 settings=dict(_INSERT_SETTINGS))
+        engine.store.command(engine.gather_sql, parameters={"source": engine.python_stage, "target": engine.gathered},
+                             settings=dict(_INSERT_SETTINGS))
+        sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
+                          parameters={"gathered": engine.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
         engine.engine_lines += self.recognised
         return self.gc_rows
 
