@@ -54,11 +54,10 @@ from pipeline.store.migrate import RenderContext, context_from_settings
 
 log = logging.getLogger(__name__)
 
-# A batch with fewer raw-text lines than this stays in Python: three engine statements cost more than a few lines.
+# A batch with fewer lines than this is planned for Python: the engine's statements cost more than a few lines.
 MIN_LINES: Final = 256
-# Exact float parsing, as Python's float(); one thread and one block, so the deduplicated insert is one block under
-# its token (`<token>/gc_events`, as the Python path's insert of the same rows) on every replay of the batch.
-# An INSERT ... SELECT into a Memory table squashed into one block, read in one block (see store_gc).
+# An INSERT ... SELECT squashed into one block, its source read in one block, on one thread (see store_gc); exact
+# float parsing, as Python's float().
 _ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_size_bytes": 1 << 40,
                      "max_insert_block_size": 1 << 30}
 _INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
@@ -73,7 +72,8 @@ def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine
 
 
 class KafkaGctraceEngine:
-    """One Kafka worker's gctrace fast path: its SQL, and its stage table (created on first use)."""
+    """One Kafka worker's gctrace fast path: its SQL, and its three Memory tables (created on first use, emptied
+    per batch, dropped by `close`): the staged lines, the batch's gc rows, and those rows gathered as one block."""
 
     def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES,
                  enabled: bool = True) -> None:
@@ -156,13 +156,12 @@ class KafkaGctraceEngine:
             run_index += 1
         # gc rows the engine stores: the lines of every run it keeps, less their unrecognised stretches.
         ends = [*seq_of_run[1:], total]
-        recognised = sum(ends[i] - seq_of_run[i] - sum(e - s for s, e in stretches.get(i, []))
-                         for i in range(len(runs)) if i not in set(skipped))
+        kept = set(range(len(runs))) - set(skipped)
+        recognised = sum(ends[i] - seq_of_run[i] - sum(e - s for s, e in stretches.get(i, [])) for i in kept)
         python_gc = rows.tables.pop(GC_TABLE, None)
         if rows_in(python_gc):
             assert python_gc is not None
             self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
-        ends = [*seq_of_run[1:], total]
         skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
         return EngineBatch(self, rows, poisoned, list(identities), skipped_seqs, recognised, rows_in(python_gc),
                            received_at)
@@ -176,7 +175,7 @@ class KafkaGctraceEngine:
         else:
             for stage in (self.stage, self.python_stage, self.gathered):
                 self.store.command(self.clear_sql, parameters={"stage": stage})
-        # One block in the stage (see _INSERT_SETTINGS).
+        # As few blocks as the client's insert allows (store_gc gathers the result into one anyway).
         if next(iter(columns.values())):
             self.store.insert_columns(f"{self.database}.{self.stage}", columns, settings=_ONE_BLOCK)
 
