@@ -25,7 +25,9 @@ from pipeline.models import CancelEvent
 from pipeline.normalize.cancel import FIELD_KEYS, append_cancel, canonical_fields, describe_errors
 from pipeline.normalize.gctrace import LogHook, normalize_lines
 from pipeline.normalize.lines import split_lines
-from pipeline.normalize.logs import append_log
+from pipeline.normalize.logs import COLUMNS as LOG_COLUMNS
+from pipeline.normalize.logs import TABLE as LOG_TABLE
+from pipeline.normalize.logs import clamp_severity, log_resource
 from pipeline.normalize.otlp_common import (
     CANCEL_EVENT_NAME,
     MAX_STORABLE_NS,
@@ -145,23 +147,20 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
     # on top, so the client hears that part of what it sent was not understood.
     rejected = _runtime_lines(lines, observed, service, instance, ctx, on_log) if lines else 0
     if app or whole:
+        out: list[tuple[_Held, str]] = []
         for k in sorted({*app, *whole}):
             rec = held[k]
-            scope_logs = scopes[rec.scope]
             if not rec.lines:  # not text, or blank: the body as sent
                 body = rec.text if rec.text or rec.record.body.WhichOneof("value") == "string_value" \
                     else any_value_str(rec.record.body)
-                _append_record_log(ctx, rec, scope_logs, body, service, instance, resource, resource_logs.schema_url)
+                out.append((rec, body))
                 continue
             app_lines = app[k]
             if len(app_lines) == rec.lines and app_lines == split_lines(rec.text):
-                # an application record, kept whole
-                _append_record_log(ctx, rec, scope_logs, rec.text, service, instance, resource,
-                                   resource_logs.schema_url)
+                out.append((rec, rec.text))  # an application record, kept whole
             else:
-                for body_line in app_lines:
-                    _append_record_log(ctx, rec, scope_logs, body_line, service, instance, resource,
-                                       resource_logs.schema_url)
+                out.extend((rec, body_line) for body_line in app_lines)
+        _log_rows(ctx, out, scopes, service, instance, resource, resource_logs.schema_url)
     if rejected:
         result.rejected += rejected
         result.error_message = result.error_message or (
@@ -169,32 +168,43 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
         )
 
 
-def _append_record_log(
-    ctx: Context, rec: _Held, scope_logs: ScopeLogs, body: str, service: str, instance: str,
+def _log_rows(
+    ctx: Context, out: list[tuple[_Held, str]], scopes: list[ScopeLogs], service: str, instance: str,
     resource: dict[str, str], resource_schema_url: str,
 ) -> None:
-    record, scope = rec.record, scope_logs.scope
-    append_log(
-        ctx.rows,
-        timestamp_ns=rec.ts,
-        service=service,
-        instance=instance,
-        body=body,
-        severity_text=record.severity_text,
-        severity_number=record.severity_number,
-        trace_id=hex_id(record.trace_id),
-        span_id=hex_id(record.span_id),
-        trace_flags=record.flags & 0xFF,
-        resource_attributes=resource,
-        scope_name=scope.name,
-        scope_version=scope.version,
-        scope_attributes=attributes(scope.attributes) if scope.attributes else {},
-        log_attributes=rec.attrs,
-        event_name=rec.event_name,
-        resource_schema_url=resource_schema_url,
-        scope_schema_url=scope_logs.schema_url,
-        observed_ns=storable_ns(record.observed_time_unix_nano),
-    )
+    """otel_logs rows (record, body) of one resource, built column by column: what is the same for the whole
+    resource or scope (resource map, scope fields and attributes) is computed once, not per row."""
+    resource_map = log_resource(resource, service, instance)
+    scope_fields: dict[int, tuple[str, str, dict[str, str], str]] = {}
+    built = []
+    for rec, body in out:
+        fields = scope_fields.get(rec.scope)
+        if fields is None:
+            scope_logs = scopes[rec.scope]
+            scope = scope_logs.scope
+            fields = scope_fields[rec.scope] = (
+                scope.name, scope.version, attributes(scope.attributes) if scope.attributes else {},
+                scope_logs.schema_url,
+            )
+        record = rec.record
+        built.append((
+            rec.ts, hex_id(record.trace_id), hex_id(record.span_id), record.flags & 0xFF, record.severity_text,
+            clamp_severity(record.severity_number), body, *fields, rec.attrs, rec.event_name,
+            storable_ns(record.observed_time_unix_nano),
+        ))
+    k = len(built)
+    (ts, trace_id, span_id, flags, severity_text, severity_number, bodies, scope_name, scope_version,
+     scope_attrs, scope_schema_url, log_attrs, event_name, observed) = zip(*built, strict=True)
+    cols = ctx.rows.columns(LOG_TABLE, LOG_COLUMNS)
+    for name, values in (
+        ("Timestamp", ts), ("TraceId", trace_id), ("SpanId", span_id), ("TraceFlags", flags),
+        ("SeverityText", severity_text), ("SeverityNumber", severity_number), ("ServiceName", [service] * k),
+        ("Body", bodies), ("ResourceSchemaUrl", [resource_schema_url] * k),
+        ("ResourceAttributes", [resource_map] * k), ("ScopeSchemaUrl", scope_schema_url),
+        ("ScopeName", scope_name), ("ScopeVersion", scope_version), ("ScopeAttributes", scope_attrs),
+        ("LogAttributes", log_attrs), ("EventName", event_name), ("ObservedTimestamp", observed),
+    ):
+        cols[name].extend(values)
 
 
 def _runtime_lines(
