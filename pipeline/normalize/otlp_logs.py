@@ -46,8 +46,9 @@ from pipeline.normalize.rows import Rows
 class _Held(NamedTuple):
     """A log record whose body went through the shared line normalizer, or is stored as it is.
 
-    One small tuple per record, built by position in the hot loop; the otel_logs row (pydantic-free, but
-    with its attribute maps) is only assembled for records that end up with application output.
+    One small tuple per record, built by position in the hot loop; otel_logs rows are only assembled for
+    the records that end up with application output (tests/unit/test_otlp_normalize.py checks every column
+    of them, so a column added to otel_logs cannot be left short).
     """
 
     record: LogRecord
@@ -176,7 +177,7 @@ def _log_rows(
     resource or scope (resource map, scope fields and attributes) is computed once, not per row."""
     resource_map = log_resource(resource, service, instance)
     scope_fields: dict[int, tuple[str, str, dict[str, str], str]] = {}
-    built = []
+    built: list[tuple[Any, ...]] = []
     for rec, body in out:
         fields = scope_fields.get(rec.scope)
         if fields is None:
