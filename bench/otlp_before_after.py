@@ -25,12 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = {"OTLP/HTTP protobuf": "http", "OTLP/gRPC": "grpc"}
 
 
+# A run whose worker crashed is repeated (at most this many attempts in all): the old commit's gRPC worker
+# sometimes dies with SIGSEGV while stopping, after its figures were taken but before it printed them.
+ATTEMPTS = 3
+
+
 def _run(tree: Path, size: str = "--quick") -> dict[str, dict[str, float]]:
     """One OTLP run in `tree`; {transport: {records_per_s, cpu_s_per_m}} parsed from its table."""
-    proc = subprocess.run([sys.executable, "-m", "bench.run", size, "--only", "otlp_http,otlp_grpc",
-                           "--no-record"], cwd=tree, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench in {tree} failed:\n{proc.stderr[-3000:]}")
+    for attempt in range(1, ATTEMPTS + 1):
+        proc = subprocess.run([sys.executable, "-m", "bench.run", size, "--only", "otlp_http,otlp_grpc",
+                               "--no-record"], cwd=tree, capture_output=True, text=True, timeout=1800)
+        if proc.returncode == 0:
+            break
+        print(f"run in {tree} failed (attempt {attempt} of {ATTEMPTS}): {proc.stderr.strip().splitlines()[-1:]}",
+              file=sys.stderr, flush=True)
+    else:
+        raise RuntimeError(f"bench in {tree} failed {ATTEMPTS} times:\n{proc.stderr[-3000:]}")
     out: dict[str, dict[str, float]] = {}
     for line in proc.stdout.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
