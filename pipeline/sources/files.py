@@ -38,6 +38,9 @@ from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
 BATCH_LINES = 50_000
+# Lines per batch on the fast path: each clean batch is one engine statement with a fixed cost of tens of
+# milliseconds (docs/benchmarks.md), so batches are larger there; memory stays bounded by this size.
+FAST_BATCH_LINES = 200_000
 CHUNK_BYTES = 1 << 20
 # Raw bytes per engine insert when the engine computes a file's span (about 50,000 gc lines).
 SPAN_CHUNK_BYTES = 8 << 20
@@ -91,6 +94,26 @@ def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterat
     """
     for _, lines in iter_raw_line_chunks(stream, chunk_bytes):
         yield lines
+
+
+def iter_raw_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of complete lines, a chunk at a time, each line ended by b"\\n"; a final unterminated line is
+    the last chunk, as it is. No Python string per line: the gctrace fast path hands them to the engine."""
+    pending = b""
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        data = read(chunk_bytes)
+        if not data:
+            break
+        data = pending + data
+        cut = data.rfind(b"\n")
+        if cut < 0:
+            pending = data
+            continue
+        pending = data[cut + 1:]
+        yield data[:cut + 1]
+    if pending:
+        yield pending
 
 
 def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, list[str]]]:
@@ -183,11 +206,19 @@ def ingest_stream(
         stream = fast.stream(reference, service=service, instance=source.instance,
                              source="stdin" if is_stdin else "file")
     sink = Sink(store)
+    if not is_stdin and file_format(source.name) != PLAIN:
+        return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
+    if isinstance(stream, FastGctraceStream):
+        try:
+            _ingest_raw(sink, stream, source.name, batch_lines=max(batch_lines, FAST_BATCH_LINES))
+        finally:
+            stream.close()  # the stage table, also when the store failed mid-way
+        sink.telemetry.records_in.add(stream.stats.lines,
+                                      {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
+        return stream.stats
     batch: list[str] = []
     raw: list[bytes] = []  # the batch's bytes, for the fast path's raw staging
     last_flush = time.monotonic()
-    if not is_stdin and file_format(source.name) != PLAIN:
-        return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
 
     def flush(final: bool) -> None:
         rows = Rows()
@@ -218,6 +249,38 @@ def ingest_stream(
             stream.close()  # the stage table, also when the store failed mid-way
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
+
+
+def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines: int) -> None:
+    """A plain file or stdin through the fast path, batch by batch as bytes: a clean batch never becomes
+    Python strings (`FastGctraceStream.feed_raw`)."""
+    is_stdin = name == "-"
+    raw: list[bytes] = []
+    lines = 0
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        rows = Rows()
+        data = b"".join(raw)
+        raw.clear()
+        if data:
+            stream.feed_raw(data, rows)
+        if rows:
+            sink.write(rows)
+
+    with open_binary(name) as binary:
+        for chunk in iter_raw_chunks(binary):
+            raw.append(chunk)
+            lines += chunk.count(b"\n")
+            now = time.monotonic()
+            if lines >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+                flush()
+                lines, last_flush = 0, now
+    flush()
+    rows = Rows()
+    stream.finish(rows)
+    if rows:
+        sink.write(rows)
 
 
 def _ingest_container_file(

@@ -27,12 +27,19 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
+from pipeline.normalize import runtime_lines as rl
 from pipeline.normalize.gctrace import REPAIR_WINDOW, GctraceStream, LineStats, StreamClockState
 from pipeline.normalize.rows import Rows
 from pipeline.sqlfiles import load_statement
-from pipeline.store.client import Store
+from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
 
+# A chunk shorter than this is not tried as one statement: the statement's fixed cost (planning a large
+# expression, writing a part) is tens of milliseconds, the span path's per-line cost is lower for a few lines.
+MIN_CHUNK: Final = 1_000
+# What the one-statement chunk path (gctrace_chunk.sql) raises when a chunk is not all plain gc lines in clock
+# order; the chunk then stored nothing and takes the span path.
+NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean chunk"
 # A run of recognised lines shorter than this goes to Python: two engine queries cost more than a few lines.
 MIN_RUN: Final = 64
 # Exact float parsing, as Python's float() (the engine's default parser may differ in the last bit).
@@ -47,9 +54,11 @@ _RAW_SETTINGS: Final = {**_PARSE_SETTINGS, "input_format_parallel_parsing": 0, "
 class GctraceFastPath:
     """The SQL of the fast path, loaded once per process."""
 
-    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_run: int = MIN_RUN) -> None:
+    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_run: int = MIN_RUN,
+                 min_chunk: int = MIN_CHUNK) -> None:
         self.store = store
         self.min_run = min_run
+        self.min_chunk = min_chunk
         self.stage_sql = load_statement(sql_dir, "fastpath/gctrace_stage.sql", ctx)
         self.unrecognised_sql = load_statement(sql_dir, "fastpath/gctrace_unrecognised.sql", ctx)
         self.insert_sql = load_statement(sql_dir, "fastpath/gctrace_insert.sql", ctx)
@@ -58,6 +67,7 @@ class GctraceFastPath:
         self.drop_sql = load_statement(sql_dir, "fastpath/gctrace_drop.sql", ctx)
         self.staged_sql = load_statement(sql_dir, "fastpath/gctrace_staged.sql", ctx)
         self.undecided_sql = load_statement(sql_dir, "fastpath/gctrace_undecided.sql", ctx)
+        self.chunk_sql = load_statement(sql_dir, "fastpath/gctrace_chunk.sql", ctx)
         self.database = ctx.database
 
     def span_ns(self, chunks: Iterable[bytes]) -> int | None:
@@ -128,12 +138,71 @@ class FastGctraceStream:
                        "received_ms": stream.received_ms}
         self.engine_lines = 0  # gc lines stored by the engine (the rest went through Python)
         self.raw_batches = 0  # batches staged from their raw bytes
+        self.clean_chunks = 0  # batches stored by the one-statement chunk path
+        self.refused_chunks = 0  # batches the chunk statement refused (then handled by the span path)
+        self.span_batches = 0  # batches given as bytes that took the span path
         self._raw: bytes | None = None
         self._created = False
 
     @property
     def stats(self) -> LineStats:
         return self.stream.stats
+
+    def feed_raw(self, raw: bytes, rows: Rows) -> LineStats:
+        """A batch given only as bytes (whole lines, as `files.iter_raw_chunks` reads them; a final
+        unterminated line allowed): the common case, every line a plain gc line in clock order, is parsed and
+        stored by one engine statement with no Python string per line; any other batch is split into lines
+        and fed as `feed` does, so the rows are the reference's either way."""
+        if raw.endswith(b"\n"):
+            stats = self._clean_chunk(raw)
+            if stats is not None:
+                return stats
+        self.span_batches += 1
+        return self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
+
+    def _clean_chunk(self, raw: bytes) -> LineStats | None:
+        """Store work[:limit] (the held-back lines, then `raw`) with gctrace_chunk.sql; None, with nothing
+        stored, when the batch is not a clean one (then it takes the span path)."""
+        before = self.stream.clock_state()
+        carried = self.stream.pending_work(())
+        lines = raw.count(b"\n")
+        limit = len(carried) + lines - REPAIR_WINDOW
+        if (before is None or limit < self.fast.min_chunk or lines <= REPAIR_WINDOW
+                or not all(line and " ms clock, " in line for line in carried)):
+            return None
+        # Cheap and exact in one direction: a batch with a line that holds no " ms clock, " is not clean.
+        if raw.count(b" ms clock, ") != lines:
+            return None
+        head = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
+        # The last REPAIR_WINDOW lines wait for the next batch, as in `GctraceStream.feed`: cut before them.
+        end = len(raw) - 1
+        for _ in range(REPAIR_WINDOW):
+            end = raw.rfind(b"\n", 0, end)
+        cut = end + 1
+        last = parse_last(raw[raw.rfind(b"\n", 0, end) + 1:cut])
+        if last is None:
+            return None
+        params = {**self.params, "start_us": before.start_us, "incarnation": before.incarnation,
+                  "last_num": before.last_num, "last_since_us": before.last_since_us}
+        try:
+            self.fast.store.insert_select_lines(self.fast.chunk_sql, head + raw[:cut], parameters=params,
+                                                settings=_RAW_SETTINGS)
+        except StoreError as exc:
+            if NOT_CLEAN not in str(exc):
+                raise
+            self.refused_chunks += 1
+            return None
+        end_us = before.start_us + last.since_us + last.clock_us
+        self.stream.set_clock(StreamClockState(start_us=before.start_us, last_end_us=end_us,
+                                               incarnation=before.incarnation, last_num=last.gc_num,
+                                               last_since_us=last.since_us))
+        stats = LineStats()
+        self.stream.count_stored(limit, stats)
+        tail: list[str | None] = list(raw_lines(raw[cut:]))
+        self.stream.finish_batch([None] * limit + tail, limit, stats)
+        self.engine_lines += limit
+        self.clean_chunks += 1
+        return stats
 
     def feed(self, lines: Sequence[str], rows: Rows, *, terminated: bool = True, raw: bytes | None = None
              ) -> LineStats:
@@ -262,3 +331,28 @@ class FastGctraceStream:
         self.stream.set_clock(states[-1][1])
         self.stream.count_stored(recognised, stats)
         self.engine_lines += recognised
+
+
+def raw_lines(raw: bytes) -> list[str]:
+    """The lines of `raw` as `files.iter_raw_line_chunks` gives them: bytes that are not UTF-8 kept as backslash
+    escapes, a carriage return before each line end dropped (all of them at the end of an unterminated last
+    line)."""
+    if not raw:
+        return []
+    terminated = raw.endswith(b"\n")
+    text = (raw[:-1] if terminated else raw).decode("utf-8", errors="backslashreplace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if terminated and text.endswith("\r"):
+            text = text[:-1]
+    lines = text.split("\n")
+    if not terminated:
+        lines[-1] = lines[-1].rstrip("\r")
+    return lines
+
+
+def parse_last(line: bytes) -> rl.GcFields | None:
+    """The gc fields of a batch's last stored line (ended by b"\\n"), read by the reference parser: the clock
+    state after a clean chunk is this line's."""
+    text = raw_lines(line)
+    return rl.parse_gc(text[0]) if len(text) == 1 else None
