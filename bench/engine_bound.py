@@ -53,7 +53,6 @@ def run(variant: str, chunks: list[bytes], lines: int, store: Store, ctx: Render
     params = {"service": "bench", "instance": variant, "source": "file", "received_ms": 0,
               "start_us": int(start.timestamp()) * 1_000_000, "incarnation": 1, "last_num": -1,
               "last_since_us": -1, "last_end_us": int(start.timestamp()) * 1_000_000}
-    settings = {**gctrace_fast._RAW_SETTINGS, "allow_deprecated_error_prone_window_functions": 1}
     step: Callable[[bytes], None]
     if variant == "bare":
         for statement in split_statements(render((BENCH_SQL / "raw_lines.sql").read_text(), ctx)):
@@ -75,7 +74,7 @@ def run(variant: str, chunks: list[bytes], lines: int, store: Store, ctx: Render
                else render((BENCH_SQL / f"engine_bound_{variant}.sql").read_text(), ctx))
 
         def step(chunk: bytes) -> None:
-            store.insert_select_lines(sql, chunk, parameters=params, settings=settings)
+            store.insert_select_lines(sql, chunk, parameters=params)
     with Stopwatch() as sw:
         for chunk in chunks:
             step(chunk)

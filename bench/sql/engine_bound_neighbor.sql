@@ -69,4 +69,8 @@ FROM
     )
 )
 WHERE NOT throwIf(NOT recognised OR restart, 'fleetwatch-fastpath: not a clean chunk')
+SETTINGS allow_deprecated_error_prone_window_functions = 1,
+         precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
+         max_block_size = 1073741824, max_insert_block_size = 1073741824,
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
 FORMAT LineAsString

@@ -49,4 +49,8 @@ FROM
             + toInt64OrZero(substring(concat(since_parts[2], '000000'), 1, 6)) AS since_us
     FROM input('line String')
 )
+-- As sql/fastpath/gctrace_chunk.sql: one block, read in order; exact floats.
+SETTINGS precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
+         max_block_size = 1073741824, max_insert_block_size = 1073741824,
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
 FORMAT LineAsString

@@ -86,4 +86,8 @@ FROM
         )
     )
 )
+-- As sql/fastpath/gctrace_chunk.sql: one block, read in order; exact floats.
+SETTINGS precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
+         max_block_size = 1073741824, max_insert_block_size = 1073741824,
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
 FORMAT LineAsString

@@ -154,39 +154,42 @@ class FastGctraceStream:
         stored by one engine statement with no Python string per line; any other batch is split into lines
         and fed as `feed` does, so the rows are the reference's either way."""
         if raw.endswith(b"\n"):
-            stats = self._clean_chunk(raw)
+            stats = self._clean_chunk(raw, final=False)
             if stats is not None:
                 return stats
         self.span_batches += 1
         return self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
 
-    def _clean_chunk(self, raw: bytes) -> LineStats | None:
+    def _clean_chunk(self, raw: bytes, *, final: bool) -> LineStats | None:
         """Store work[:limit] (the held-back lines, then `raw`) with gctrace_chunk.sql; None, with nothing
-        stored, when the batch is not a clean one (then it takes the span path)."""
+        stored, when the batch is not a clean one (then it takes the span path). `final`: the stream's last
+        lines, none held back (only tried after clean chunks: a few lines cost less in Python)."""
         before = self.stream.clock_state()
         carried = self.stream.pending_work(())
         lines = raw.count(b"\n")
-        limit = len(carried) + lines - REPAIR_WINDOW
-        if (before is None or limit < self.fast.min_chunk or lines <= REPAIR_WINDOW
+        held = 0 if final else REPAIR_WINDOW
+        limit = len(carried) + lines - held
+        too_short = self.clean_chunks == 0 if final else (limit < self.fast.min_chunk or lines <= held)
+        if (before is None or limit <= 0 or too_short
                 or not all(line and " ms clock, " in line for line in carried)):
             return None
         # Cheap and exact in one direction: a batch with a line that holds no " ms clock, " is not clean.
         if raw.count(b" ms clock, ") != lines:
             return None
-        head = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
+        data = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
+        data += raw
         # The last REPAIR_WINDOW lines wait for the next batch, as in `GctraceStream.feed`: cut before them.
-        end = len(raw) - 1
-        for _ in range(REPAIR_WINDOW):
-            end = raw.rfind(b"\n", 0, end)
+        end = len(data) - 1
+        for _ in range(held):
+            end = data.rfind(b"\n", 0, end)
         cut = end + 1
-        last = parse_last(raw[raw.rfind(b"\n", 0, end) + 1:cut])
+        last = parse_last(data[data.rfind(b"\n", 0, end) + 1:cut])
         if last is None:
             return None
         params = {**self.params, "start_us": before.start_us, "incarnation": before.incarnation,
                   "last_num": before.last_num, "last_since_us": before.last_since_us}
         try:
-            self.fast.store.insert_select_lines(self.fast.chunk_sql, head + raw[:cut], parameters=params,
-                                                settings=_RAW_SETTINGS)
+            self.fast.store.insert_select_lines(self.fast.chunk_sql, data[:cut], parameters=params)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -198,7 +201,7 @@ class FastGctraceStream:
                                                last_since_us=last.since_us))
         stats = LineStats()
         self.stream.count_stored(limit, stats)
-        tail: list[str | None] = list(raw_lines(raw[cut:]))
+        tail: list[str | None] = list(raw_lines(data[cut:]))
         self.stream.finish_batch([None] * limit + tail, limit, stats)
         self.engine_lines += limit
         self.clean_chunks += 1
@@ -219,6 +222,9 @@ class FastGctraceStream:
             self._raw = None
 
     def finish(self, rows: Rows) -> LineStats:
+        stats = self._clean_chunk(b"", final=True)
+        if stats is not None:
+            return stats
         return self._run(self.stream.pending_work(()), rows, final=True)
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 -- The common case of the gctrace fast path (pipeline/sources/gctrace_fast.py): one chunk of a fixed-start
 -- stream whose lines are all plain gc lines, parsed from the raw bytes and stored in gc_events by this one
 -- statement. The chunk's lines arrive through input('line String') in the LineAsString format, as one block
--- (the caller's settings), so the throwIf in WHERE sees every line before any row is written: a chunk with a
+-- (the SETTINGS below), so the throwIf in WHERE sees every line before any row is written: a chunk with a
 -- line this statement does not take, or with a restart, stores nothing and the caller falls back to the
 -- span path (gctrace_stage.sql and friends), which handles every line exactly as the reference does.
 --
@@ -68,4 +68,10 @@ FROM
     WINDOW w AS (ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
 )
 WHERE NOT throwIf(NOT recognised OR restart, 'fleetwatch-fastpath: not a clean chunk')
+-- One block, read in order (so the window's previous row is the previous line and the check sees every line
+-- before a row is written); floats parsed exactly as Python's float(). Settings in the statement, not per
+-- call: the embedded client applies per-call settings with extra statements.
+SETTINGS precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
+         max_block_size = 1073741824, max_insert_block_size = 1073741824,
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
 FORMAT LineAsString
