@@ -259,12 +259,14 @@ def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines
     lines = 0
     last_flush = time.monotonic()
 
-    def flush() -> None:
+    def flush(final: bool) -> None:
         rows = Rows()
         data = b"".join(raw)
         raw.clear()
         if data:
-            stream.feed_raw(data, rows)
+            stream.feed_raw(data, rows, final=final)
+        if final:
+            stream.finish(rows)  # nothing left when the last batch was stored with the stream's end
         if rows:
             sink.write(rows)
 
@@ -274,13 +276,9 @@ def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines
             lines += chunk.count(b"\n")
             now = time.monotonic()
             if lines >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
-                flush()
+                flush(final=False)
                 lines, last_flush = 0, now
-    flush()
-    rows = Rows()
-    stream.finish(rows)
-    if rows:
-        sink.write(rows)
+    flush(final=True)
 
 
 def _ingest_container_file(

@@ -148,28 +148,36 @@ class FastGctraceStream:
     def stats(self) -> LineStats:
         return self.stream.stats
 
-    def feed_raw(self, raw: bytes, rows: Rows) -> LineStats:
+    def feed_raw(self, raw: bytes, rows: Rows, *, final: bool = False) -> LineStats:
         """A batch given only as bytes (whole lines, as `files.iter_raw_chunks` reads them; a final
         unterminated line allowed): the common case, every line a plain gc line in clock order, is parsed and
         stored by one engine statement with no Python string per line; any other batch is split into lines
-        and fed as `feed` does, so the rows are the reference's either way."""
-        if raw.endswith(b"\n"):
-            stats = self._clean_chunk(raw, final=False)
+        and fed as `feed` does, so the rows are the reference's either way. `final`: the stream's last batch,
+        then `finish` too (one statement for both when the batch is clean)."""
+        # A stream's unterminated last line ends like any other there (its trailing carriage returns, which
+        # Python strips and the engine's regex allows, are in no value).
+        whole = raw if raw.endswith(b"\n") or not (final and raw) else raw + b"\n"
+        if whole.endswith(b"\n"):
+            stats = self._clean_chunk(whole, final=final)
             if stats is not None:
                 return stats
         self.span_batches += 1
-        return self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
+        stats = self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
+        if final:
+            stats.add(self.finish(rows))
+        return stats
 
     def _clean_chunk(self, raw: bytes, *, final: bool) -> LineStats | None:
         """Store work[:limit] (the held-back lines, then `raw`) with gctrace_chunk.sql; None, with nothing
         stored, when the batch is not a clean one (then it takes the span path). `final`: the stream's last
-        lines, none held back (only tried after clean chunks: a few lines cost less in Python)."""
+        lines, none held back (a few lines alone are only tried after clean chunks: they cost less in Python)."""
         before = self.stream.clock_state()
         carried = self.stream.pending_work(())
         lines = raw.count(b"\n")
         held = 0 if final else REPAIR_WINDOW
         limit = len(carried) + lines - held
-        too_short = self.clean_chunks == 0 if final else (limit < self.fast.min_chunk or lines <= held)
+        # (the held-back lines come from `raw` alone, so they are the lines a `feed` would have kept)
+        too_short = (limit < self.fast.min_chunk and not (final and self.clean_chunks)) or lines < held
         if (before is None or limit <= 0 or too_short
                 or not all(line and " ms clock, " in line for line in carried)):
             return None

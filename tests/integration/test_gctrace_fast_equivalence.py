@@ -78,7 +78,7 @@ def _feed_raw(stream: object, data: bytes, sink: Sink, batch: int, *, fast: bool
             if a < b:
                 rows = Rows()
                 if fast:
-                    stream.feed_raw(data[a:b], rows)  # type: ignore[attr-defined]
+                    stream.feed_raw(data[a:b], rows, final=b == len(data))  # type: ignore[attr-defined]
                 else:
                     stream.feed(raw_lines(data[a:b]), rows, terminated=False)  # type: ignore[attr-defined]
                 if rows:
@@ -259,9 +259,9 @@ def test_clean_chunks_are_one_statement_and_others_fall_back(settings, store, se
                                    exact=True, seen=seen)
     by_name = {s.params["instance"]: s for s in seen}
     assert stats.quarantined == 3 and stats.logs == 1
-    # Every line of the clean stream went through chunk statements, the last two (held back for repairs) at the end.
+    # Every line of the clean stream went through chunk statements, the last batch with the stream's end.
     assert by_name["clean"].engine_lines == len(plain)
-    assert by_name["clean"].clean_chunks == len(plain) // batch + 1 and by_name["clean"].span_batches == 0
+    assert by_name["clean"].clean_chunks == len(plain) // batch and by_name["clean"].span_batches == 0
     for name in ("app-line-after-clean", "torn-after-clean", "torn-ends-chunk", "torn-held-back", "restart-inside",
                  *restart_at):
         assert by_name[name].clean_chunks > 0 and by_name[name].span_batches > 0, name
@@ -272,6 +272,7 @@ def test_clean_chunks_are_one_statement_and_others_fall_back(settings, store, se
                                    f"GROUP BY instance"))
     assert incarnations["restart-inside"] == 2 and all(incarnations[name] == 2 for name in restart_at)
     assert incarnations["clean"] == 1 and engine_lines > 10_000
+    assert by_name["unterminated"].engine_lines == 1000 and by_name["unterminated"].span_batches == 0
 
 
 def test_a_refused_chunk_stores_nothing_even_when_large(settings, store, second_store) -> None:
