@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,6 +45,8 @@ FAST_BATCH_LINES = 200_000
 CHUNK_BYTES = 1 << 20
 # Raw bytes per engine insert when the engine computes a file's span (about 50,000 gc lines).
 SPAN_CHUNK_BYTES = 8 << 20
+# Inputs ingested at the same time at most, whatever --jobs asks (each holds an engine connection and a batch).
+MAX_JOBS = 16
 # A live pipe writes little at a time: flush at least this often so rows show up while it runs.
 STDIN_FLUSH_SECONDS = 1.0
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -385,13 +388,23 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
         migrate(store, settings.sql_dir, ctx)
         fast = GctraceFastPath(store, settings.sql_dir, ctx)
         total = LineStats()
-        for source in inputs:
+
+        def one(source: Input) -> LineStats:
             anchor = start_ns
             if anchor is None and source.name != "-" and file_format(source.name) == PLAIN:
                 anchor = file_start_ns(source.name, fast)
-            stats = ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
-            total.add(stats)
-            print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
+            return ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
+
+        # Inputs are independent streams (each its own clock), so several go at once: the engine runs each
+        # connection's statements on a thread of its own, and one clean batch is one statement on one core.
+        jobs = max(1, min(getattr(args, "jobs", 1) or 1, len(inputs), MAX_JOBS))
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest")
+        try:
+            for source, stats in zip(inputs, pool.map(one, inputs), strict=True):
+                total.add(stats)
+                print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         if len(inputs) > 1:
             print(_report("total", total))
         return 0
