@@ -14,6 +14,8 @@ embedded engine and no Python per line:
               window (bench/sql/engine_bound_neighbor.sql; a deprecated function, allowed by a setting)
 * chunk    -- the product's statement (sql/fastpath/gctrace_chunk.sql): the parse, the refusal of an unclean
               chunk and the restart check (one unordered lag), ts = start + @T
+* chunk_x2 -- the product's statement from two Python threads at once (two streams, half the chunks each,
+              each thread on its own engine connection), as `fleetwatch ingest gctrace --jobs 2` runs files
 * ingest   -- the product end to end: `files.ingest_stream` with the fast path over a file of the same lines
 
 CPU is the process's user + system time (the engine's threads included), so a figure per million lines can
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -41,7 +44,7 @@ from pipeline.store.migrate import RenderContext, migrate, render, split_stateme
 ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
 BENCH_SQL = Path(__file__).resolve().parent / "sql"
-VARIANTS = ("bare", "noclock", "window", "neighbor", "chunk", "ingest")
+VARIANTS = ("bare", "noclock", "window", "neighbor", "chunk", "chunk_x2", "ingest")
 
 
 def chunks_of(lines: list[str], size: int) -> list[bytes]:
@@ -68,6 +71,20 @@ def run(variant: str, chunks: list[bytes], lines: int, store: Store, ctx: Render
         with Stopwatch() as sw:
             ingest_stream(store, Input(name=str(path), instance=variant), service="bench",
                           start_ns=int(start.timestamp()) * 10**9, fast=fast)
+        return {"wall": sw.wall, "cpu": sw.cpu}
+    elif variant == "chunk_x2":
+        sql = load_statement(SQL_DIR, "fastpath/gctrace_chunk.sql", ctx)
+
+        def half(k: int) -> None:
+            for chunk in chunks[k::2]:
+                store.insert_select_lines(sql, chunk, parameters={**params, "instance": f"{variant}-{k}"})
+
+        threads = [threading.Thread(target=half, args=(k,)) for k in (0, 1)]
+        with Stopwatch() as sw:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
         return {"wall": sw.wall, "cpu": sw.cpu}
     else:
         sql = (load_statement(SQL_DIR, "fastpath/gctrace_chunk.sql", ctx) if variant == "chunk"
@@ -96,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx = RenderContext("fleetwatch", 30)
         migrate(store, SQL_DIR, ctx)
         print(f"{args.lines:,} gc lines, {args.chunk_lines:,} per statement, {sum(map(len, chunks)) / 1e6:.0f} MB")
-        print("| variant | wall s | lines/s | CPU s | CPU s per M lines |")
-        print("|---|---:|---:|---:|---:|")
+        print("| variant | wall s | lines/s | CPU s | CPU s per M lines | cores (CPU / wall) |")
+        print("|---|---:|---:|---:|---:|---:|")
         for _ in range(args.repeat):
             for variant in wanted:
                 store.command(f"TRUNCATE TABLE {store.database}.gc_events")
@@ -109,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 if rows != args.lines:
                     raise RuntimeError(f"{variant}: {rows} rows stored for {args.lines} lines")
                 print(f"| {variant} | {got['wall']:.2f} | {args.lines / got['wall']:,.0f} | {got['cpu']:.2f} | "
-                      f"{got['cpu'] / args.lines * 1e6:.2f} |", flush=True)
+                      f"{got['cpu'] / args.lines * 1e6:.2f} | {got['cpu'] / got['wall']:.2f} |", flush=True)
         print(f"peak RSS {peak_rss_mb():.0f} MB; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         store.close()
     finally:
