@@ -34,7 +34,7 @@ from pipeline.normalize.container_logs import PLAIN, decode, detect_format
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
-from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided, raw_lines
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
@@ -121,25 +121,13 @@ def iter_raw_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterato
 
 def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, list[str]]]:
     """As `iter_line_chunks`, with the bytes each chunk's lines came from, every line ended by b"\\n" (a final
-    unterminated line gets one): the gctrace fast path stages them as they are."""
-    pending = b""
-    read = getattr(stream, "read1", stream.read)
-    while True:
-        data = read(chunk_bytes)
-        if not data:
-            break
-        data = pending + data
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            pending = data
-            continue
-        pending = data[cut + 1:]
-        text = data[:cut].decode("utf-8", errors="backslashreplace")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        yield data[:cut + 1], text.split("\n")
-    if pending:
-        yield pending + b"\n", [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
+    unterminated line gets one): the gctrace fast path stages them as they are. The lines are
+    `gctrace_fast.raw_lines` of the bytes, so they do not depend on where a read ended."""
+    for data in iter_raw_chunks(stream, chunk_bytes):
+        if data.endswith(b"\n"):
+            yield data, raw_lines(data)
+        else:
+            yield data + b"\n", raw_lines(data)
 
 
 def file_format(path: str) -> str:

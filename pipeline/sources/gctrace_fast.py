@@ -348,9 +348,10 @@ class FastGctraceStream:
 
 
 def raw_lines(raw: bytes) -> list[str]:
-    """The lines of `raw` as `files.iter_raw_line_chunks` gives them: bytes that are not UTF-8 kept as backslash
-    escapes, a carriage return before each line end dropped (all of them at the end of an unterminated last
-    line)."""
+    """The lines of `raw` (whole lines, a final unterminated one allowed) without their terminators: bytes that
+    are not UTF-8 kept as backslash escapes, the carriage return of a CRLF line end dropped (every trailing one of
+    an unterminated last line). The one definition of a line for the file reader and the fast path, so the
+    lines of a batch are the same whether it was read in one piece or many."""
     if not raw:
         return []
     terminated = raw.endswith(b"\n")
