@@ -37,6 +37,8 @@ from pipeline.store.migrate import RenderContext
 # A chunk shorter than this is not tried as one statement: the statement's fixed cost (planning a large
 # expression, writing a part) is tens of milliseconds, the span path's per-line cost is lower for a few lines.
 MIN_CHUNK: Final = 1_000
+# At most this many batches skip the chunk statement after refusals in a row (see FastGctraceStream._skip).
+MAX_SKIP: Final = 64
 # What the one-statement chunk path (gctrace_chunk.sql) raises when a chunk is not all plain gc lines in clock
 # order; the chunk then stored nothing and takes the span path.
 NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean chunk"
@@ -141,6 +143,11 @@ class FastGctraceStream:
         self.clean_chunks = 0  # batches stored by the one-statement chunk path
         self.refused_chunks = 0  # batches the chunk statement refused (then handled by the span path)
         self.span_batches = 0  # batches given as bytes that took the span path
+        # After a refused batch the next ones skip the statement, twice as many after each refusal in a row
+        # (up to MAX_SKIP): a stream whose batches are all refused (Go 1.5 lines hold " ms clock, " but are not
+        # taken) pays for the wasted statement on few of them. A stored batch resets it.
+        self._skip = 0
+        self._backoff = 1
         self._raw: bytes | None = None
         self._created = False
 
@@ -157,9 +164,12 @@ class FastGctraceStream:
         # A stream's unterminated last line ends like any other there (its trailing carriage returns, which
         # Python strips and the engine's regex allows, are in no value).
         whole = raw if raw.endswith(b"\n") or not (final and raw) else raw + b"\n"
-        if whole.endswith(b"\n"):
+        if self._skip:
+            self._skip -= 1
+        elif whole.endswith(b"\n"):
             stats = self._clean_chunk(whole, final=final)
             if stats is not None:
+                self._backoff = 1
                 return stats
         self.span_batches += 1
         stats = self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
@@ -202,6 +212,7 @@ class FastGctraceStream:
             if NOT_CLEAN not in str(exc):
                 raise
             self.refused_chunks += 1
+            self._skip, self._backoff = self._backoff, min(self._backoff * 2, MAX_SKIP)
             return None
         end_us = before.start_us + last.since_us + last.clock_us
         self.stream.set_clock(StreamClockState(start_us=before.start_us, last_end_us=end_us,

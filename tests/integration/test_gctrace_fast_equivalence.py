@@ -253,12 +253,14 @@ def test_clean_chunks_are_one_statement_and_others_fall_back(settings, store, se
         "restart-inside": _encode(plain[:700] + plain[:900]),
         **{name: _encode(plain[:at] + plain[:800]) for name, at in restart_at.items()},
         "unterminated": _encode(plain[:1000])[:-1],
+        # a torn gc line in every batch: refused, then the statement is skipped for 1, 2, 4, ... batches
+        "torn-every-batch": _encode([torn if k % 200 == 100 else line for k, line in enumerate(plain)]),
     }
     seen: list[FastGctraceStream] = []
     stats, _, engine_lines = _both(settings, store, second_store, streams, batch=batch, min_run=8, min_chunk=16,
                                    exact=True, seen=seen)
     by_name = {s.params["instance"]: s for s in seen}
-    assert stats.quarantined == 3 and stats.logs == 1
+    assert stats.quarantined == 3 + len(plain) // batch and stats.logs == 1
     # Every line of the clean stream went through chunk statements, the last batch with the stream's end.
     assert by_name["clean"].engine_lines == len(plain)
     assert by_name["clean"].clean_chunks == len(plain) // batch and by_name["clean"].span_batches == 0
@@ -273,6 +275,8 @@ def test_clean_chunks_are_one_statement_and_others_fall_back(settings, store, se
     assert incarnations["restart-inside"] == 2 and all(incarnations[name] == 2 for name in restart_at)
     assert incarnations["clean"] == 1 and engine_lines > 10_000
     assert by_name["unterminated"].engine_lines == 1000 and by_name["unterminated"].span_batches == 0
+    every = by_name["torn-every-batch"]
+    assert every.clean_chunks == 0 and every.span_batches == len(plain) // batch and every.refused_chunks == 4
 
 
 def test_a_refused_chunk_stores_nothing_even_when_large(settings, store, second_store) -> None:
