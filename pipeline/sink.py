@@ -80,6 +80,28 @@ class Sink:
         self.telemetry.batch_latency.record(time.perf_counter() - start)
         return written
 
+    def write_select(self, table: str, sql: str, *, rows: int, parameters: dict[str, object],
+                     settings: dict[str, object], token: str | None = None) -> int:
+        """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
+        fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
+        table, so a batch written one way and replayed the other lands once. Raises as `write` does."""
+        full_settings = dict(settings)
+        if token:
+            full_settings["insert_deduplication_token"] = f"{token}/{table}"
+            full_settings["insert_deduplicate"] = 1
+        start = time.perf_counter()
+        try:
+            self.store.command(sql, parameters=parameters, settings=full_settings)
+        except StoreUnavailable:
+            self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
+            raise
+        except StoreError:
+            self.telemetry.insert_errors.add(1, {"table": table, "kind": "rejected"})
+            raise
+        self.telemetry.rows_written.add(rows, {"table": table})
+        self.telemetry.batch_latency.record(time.perf_counter() - start)
+        return rows
+
 
 @dataclass
 class _Pending:
