@@ -34,7 +34,9 @@ def main() -> None:
         shutil.rmtree(scratch, ignore_errors=True)
     for job, runs in sorted(report.stats.runs.items()):
         spent = report.stats.job_seconds.get(job, 0.0)
-        print(f"{job:12s} runs {runs:4d}  wall {spent:6.1f} s  ({spent / max(runs, 1):.2f} s/run)")
+        windows = report.stats.windows.get(job, runs)  # a run may compute several windows (one statement)
+        print(f"{job:12s} runs {runs:4d}  windows {windows:4d}  wall {spent:6.1f} s  "
+              f"({spent / max(runs, 1):.2f} s/run)")
     print(f"{len(library)} scenarios, {report.stats.rows} rows; generating {gen_wall:.1f} s; "
           f"total wall {wall:.1f} s, CPU {cpu:.1f} s; passed={report.passed}")
 

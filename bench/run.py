@@ -143,7 +143,8 @@ class Bench:
 
     # -- Kafka --------------------------------------------------------------------------------------------
     def kafka_paths(self) -> None:
-        if not (self.wanted("kafka_lines") or self.wanted("kafka_batched")):
+        keys = ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
+        if not any(self.wanted(key) for key in keys):
             return
         sys.path.insert(0, str(ROOT))
         from tests.plugins.kafka_broker import Broker
@@ -151,10 +152,12 @@ class Bench:
         s = self.sizes
         broker = Broker().start()
         try:
+            # The *_python rows are the reference: the same topic read with the gctrace engine off.
             cases = [("kafka_lines", 1, s.kafka_one_line_messages), ("kafka_batched", s.kafka_lines_per_message,
                                                                       s.kafka_batched_lines)]
             for key, per_message, lines in cases:
-                if not self.wanted(key):
+                wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
+                if not wanted:
                     continue
                 instances = 100
                 topic = f"bench-{key}-{uuid.uuid4().hex[:6]}"
@@ -163,10 +166,13 @@ class Bench:
                                                    lines_per_instance=lines // instances,
                                                    lines_per_message=per_message)
                 self.say(f"{key}: produced {messages} messages in {time.perf_counter() - t0:.1f} s")
-                result = run_worker("kafka", {"dsn": self.dsn(key), "bootstrap": broker.bootstrap, "topic": topic,
-                                              "group": f"g-{topic}", "lines": lines})
-                result.name = key
-                self.record(key, result)
+                for name in wanted:
+                    engine = not name.endswith("_python")
+                    result = run_worker("kafka", {"dsn": self.dsn(name), "bootstrap": broker.bootstrap,
+                                                  "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
+                                                  "kafka": {"gctrace_engine": engine}})
+                    result.name = name
+                    self.record(name, result)
         finally:
             broker.stop()
 
@@ -316,6 +322,9 @@ class Bench:
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
+            "kafka_lines_python": "reference: Kafka, one line per message, Python normalizer only",
+            "kafka_batched_python": f"reference: Kafka, {self.sizes.kafka_lines_per_message} lines per message, "
+                                    "Python normalizer only",
             "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
             "otlp_grpc": f"OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request",
             "file_python": "reference: file ingest, Python normalizer only",
@@ -373,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,otlp_http,otlp_grpc,jobs,scrape,"
+                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,otlp_http,otlp_grpc,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)

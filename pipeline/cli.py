@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="process start time, ISO 8601; each cycle's ts is start + @seconds. "
         "Without it, see docs/schema.md ('Timestamps')",
     )
+    gct.add_argument(
+        "--jobs", type=int, default=2, metavar="N",
+        help="inputs ingested at the same time, each on its own engine connection (default 2; 1: in turn)",
+    )
 
     pp = ingest_sub.add_parser("pprof", help="Go profiles: pprof protobuf (gzip or not), goroutine debug=1/debug=2 "
                                "dumps, SIGQUIT or panic tracebacks")

@@ -109,6 +109,12 @@ class KafkaSettings(BaseModel):
     # Store unavailable: the batch is kept and retried after a backoff that doubles up to the maximum.
     retry_initial_seconds: float = 0.5
     retry_max_seconds: float = 30.0
+    # gctrace topics: plain gc lines of a batch are parsed and stored by the engine in one insert, every other
+    # line by the Python normalizer (same rows); false: new batches are planned for Python (a batch's plan fixes
+    # its path, so batches already planned for the engine are still replayed by it).
+    gctrace_engine: bool = True
+    # A gctrace batch with fewer lines than this is planned for Python (the engine's statements cost more).
+    gctrace_engine_min_lines: int = Field(default=256, ge=1)
 
 
 class OtlpSettings(BaseModel):
@@ -233,7 +239,7 @@ class ServeSettings(BaseModel):
     # Largest query text (body plus `query` parameter, decompressed) on the query endpoint.
     max_query_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     # gzip members in one compressed body; each member costs a new inflater, so floods of empty members
-    # are refused instead of burning CPU.
+    # are refused instead of burning CPU. The same bound applies to zstd and lz4 frames.
     max_gzip_members: int = Field(default=64, ge=1)
     # Log records, spans or metric data points in one OTLP request, counted on the wire before decoding.
     max_records_per_request: int = Field(default=100_000, ge=1)

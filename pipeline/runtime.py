@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 from pipeline.config import Settings
 from pipeline.health import Health
 from pipeline.normalize.rows import Rows
+from pipeline.request_ledger import RequestLedger
 from pipeline.sink import BatchingWriter, Sink
 from pipeline.store.client import Store, StoreUnavailable, redact_dsn
 from pipeline.store.migrate import context_from_settings, migrate
@@ -100,6 +101,7 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
         max_delay=settings.otlp.batch_max_seconds,
         max_pending_rows=settings.otlp.max_pending_rows,
         retry_after=float(settings.otlp.retry_after_seconds),
+        ledger=RequestLedger(store, settings.sql_dir, context_from_settings(settings)),
     ).start()
     ctx = RunContext(settings, store, sink, writer, telemetry, stop_event=stop_event or threading.Event(),
                      until_caught_up=until_caught_up, health=health)

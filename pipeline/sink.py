@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from pipeline.normalize.rows import QUARANTINE, Rows
+from pipeline.request_ledger import RequestLedger
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry, get_telemetry
 
@@ -79,6 +80,28 @@ class Sink:
         self.telemetry.batch_latency.record(time.perf_counter() - start)
         return written
 
+    def write_select(self, table: str, sql: str, *, rows: int, parameters: dict[str, object],
+                     settings: dict[str, object], token: str | None = None) -> int:
+        """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
+        fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
+        table, so a batch written one way and replayed the other lands once. Raises as `write` does."""
+        full_settings = dict(settings)
+        if token:
+            full_settings["insert_deduplication_token"] = f"{token}/{table}"
+            full_settings["insert_deduplicate"] = 1
+        start = time.perf_counter()
+        try:
+            self.store.command(sql, parameters=parameters, settings=full_settings)
+        except StoreUnavailable:
+            self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
+            raise
+        except StoreError:
+            self.telemetry.insert_errors.add(1, {"table": table, "kind": "rejected"})
+            raise
+        self.telemetry.rows_written.add(rows, {"table": table})
+        self.telemetry.batch_latency.record(time.perf_counter() - start)
+        return rows
+
 
 @dataclass
 class _Pending:
@@ -105,9 +128,21 @@ class BatchingWriter:
         max_pending_rows: int = 2_000_000,
         retry_after: float = 1.0,
         dedup_window: int = 100_000,
+        ledger: RequestLedger | None = None,
+        ledger_interval: float = 1.0,
     ) -> None:
         self.sink = sink
         self.dedup_window = dedup_window
+        # Tokens recorded in the store (pipeline/request_ledger.py): read back before the first write, so
+        # a retry reaching a restarted process is recognised; `_stored_before` holds what was read.
+        self.ledger = ledger
+        self._ledger_read = ledger is None
+        self._stored_before: set[str] = set()
+        # Tokens are recorded together at most every `ledger_interval` seconds (and when the writer stops): an
+        # insert per batch would cost the store a part per export.
+        self.ledger_interval = ledger_interval
+        self._unrecorded: list[str] = []
+        self._recorded_at = time.monotonic()
         self._recent: OrderedDict[str, Future[dict[str, int]]] = OrderedDict()
         self.max_rows = max_rows
         self.max_delay = max_delay
@@ -138,7 +173,8 @@ class BatchingWriter:
         `token` identifies a request (OTLP: a hash of the signal and the decoded body). A request submitted
         again with a token that is waiting or was stored within the last `dedup_window` tokens is not queued
         again: the caller gets the first submission's future, so an export retried after a lost response is
-        stored once. A token whose write failed is forgotten, so the retry is written.
+        stored once. A token whose write failed is forgotten, so the retry is written. With a ledger, the
+        tokens a previous process stored are known too (from the first write on).
         """
         future: Future[dict[str, int]] = Future()
         size = rows.total()
@@ -172,12 +208,19 @@ class BatchingWriter:
         if self._started:
             self._thread.join(timeout)
 
-    def _take_batch(self) -> list[_Pending]:
+    def _take_batch(self) -> list[_Pending] | None:
+        """The next batch; [] when tokens are due to be recorded and nothing waits; None once stopped."""
         with self._cond:
             while not self._queue and not self._stopping:
-                self._cond.wait()
+                if self._unrecorded:
+                    due = self._recorded_at + self.ledger_interval - time.monotonic()
+                    if due <= 0:
+                        return []
+                    self._cond.wait(due)
+                else:
+                    self._cond.wait()
             if not self._queue:
-                return []
+                return None
             deadline = time.monotonic() + self.max_delay
             while not self._stopping:
                 queued = sum(p.size for p in self._queue)
@@ -209,14 +252,78 @@ class BatchingWriter:
             except BaseException as exc:
                 item.future.set_exception(exc)
             else:
+                self._record([item])
                 item.future.set_result({**{t: item.rows.count(t) for t in done if t in item.rows.tables}, **result})
+
+    def _read_ledger(self) -> None:
+        """Before the first write: the tokens a previous process stored become known, as if submitted here."""
+        if self._ledger_read or self.ledger is None:
+            return
+        try:
+            stored = self.ledger.recent(self.dedup_window)
+        except (StoreError, StoreUnavailable) as exc:  # tables not migrated yet, store away: retry later
+            raise StoreUnavailable(f"the stored request tokens cannot be read yet: {exc}") from exc
+        with self._cond:
+            for token in reversed(stored):  # newest first, each placed before everything submitted here
+                if token not in self._recent:
+                    known: Future[dict[str, int]] = Future()
+                    known.set_result({})
+                    self._recent[token] = known
+                    self._recent.move_to_end(token, last=False)
+            while len(self._recent) > self.dedup_window:
+                self._recent.popitem(last=False)
+            self._stored_before = set(stored)
+        self._ledger_read = True
+        if stored:
+            log.info("writer: %d request tokens stored by an earlier process are known", len(stored))
+
+    def _unstored(self, batch: list[_Pending]) -> list[_Pending]:
+        """The requests of `batch` that an earlier process did not store; the others succeed at once."""
+        self._read_ledger()
+        if not self._stored_before:
+            return batch
+        fresh = []
+        for item in batch:
+            if item.token is not None and item.token in self._stored_before:
+                item.future.set_result({})
+            else:
+                fresh.append(item)
+        return fresh
+
+    def _record(self, batch: list[_Pending]) -> None:
+        """Note the stored requests' tokens, to be recorded with the next flush of the ledger."""
+        if self.ledger is not None:
+            self._unrecorded.extend(item.token for item in batch if item.token is not None)
+            self._flush_ledger(force=False)
+
+    def _flush_ledger(self, *, force: bool) -> None:
+        """Record the noted tokens when due (or `force`); a failure costs only the dedup of a later retry."""
+        if self.ledger is None or not self._unrecorded:
+            return
+        if not force and time.monotonic() - self._recorded_at < self.ledger_interval:
+            return
+        tokens, self._unrecorded = self._unrecorded, []
+        self._recorded_at = time.monotonic()
+        try:
+            self.ledger.record(tokens)
+        except (StoreError, StoreUnavailable, OSError) as exc:
+            log.warning("writer: recording %d request tokens failed (%s); a retry of them after a restart "
+                        "would be stored again", len(tokens), str(exc).splitlines()[0][:200])
 
     def _run(self) -> None:
         while True:
             batch = self._take_batch()
-            if not batch:
+            if batch is None:
+                self._flush_ledger(force=True)
                 return
+            if not batch:
+                self._flush_ledger(force=True)
+                continue
+            taken = batch
             try:
+                batch = self._unstored(batch)
+                if not batch:
+                    continue
                 merged = Rows()
                 for item in batch:
                     merged.extend(item.rows)
@@ -230,14 +337,16 @@ class BatchingWriter:
                 else:
                     batch[0].future.set_exception(exc)
             except BaseException as exc:  # every waiting caller must hear about the failure
-                log.warning("write of %d rows failed: %s", merged.total(), exc)
+                log.warning("write of %d requests failed: %s", len(batch), exc)
                 for item in batch:
-                    item.future.set_exception(exc)
+                    if not item.future.done():
+                        item.future.set_exception(exc)
             else:
+                self._record(batch)
                 for item in batch:
                     item.future.set_result(result)
             finally:
-                size = sum(item.size for item in batch)
+                size = sum(item.size for item in taken)
                 with self._cond:
                     self._pending_rows -= size
                 self.sink.telemetry.queue_rows.add(-size)

@@ -76,6 +76,7 @@ class Report:
     def as_json(self) -> str:
         return json.dumps({"passed": self.passed, "detections": self.per_detection(),
                            "scenarios": self.per_scenario(), "job_runs": self.stats.runs,
+                           "job_windows": self.stats.windows,
                            "errors": self.stats.errors, "rows": self.stats.rows,
                            "seconds": round(self.stats.seconds, 1)}, indent=2)
 
@@ -91,8 +92,9 @@ class Report:
             expected = f"{s['expected']} ({s['kind']})" if s["kind"] else s["expected"]
             lines.append(f"| {s['scenario']} | {s['detection']} | {expected} | {s['result']} | {s['ttd']} "
                          f"| {s['notes']} |")
-        runs = ", ".join(f"{k} {v}" for k, v in sorted(self.stats.runs.items()))
-        lines += ["", f"{len(self.scenarios)} scenarios, {self.stats.rows} rows, job runs: {runs}."]
+        runs = ", ".join(f"{k} {self.stats.windows.get(k, v)} windows in {v} runs"
+                         for k, v in sorted(self.stats.runs.items()))
+        lines += ["", f"{len(self.scenarios)} scenarios, {self.stats.rows} rows, jobs: {runs}."]
         lines += [f"error: {e}" for e in self.stats.errors[:20]]
         return "\n".join(lines)
 

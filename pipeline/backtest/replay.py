@@ -8,6 +8,14 @@ window ran, exactly as in production. To stay fast, windows without any input ro
 (their result would be empty), and the leak-trend job, which looks hours back, is evaluated once per step
 instead of once per minute: its time to detect is resolved to the step.
 
+Most of a window's cost is the engine analysing the job's statement, not the data, so the replay runs as
+few statements as give the same rows: a job that takes a window list (`gc_storms`) computes all the
+windows of a clock step in one statement, and the leak-trend steps are kept and evaluated
+together, each as of its step's clock (`received_at <= clock`: what had arrived then), just before a job
+that reads their output (`gc_storms`) runs and at the end. Arrived rows are inserted just before the next
+statement, one insert per table however many steps that spans. tests/integration/test_job_window_list.py
+holds all of it to the rows of one run per window and step.
+
 On-disk scenarios (`<table>.jsonl` exports) are inserted whole before the clock starts: their rows arrived
 when they were recorded, which the export does not replay.
 """
@@ -17,13 +25,14 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pipeline.backtest.scenario import INPUT_TABLES, JOB_INPUTS, Columns, Scenario, read_file, table_files
 from pipeline.config import Settings
-from pipeline.jobs.runner import Job, discover_jobs, execute_job
+from pipeline.jobs.runner import Job, discover_jobs, execute_job, takes_as_of, takes_window_list
 from pipeline.jobs.windows import Window, align_down
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, context_from_settings, migrate
@@ -37,6 +46,7 @@ STRIDE_JOBS = ("leak_trends",)   # evaluated once per clock step
 class ReplayStats:
     rows: int = 0
     runs: dict[str, int] = field(default_factory=dict)
+    windows: dict[str, int] = field(default_factory=dict)  # windows computed (a run may compute several)
     job_seconds: dict[str, float] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -62,7 +72,9 @@ class _Feed:
 
     def __init__(self, table: str, cols: Columns) -> None:
         self.table = table
-        arrival = _arrivals(table, cols)
+        # to the millisecond, as the store keeps received_at: "arrived by the clock" then reads the same in the
+        # store (`received_at <= as_of`, what a deferred evaluation filters on) as here
+        arrival = [t.replace(microsecond=t.microsecond // 1000 * 1000) for t in _arrivals(table, cols)]
         order = sorted(range(len(arrival)), key=arrival.__getitem__)
         self.arrival = [arrival[i] for i in order]
         self.cols = {name: [values[i] for i in order] for name, values in cols.items()}
@@ -85,8 +97,10 @@ def check_disjoint(scenarios: list[Scenario]) -> None:
             owner[service] = sc.name
 
 
-def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_seconds: int = 1800) -> ReplayStats:
-    """Load `scenarios` into the (fresh) database of `settings` and run every job over their time range."""
+def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_seconds: int = 1800,
+           defer: bool = True) -> ReplayStats:
+    """Load `scenarios` into the (fresh) database of `settings` and run every job over their time range.
+    `defer=False` evaluates every step of a stride job at its time (the same rows, slower)."""
     t_start = time.monotonic()
     check_disjoint(scenarios)
     ctx = context_from_settings(settings)
@@ -100,8 +114,10 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
 
     feeds: list[_Feed] = []
     active: dict[str, set[datetime]] = {job.name: set() for job in jobs}
+    exported = False
     for sc in scenarios:
         for table, path in table_files(sc).items():
+            exported = True
             data = read_file(path)
             store.insert_raw(table, data, fmt="JSONEachRow")
             times = _jsonl_event_times(table, data)
@@ -120,28 +136,88 @@ def replay(scenarios: list[Scenario], settings: Settings, store: Store, *, step_
     begin = align_down(min(sc.start for sc in scenarios), w)
     finish = max(sc.end for sc in scenarios) + lag + step
     marks = {job.name: begin for job in jobs}
+    listed = {job.name for job in jobs if takes_window_list(job, ctx)}
+    # Stride jobs that can be evaluated later as of each step's clock are: their steps are kept and run in one
+    # statement when a job that reads their output is about to run, and at the end. Exported rows were
+    # inserted whole, not as they arrived, so with exports every step runs at its time.
+    deferred = {job.name: _Deferred(job) for job in jobs
+                if defer and job.name in STRIDE_JOBS and job.name in listed and takes_as_of(job, ctx)
+                and not exported}
+    readers = {job.name: {name for name in deferred if name != job.name and _reads(job, name, ctx)} for job in jobs}
     clock = begin + step
+    landed = begin
+
+    def land(now: datetime) -> None:
+        """Insert every row that had arrived by `now`, in one insert per table however many steps it spans
+        (done before any statement runs, so every run sees exactly what had arrived by its clock)."""
+        nonlocal landed
+        if now > landed:
+            for feed in feeds:
+                chunk = feed.take(now)
+                if chunk and next(iter(chunk.values())):
+                    store.insert_columns(feed.table, chunk)
+            landed = now
+
     while clock <= finish + step:
-        for feed in feeds:
-            chunk = feed.take(clock)
-            if chunk and next(iter(chunk.values())):
-                store.insert_columns(feed.table, chunk)
         horizon = align_down(clock - lag, w)
         for job in jobs:
             if job.name in STRIDE_JOBS:
                 if horizon > marks[job.name]:
-                    _run(store, job, Window(horizon - timedelta(seconds=w), horizon), settings, ctx, stats)
+                    window = Window(horizon - timedelta(seconds=w), horizon)
+                    if job.name in deferred:
+                        deferred[job.name].add(window, clock)
+                    else:
+                        land(clock)
+                        _run(store, job, window, settings, ctx, stats)
                     marks[job.name] = horizon
                 continue
             t = marks[job.name]
+            due: list[Window] = []
             while t + timedelta(seconds=w) <= horizon:
                 if t in active[job.name]:
-                    _run(store, job, Window(t, t + timedelta(seconds=w)), settings, ctx, stats)
+                    due.append(Window(t, t + timedelta(seconds=w)))
                 t += timedelta(seconds=w)
             marks[job.name] = t
+            if due:
+                land(clock)
+                for name in readers[job.name]:  # what this job reads must be as complete as it would be by now
+                    deferred[name].flush(store, settings, ctx, stats)
+            if job.name in listed and due:
+                _run(store, job, Window(due[0].start, due[-1].end), settings, ctx, stats, windows=due)
+                continue
+            for window in due:
+                _run(store, job, window, settings, ctx, stats)
         clock += step
+    land(clock - step)
+    for pending in deferred.values():
+        pending.flush(store, settings, ctx, stats)
     stats.seconds = time.monotonic() - t_start
     return stats
+
+
+@dataclass
+class _Deferred:
+    """The clock steps of a stride job not evaluated yet, each with the clock it is to be evaluated as of."""
+
+    job: Job
+    windows: list[Window] = field(default_factory=list)
+    as_of: list[datetime] = field(default_factory=list)
+
+    def add(self, window: Window, clock: datetime) -> None:
+        self.windows.append(window)
+        self.as_of.append(clock)
+
+    def flush(self, store: Store, settings: Settings, ctx: RenderContext, stats: ReplayStats) -> None:
+        if self.windows:
+            _run(store, self.job, Window(self.windows[0].start, self.windows[-1].end), settings, ctx, stats,
+                 windows=self.windows, as_of=self.as_of)
+            self.windows, self.as_of = [], []
+
+
+def _reads(job: Job, table: str, ctx: RenderContext) -> bool:
+    """Whether `job` reads the table `table` (another job's output) anywhere in its statements."""
+    source = re.compile(rf"\b(?:FROM|JOIN)\s+{re.escape(ctx.database)}\.{re.escape(table)}\b", re.I)
+    return any(source.search(statement) for statement in job.statements(ctx))
 
 
 def _jsonl_event_times(table: str, data: bytes) -> list[datetime]:
@@ -171,9 +247,14 @@ def _mark_windows(active: set[datetime], times: list[datetime], w: int, sustaine
             active.add(start + timedelta(seconds=k * w))
 
 
-def _run(store: Store, job: Job, window: Window, settings: Settings, ctx: RenderContext, stats: ReplayStats) -> None:
-    result = execute_job(store, job, window, settings.detect, ctx, count_written=False)
+def _run(store: Store, job: Job, window: Window, settings: Settings, ctx: RenderContext, stats: ReplayStats,
+         windows: list[Window] | None = None, as_of: list[datetime] | None = None) -> None:
+    """One run: `window`, or every window of `windows` in one statement (a job that takes a window list),
+    each as of its time in `as_of` when given."""
+    result = execute_job(store, job, window, settings.detect, ctx, count_written=False, windows=windows or (),
+                         as_of=as_of or ())
     stats.runs[job.name] = stats.runs.get(job.name, 0) + 1
+    stats.windows[job.name] = stats.windows.get(job.name, 0) + len(windows or [window])
     stats.job_seconds[job.name] = stats.job_seconds.get(job.name, 0.0) + result.duration_s
     if result.status != "ok":
         stats.errors.append(f"{job.name} {window}: {result.error.splitlines()[0] if result.error else '?'}")

@@ -3,7 +3,9 @@
 A job is a file `sql/jobs/<name>.sql`: statements separated by `;`, rendered with the migration placeholders
 and executed in order. Every statement gets, as query parameters, the window (`window_start`, `window_end`),
 the `run_id`, and any field of `settings.detect` it names (`{sustained_windows:UInt32}`); only the parameters
-a statement references are sent, so a server that rejects unknown parameters is never surprised. The job's
+a statement references are sent, so a server that rejects unknown parameters is never surprised. A job whose
+statements take `window_starts` / `window_ends` (arrays) instead computes every window of a list in one
+statement (`takes_window_list`): the scheduler passes one window, the backtest a whole clock step's. The job's
 output tables are ReplacingMergeTree keyed by window, which is what makes a rerun replace rather than add.
 """
 
@@ -15,7 +17,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +34,8 @@ _PARAM_RE = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:")
 _JOB_NAME_RE = re.compile(r"^[a-z0-9_]+$")
 _INSERT_RE = re.compile(r"^INSERT\s+INTO\s+([A-Za-z0-9_.`]+)", re.I)
 HOST = f"{socket.gethostname()}:{os.getpid()}"
+# "As of" no particular time: every row, whenever it was received (near the end of DateTime64's range).
+AS_OF_ALL = datetime(2299, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -82,13 +86,37 @@ def referenced_parameters(statement: str) -> set[str]:
     return set(_PARAM_RE.findall(statement))
 
 
-def job_parameters(detect: DetectSettings, window: Window, run_id: str) -> dict[str, Any]:
-    """Everything a job statement may reference: the window, the run id and each DetectSettings field."""
+def job_parameters(detect: DetectSettings, window: Window, run_id: str,
+                   windows: Sequence[Window] = (), as_of: Sequence[datetime] = ()) -> dict[str, Any]:
+    """Everything a job statement may reference: the window, the run id and each DetectSettings field.
+
+    A job that takes `window_starts` / `window_ends` (arrays) computes every window of the list in one
+    statement, each as if run on its own: `windows`, or the one `window` when none are given. A job that
+    also takes `window_as_of` sees, for each window, only the rows received by then (`as_of`; no limit when
+    not given): a backtest evaluates many clock steps at once that way."""
     params: dict[str, Any] = {}
     for name, value in detect.model_dump().items():
         params[name] = int(value) if isinstance(value, bool) else value
     params.update(window_start=fmt_time(window.start), window_end=fmt_time(window.end), run_id=run_id)
+    each = list(windows) or [window]
+    params.update(window_starts=[fmt_time(w.start) for w in each], window_ends=[fmt_time(w.end) for w in each],
+                  window_as_of=[fmt_time(t) for t in as_of] if as_of else [fmt_time(AS_OF_ALL)] * len(each))
+    if len(params["window_as_of"]) != len(each):
+        raise ValueError("one as-of time per window")
     return params
+
+
+def takes_as_of(job: Job, ctx: RenderContext) -> bool:
+    """Whether `job` can be limited to the rows received by a time per window (`window_as_of`)."""
+    return any("window_as_of" in referenced_parameters(s) for s in job.statements(ctx))
+
+
+def takes_window_list(job: Job, ctx: RenderContext) -> bool:
+    """Whether every statement of `job` computes a list of windows (`window_starts`), so several windows can
+    run as one statement; a job that also reads a single `window_start` cannot."""
+    statements = job.statements(ctx)
+    return bool(statements) and all("window_starts" in referenced_parameters(s)
+                                    and "window_start" not in referenced_parameters(s) for s in statements)
 
 
 def new_run_id() -> str:
@@ -97,17 +125,20 @@ def new_run_id() -> str:
 
 def execute_job(store: Store, job: Job, window: Window, detect: DetectSettings, ctx: RenderContext,
                 run_id: str | None = None, should_stop: Callable[[], bool] | None = None, *,
-                count_written: bool = True) -> RunResult:
+                count_written: bool = True, windows: Sequence[Window] = (),
+                as_of: Sequence[datetime] = ()) -> RunResult:
     """Run every statement of `job` over `window`; never raises for a failing statement (it is recorded).
 
     `should_stop` is asked before each statement after the first: on shutdown the run ends at the next
     statement boundary as `skipped`, so the watermark stays put and the window runs again from the start
     (job outputs are keyed by window, so the statements already run are replaced, not doubled).
     `count_written=False` skips counting rows the engine did not report (a backtest does not need them).
+    `windows` (for jobs where `takes_window_list`) computes those windows in one run; `window` then spans them;
+    `as_of` limits each to the rows received by its time (for jobs that take `window_as_of`).
     """
     run_id = run_id or new_run_id()
     result = RunResult(job.name, window, run_id, status="ok")
-    params = job_parameters(detect, window, run_id)
+    params = job_parameters(detect, window, run_id, windows, as_of)
     t0 = time.monotonic()
     try:
         statements = job.statements(ctx)

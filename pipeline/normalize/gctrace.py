@@ -738,3 +738,50 @@ def stream_span_ns(lines: Iterable[str]) -> int | None:
                 clock.gc(parsed.gc_num, parsed.since_us, parsed.clock_us, 0)
                 seen = True
     return clock.last_end_us * 1000 if seen and clock.last_end_us is not None else None
+
+
+class ObservedRanges:
+    """Observed mode (`normalize_lines`) over chosen ranges of one call's lines, for a fast path that stores the
+    plain gc lines elsewhere (pipeline/sources/kafka/gctrace_engine.py).
+
+    The reference's clock in observed mode carries only two things from line to line: the process start of the
+    last gc line (for scavenger, pacer and notice rows) and its cycle number (`after_gc_num`). `gc_stored_at(i)`
+    moves them past a gc line stored elsewhere, exactly as the reference's own gc branch does, so the ranges
+    handled here give the rows a `normalize_lines` call over all the lines would give them. A repair looks at most
+    REPAIR_WINDOW lines ahead and stops at a gc line, so a range ended by a stored gc line needs nothing beyond it.
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[str],
+        *,
+        observed_ns: Sequence[int],
+        service: str,
+        instance: str,
+        source: str,
+        received_at: datetime,
+        where_at: Callable[[int], dict[str, Any]] | None = None,
+    ) -> None:
+        self.work = _strip(lines)
+        if len(observed_ns) != len(self.work):
+            raise ValueError(f"{len(self.work)} lines but {len(observed_ns)} observed times")
+        self.observed = observed_ns
+        self.stats = LineStats()
+        self._clock = _ObservedClock()
+        self._normalizer = _Normalizer(service=service, instance=instance, source=source, received_at=received_at,
+                                       clock=self._clock, quarantine=None, where_at=where_at)
+
+    def gc_stored_at(self, i: int) -> None:
+        """Line i, a well-formed gc line, was stored elsewhere: the clock moves past it."""
+        line = self.work[i]
+        parsed = rl.parse_gc(line) if line is not None else None
+        if parsed is None:
+            raise ValueError(f"line {i} is not a gc line")
+        self._clock.gc(parsed.gc_num, parsed.since_us, parsed.clock_us, self.observed[i])
+        self._normalizer.last_gc_num = parsed.gc_num
+        self.stats.lines += 1
+        self.stats.events += 1
+
+    def normalize_range(self, start: int, end: int, rows: Rows) -> None:
+        """The reference over lines[start:end] (repairs may read up to end + REPAIR_WINDOW)."""
+        self._normalizer.process(self.work, self.observed, end, rows, self.stats, start=start)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -110,12 +110,12 @@ def normalize_messages(
         return sum(_pprof(msg, rows, received_at, limits, max_message_bytes) for msg in messages)
     poisoned = 0
     for msg in messages:
-        poisoned += _message(kind, msg, rows, received_at, otlp_encoding, max_message_bytes)
+        poisoned += normalize_message(kind, msg, rows, received_at, otlp_encoding, max_bytes=max_message_bytes)
     return poisoned
 
 
-def _message(kind: Kind, msg: KafkaMessage, rows: Rows, received_at: datetime, otlp_encoding: str,
-             max_bytes: int) -> int:
+def normalize_message(kind: Kind, msg: KafkaMessage, rows: Rows, received_at: datetime, otlp_encoding: str = "",
+                      *, max_bytes: int) -> int:
     """Append the rows of one message (or its quarantine row) to `rows`; 1 when it was quarantined whole."""
     own = Rows()
     try:
@@ -135,6 +135,47 @@ def _message(kind: Kind, msg: KafkaMessage, rows: Rows, received_at: datetime, o
     return 0
 
 
+@dataclass(slots=True)
+class GctraceRun:
+    """Consecutive raw-text gctrace messages of one (service, instance): the lines of one normalizer call."""
+
+    identity: tuple[str, str]
+    messages: list[KafkaMessage]
+    lines: list[list[str]]  # per message, without line terminators
+
+
+def gctrace_runs(messages: Iterable[KafkaMessage], max_bytes: int) -> Iterator[GctraceRun | KafkaMessage]:
+    """A gctrace batch in order: runs of raw-text messages of one identity, and the messages that take the
+    per-message path (JSON envelopes, tombstones, too large, not UTF-8), each in its place in the sequence.
+
+    The runs' boundaries depend only on the messages, which a batch plan fixes, so a replay cuts the same runs.
+    """
+    run: GctraceRun | None = None
+    # The identity depends only on key and headers, which repeat from message to message.
+    identities: dict[tuple[bytes | None, tuple], tuple[str, str]] = {}
+    for msg in messages:
+        lines = _raw_text_lines(msg, max_bytes)
+        if lines is None:
+            if run is not None:
+                yield run
+                run = None
+            yield msg
+            continue
+        transport = (msg.key, msg.headers)
+        identity = identities.get(transport)
+        if identity is None:
+            identity = identities[transport] = identity_from_transport(msg)
+        if run is not None and run.identity != identity:
+            yield run
+            run = None
+        if run is None:
+            run = GctraceRun(identity, [], [])
+        run.messages.append(msg)
+        run.lines.append(lines)
+    if run is not None:
+        yield run
+
+
 def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at: datetime, max_bytes: int) -> int:
     """gctrace topics: consecutive raw-text messages of one (service, instance) are normalized together.
 
@@ -146,27 +187,12 @@ def _gctrace_messages(messages: Iterable[KafkaMessage], rows: Rows, received_at:
     messages rejected whole take the per-message path, in their place in the sequence.
     """
     poisoned = 0
-    group: list[tuple[KafkaMessage, list[str]]] = []
-    identity: tuple[str, str] = ("", "")
-    # The identity depends only on key and headers, which repeat from message to message.
-    identities: dict[tuple[bytes | None, tuple], tuple[str, str]] = {}
-    for msg in messages:
-        lines = _raw_text_lines(msg, max_bytes)
-        if lines is None:
-            poisoned += _flush_group(group, identity, rows, received_at, max_bytes)
-            group = []
-            poisoned += _message(Kind.gctrace, msg, rows, received_at, "", max_bytes)
-            continue
-        transport = (msg.key, msg.headers)
-        own_identity = identities.get(transport)
-        if own_identity is None:
-            own_identity = identities[transport] = identity_from_transport(msg)
-        if group and own_identity != identity:
-            poisoned += _flush_group(group, identity, rows, received_at, max_bytes)
-            group = []
-        identity = own_identity
-        group.append((msg, lines))
-    return poisoned + _flush_group(group, identity, rows, received_at, max_bytes)
+    for item in gctrace_runs(messages, max_bytes):
+        if isinstance(item, KafkaMessage):
+            poisoned += normalize_message(Kind.gctrace, item, rows, received_at, max_bytes=max_bytes)
+        else:
+            poisoned += _flush_group(item, rows, received_at, max_bytes)
+    return poisoned
 
 
 def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
@@ -186,30 +212,36 @@ def _raw_text_lines(msg: KafkaMessage, max_bytes: int) -> list[str] | None:
     return split_lines(text)
 
 
-def _flush_group(group: list[tuple[KafkaMessage, list[str]]], identity: tuple[str, str], rows: Rows,
-                 received_at: datetime, max_bytes: int) -> int:
-    if not group:
-        return 0
+def _flush_group(run: GctraceRun, rows: Rows, received_at: datetime, max_bytes: int) -> int:
     from pipeline.normalize.gctrace import normalize_lines
 
     own = Rows()
-    lines: list[str] = []
-    observed: list[int] = []
-    wheres: list[dict[str, Any]] = []
-    for msg, msg_lines in group:
-        lines.extend(msg_lines)
-        observed.extend([msg.timestamp_ms * 1_000_000] * len(msg_lines))
-        wheres.extend([msg.where] * len(msg_lines))
+    lines, observed, where_at = run_lines(run)
     try:
-        normalize_lines(lines, observed_ns=observed, service=identity[0], instance=identity[1], source=SOURCE,
-                        received_at=received_at, rows=own, where_at=wheres.__getitem__)
+        normalize_lines(lines, observed_ns=observed, service=run.identity[0], instance=run.identity[1], source=SOURCE,
+                        received_at=received_at, rows=own, where_at=where_at)
     except Exception:  # redo message by message, so only the message that fails is quarantined
-        poisoned = 0
-        for msg, _ in group:
-            poisoned += _message(Kind.gctrace, msg, rows, received_at, "", max_bytes)
-        return poisoned
+        return redo_run(run, rows, received_at, max_bytes)
     rows.extend(own)
     return 0
+
+
+def run_lines(run: GctraceRun) -> tuple[list[str], list[int], Callable[[int], dict[str, Any]]]:
+    """A run's lines, each line's observed time (unix ns: its message's timestamp) and where each line's
+    message is (for quarantine rows)."""
+    lines: list[str] = []
+    observed: list[int] = []
+    owners: list[KafkaMessage] = []
+    for msg, msg_lines in zip(run.messages, run.lines, strict=True):
+        lines.extend(msg_lines)
+        observed.extend([msg.timestamp_ms * 1_000_000] * len(msg_lines))
+        owners.extend([msg] * len(msg_lines))
+    return lines, observed, lambda i: owners[i].where
+
+
+def redo_run(run: GctraceRun, rows: Rows, received_at: datetime, max_bytes: int) -> int:
+    """A run whose normalizer call failed, message by message: only the message that fails is quarantined."""
+    return sum(normalize_message(Kind.gctrace, msg, rows, received_at, max_bytes=max_bytes) for msg in run.messages)
 
 
 def _normalize_one(

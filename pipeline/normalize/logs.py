@@ -48,19 +48,14 @@ def append_log(
     `observed_ns` is when a collector saw the record (OTLP's observed time, 0 when not sent); lines read
     from stderr are observed when they are stamped, so it defaults to `timestamp_ns`.
     """
-    resource = dict(resource_attributes)
-    if instance and "service.instance.id" not in resource:
-        resource["service.instance.id"] = instance
-    if service and "service.name" not in resource:
-        resource["service.name"] = service
+    resource = log_resource(resource_attributes, service, instance)
     cols = rows.columns(TABLE, COLUMNS)
     cols["Timestamp"].append(timestamp_ns)
     cols["TraceId"].append(trace_id)
     cols["SpanId"].append(span_id)
     cols["TraceFlags"].append(trace_flags)
     cols["SeverityText"].append(severity_text)
-    # OTLP enums are open: an unknown number outside the UInt8 column is stored as 0 (unspecified).
-    cols["SeverityNumber"].append(severity_number if 0 <= severity_number <= 255 else 0)
+    cols["SeverityNumber"].append(clamp_severity(severity_number))
     cols["ServiceName"].append(service)
     cols["Body"].append(body)
     cols["ResourceSchemaUrl"].append(resource_schema_url)
@@ -72,3 +67,19 @@ def append_log(
     cols["LogAttributes"].append(dict(log_attributes))
     cols["EventName"].append(event_name)
     cols["ObservedTimestamp"].append(timestamp_ns if observed_ns is None else observed_ns)
+
+
+def log_resource(resource_attributes: Mapping[str, str], service: str, instance: str) -> dict[str, str]:
+    """The ResourceAttributes map of a row: as sent, with service.name and service.instance.id added when
+    missing (`instance` is recorded as service.instance.id)."""
+    resource = dict(resource_attributes)
+    if instance and "service.instance.id" not in resource:
+        resource["service.instance.id"] = instance
+    if service and "service.name" not in resource:
+        resource["service.name"] = service
+    return resource
+
+
+def clamp_severity(number: int) -> int:
+    """OTLP enums are open: an unknown number outside the UInt8 column is stored as 0 (unspecified)."""
+    return number if 0 <= number <= 255 else 0

@@ -14,21 +14,23 @@ which anchors the line's `@seconds`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from bisect import bisect_right
+from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from pydantic import ValidationError
 
 from pipeline.models import CancelEvent
 from pipeline.normalize.cancel import FIELD_KEYS, append_cancel, canonical_fields, describe_errors
 from pipeline.normalize.gctrace import LogHook, normalize_lines
 from pipeline.normalize.lines import split_lines
-from pipeline.normalize.logs import append_log
+from pipeline.normalize.logs import COLUMNS as LOG_COLUMNS
+from pipeline.normalize.logs import TABLE as LOG_TABLE
+from pipeline.normalize.logs import clamp_severity, log_resource
 from pipeline.normalize.otlp_common import (
     CANCEL_EVENT_NAME,
+    MAX_STORABLE_NS,
     Context,
     OtlpResult,
     any_value_str,
@@ -41,19 +43,26 @@ from pipeline.normalize.otlp_common import (
 from pipeline.normalize.rows import Rows
 
 
-@dataclass(slots=True)
-class _Record:
-    """A string-bodied log record whose lines went through the shared line normalizer."""
+class _Held(NamedTuple):
+    """A log record whose body went through the shared line normalizer, or is stored as it is.
+
+    One small tuple per record, built by position in the hot loop; otel_logs rows are only assembled for
+    the records that end up with application output (tests/unit/test_otlp_normalize.py checks every column
+    of them, so a column added to otel_logs cannot be left short).
+    """
 
     record: LogRecord
-    scope: InstrumentationScope
-    scope_schema_url: str
+    scope: int  # index into the resource's scope_logs
     attrs: dict[str, str]
     event_name: str
     ts: int
-    text: str
-    lines: int  # 0: not text (or blank), stored as it is
-    app: list[str] = field(default_factory=list)
+    text: str  # the string body ("" when not text)
+    lines: int  # how many lines it gave the normalizer; 0: not text (or blank), stored as it is
+    start: int  # index of its first line in the resource's lines
+
+
+_NO_ATTRS: dict[str, str] = {}
+_new_held = tuple.__new__
 
 
 def normalize_logs(request: ExportLogsServiceRequest, ctx: Context) -> OtlpResult:
@@ -69,22 +78,33 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
     # Every line of every string body of this resource, in order: the same classifier and the same repair
     # window as a file or a Kafka stream (pipeline.normalize.gctrace.REPAIR_WINDOW lines), so a runtime line
     # torn by application output is rebuilt even when its tail came records later.
+    #
+    # The loop below runs once per record, so it does only what every record needs: its time, its event
+    # name, and its body's lines. A record keeps one `_Held` tuple; application lines are matched back to
+    # their record by line index (bisect over `starts`) only when the normalizer reports one, and the
+    # otel_logs rows are built only for the records that have any.
+    scopes = list(resource_logs.scope_logs)
     lines: list[str] = []
     observed: list[int] = []
-    owner: list[_Record] = []
-    records: list[_Record] = []
-
-    def log_row(rec: _Record, body: str) -> None:
-        _append_record_log(ctx, rec, body, service, instance, resource, resource_logs.schema_url)
-
-    for scope_logs in resource_logs.scope_logs:
-        scope = scope_logs.scope
-        for record in scope_logs.log_records:
-            result.accepted += 1
-            ts = storable_ns(record.time_unix_nano) or storable_ns(record.observed_time_unix_nano) \
-                or ctx.received_ns
-            record_attrs = attributes(record.attributes) if record.attributes else {}
-            event_name = record.event_name or record_attrs.get("event.name", "")
+    held: list[_Held] = []
+    starts: list[int] = []  # held[k].start, for the bisect
+    whole: list[int] = []  # held records stored as they are (non-text or blank bodies)
+    received_ns = ctx.received_ns
+    for scope_index, scope_logs in enumerate(scopes):
+        log_records = scope_logs.log_records
+        result.accepted += len(log_records)
+        for record in log_records:
+            ts = record.time_unix_nano
+            if not 0 < ts <= MAX_STORABLE_NS:
+                ts = record.observed_time_unix_nano
+                if not 0 < ts <= MAX_STORABLE_NS:
+                    ts = received_ns
+            if record.attributes:
+                record_attrs = attributes(record.attributes)
+                event_name = record.event_name or record_attrs.get("event.name", "")
+            else:
+                record_attrs = _NO_ATTRS
+                event_name = record.event_name
             if event_name == CANCEL_EVENT_NAME:
                 reason = _cancel_from_record(record, record_attrs, ts, service, instance, ctx)
                 if reason:
@@ -93,30 +113,55 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
                     result.error_message = result.error_message or reason
                 continue
             body = record.body
-            rec = _Record(record, scope, scope_logs.schema_url, record_attrs, event_name, ts, "", 0)
-            is_text = body.WhichOneof("value") == "string_value"
-            records.append(rec)
-            if not is_text or not body.string_value.strip():
-                rec.app.append(body.string_value if is_text else any_value_str(body))
+            start = len(lines)
+            if body.WhichOneof("value") != "string_value":
+                whole.append(len(held))
+                held.append(_new_held(_Held, (record, scope_index, record_attrs, event_name, ts, "", 0, start)))
+                starts.append(start)
                 continue
-            rec.text = body.string_value
-            parts = split_lines(rec.text)
-            rec.lines = len(parts)
-            lines.extend(parts)
-            observed.extend([ts] * len(parts))
-            owner.extend([rec] * len(parts))
+            text = body.string_value
+            if not text or text.isspace():
+                whole.append(len(held))
+                held.append(_new_held(_Held, (record, scope_index, record_attrs, event_name, ts, text, 0, start)))
+                starts.append(start)
+                continue
+            if "\n" in text or "\r" in text:
+                parts = split_lines(text)
+                lines.extend(parts)
+                observed.extend([ts] * len(parts))
+                count = len(parts)
+            else:
+                lines.append(text)
+                observed.append(ts)
+                count = 1
+            held.append(_new_held(_Held, (record, scope_index, record_attrs, event_name, ts, text, count, start)))
+            starts.append(start)
+
+    app: dict[int, list[str]] = {}
+
     def on_log(_rows: Rows, index: int, body: str, _ts_us: int) -> None:
-        owner[index].app.append(body)
+        # The record that owns line `index`: the last one starting at or before it (records without lines
+        # share their start with the next record, which comes later in `held`, so bisect_right finds it).
+        app.setdefault(bisect_right(starts, index) - 1, []).append(body)
 
     # Runtime lines are counted with their records above; lines the parser rejects are reported as rejected
     # on top, so the client hears that part of what it sent was not understood.
     rejected = _runtime_lines(lines, observed, service, instance, ctx, on_log) if lines else 0
-    for rec in records:
-        if rec.lines and len(rec.app) == rec.lines and rec.app == split_lines(rec.text):
-            log_row(rec, rec.text)  # an application record, kept whole
-        else:
-            for body_line in rec.app:
-                log_row(rec, body_line)
+    if app or whole:
+        out: list[tuple[_Held, str]] = []
+        for k in sorted({*app, *whole}):
+            rec = held[k]
+            if not rec.lines:  # not text, or blank: the body as sent
+                body = rec.text if rec.text or rec.record.body.WhichOneof("value") == "string_value" \
+                    else any_value_str(rec.record.body)
+                out.append((rec, body))
+                continue
+            app_lines = app[k]
+            if len(app_lines) == rec.lines and app_lines == split_lines(rec.text):
+                out.append((rec, rec.text))  # an application record, kept whole
+            else:
+                out.extend((rec, body_line) for body_line in app_lines)
+        _log_rows(ctx, out, scopes, service, instance, resource, resource_logs.schema_url)
     if rejected:
         result.rejected += rejected
         result.error_message = result.error_message or (
@@ -124,32 +169,43 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
         )
 
 
-def _append_record_log(
-    ctx: Context, rec: _Record, body: str, service: str, instance: str, resource: dict[str, str],
-    resource_schema_url: str,
+def _log_rows(
+    ctx: Context, out: list[tuple[_Held, str]], scopes: list[ScopeLogs], service: str, instance: str,
+    resource: dict[str, str], resource_schema_url: str,
 ) -> None:
-    record, scope = rec.record, rec.scope
-    append_log(
-        ctx.rows,
-        timestamp_ns=rec.ts,
-        service=service,
-        instance=instance,
-        body=body,
-        severity_text=record.severity_text,
-        severity_number=record.severity_number,
-        trace_id=hex_id(record.trace_id),
-        span_id=hex_id(record.span_id),
-        trace_flags=record.flags & 0xFF,
-        resource_attributes=resource,
-        scope_name=scope.name,
-        scope_version=scope.version,
-        scope_attributes=attributes(scope.attributes) if scope.attributes else {},
-        log_attributes=rec.attrs,
-        event_name=rec.event_name,
-        resource_schema_url=resource_schema_url,
-        scope_schema_url=rec.scope_schema_url,
-        observed_ns=storable_ns(record.observed_time_unix_nano),
-    )
+    """otel_logs rows (record, body) of one resource, built column by column: what is the same for the whole
+    resource or scope (resource map, scope fields and attributes) is computed once, not per row."""
+    resource_map = log_resource(resource, service, instance)
+    scope_fields: dict[int, tuple[str, str, dict[str, str], str]] = {}
+    built: list[tuple[Any, ...]] = []
+    for rec, body in out:
+        fields = scope_fields.get(rec.scope)
+        if fields is None:
+            scope_logs = scopes[rec.scope]
+            scope = scope_logs.scope
+            fields = scope_fields[rec.scope] = (
+                scope.name, scope.version, attributes(scope.attributes) if scope.attributes else {},
+                scope_logs.schema_url,
+            )
+        record = rec.record
+        built.append((
+            rec.ts, hex_id(record.trace_id), hex_id(record.span_id), record.flags & 0xFF, record.severity_text,
+            clamp_severity(record.severity_number), body, *fields, rec.attrs, rec.event_name,
+            storable_ns(record.observed_time_unix_nano),
+        ))
+    k = len(built)
+    (ts, trace_id, span_id, flags, severity_text, severity_number, bodies, scope_name, scope_version,
+     scope_attrs, scope_schema_url, log_attrs, event_name, observed) = zip(*built, strict=True)
+    cols = ctx.rows.columns(LOG_TABLE, LOG_COLUMNS)
+    for name, values in (
+        ("Timestamp", ts), ("TraceId", trace_id), ("SpanId", span_id), ("TraceFlags", flags),
+        ("SeverityText", severity_text), ("SeverityNumber", severity_number), ("ServiceName", [service] * k),
+        ("Body", bodies), ("ResourceSchemaUrl", [resource_schema_url] * k),
+        ("ResourceAttributes", [resource_map] * k), ("ScopeSchemaUrl", scope_schema_url),
+        ("ScopeName", scope_name), ("ScopeVersion", scope_version), ("ScopeAttributes", scope_attrs),
+        ("LogAttributes", log_attrs), ("EventName", event_name), ("ObservedTimestamp", observed),
+    ):
+        cols[name].extend(values)
 
 
 def _runtime_lines(

@@ -250,6 +250,8 @@ SCAV_FIELDS: tuple[str, ...] = ScavFields._fields
 PACER_FIELDS: tuple[str, ...] = PacerFields._fields
 # Position of each gc field in a GcFields tuple, for the loops that read many rows at once.
 GC_INDEX: dict[str, int] = {name: i for i, name in enumerate(GC_FIELDS)}
+# Builds a GcFields from a tuple in field order without the keyword binding of its generated __new__.
+_new_gc = tuple.__new__
 
 
 def _frac_us(frac: str) -> int:
@@ -272,15 +274,17 @@ def parse_gc(line: str) -> GcFields | None:
             fmt = "go1.26" if leak else "go1.18"
             stacks = int(stacks)
             globals_ = int(globals_)
-        return GcFields(
-            gc_num=int(n), since_us=int(sec) * 1_000_000 + _frac_us(frac), gc_cpu_pct=int(pct),
-            stw_sweep_term_ms=c1f, mark_ms=c2f, stw_mark_term_ms=c3f, cpu_sweep_term_ms=float(p1),
-            cpu_assist_ms=float(pa), cpu_background_ms=float(pb), cpu_idle_ms=float(pi),
-            cpu_mark_term_ms=float(p3), heap_start_mb=int(h0), heap_end_mb=int(h1), heap_live_mb=int(h2),
-            heap_goal_mb=int(goal), stacks_mb=stacks, globals_mb=globals_, procs=int(procs),
-            forced=1 if forced else 0, leak_check=1 if leak else 0, format=fmt,
-            clock_us=round((c1f + c2f + c3f) * 1000),
-        )
+        # Positional, in GcFields order (keywords cost several microseconds per line for 22 fields; the
+        # order is pinned field by field by tests/unit/test_gctrace_lines.py::test_parse_gc_fields_by_name).
+        return _new_gc(GcFields, (
+            int(n), int(sec) * 1_000_000 + _frac_us(frac), int(pct),  # gc_num, since_us, gc_cpu_pct
+            c1f, c2f, c3f,  # stw_sweep_term_ms, mark_ms, stw_mark_term_ms
+            float(p1), float(pa), float(pb), float(pi), float(p3),  # cpu_*_ms: sweep_term assist bg idle mark_term
+            int(h0), int(h1), int(h2), int(goal),  # heap_*_mb: start, end, live, goal
+            stacks, globals_, int(procs),  # stacks_mb, globals_mb, procs
+            1 if forced else 0, 1 if leak else 0, fmt,  # forced, leak_check, format
+            round((c1f + c2f + c3f) * 1000),  # clock_us
+        ))
     m = _GC15.search(line)
     if m is None:
         return None

@@ -7,13 +7,15 @@ credentials were checked, so an unauthenticated body is never read. uvicorn stop
 the app is not asking for the body, so a refused request's body is never buffered beyond one read.
 
 `decompress` is bounded in output bytes (a compression bomb costs at most the limit) and in the number of
-gzip / lz4 members (each costs a new decoder, so 400,000 empty members would cost seconds of CPU).
+gzip members, zstd frames and lz4 frames (each costs a new decoder, so 400,000 empty members would cost
+seconds of CPU). zstd frames are counted on the wire by walking their block headers, before decoding.
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import struct
 import zlib
 from dataclasses import dataclass, field
 
@@ -111,6 +113,7 @@ def decompress(body: bytes, encoding: str, *, limit: int, max_members: int) -> b
     if encoding == "deflate":
         return _inflate(body, zlib.MAX_WBITS, limit, 1)
     if encoding == "zstd":
+        count_zstd_frames(body, max_members)
         return _unzstd(body, limit)
     if encoding == "lz4":
         return _unlz4(body, limit, max_members)
@@ -157,6 +160,56 @@ def _unzstd(body: bytes, limit: int) -> bytes:
     except zstandard.ZstdError as exc:
         raise bad_body(f"invalid zstd body: {exc}") from None
     return bytes(out)
+
+
+_ZSTD_MAGIC = 0xFD2FB528
+_ZSTD_SKIPPABLE = 0x184D2A50  # ..0x184D2A5F: skippable frames, 4-byte magic + 4-byte length + payload
+_ZSTD_BLOCK_RLE = 1
+_ZSTD_BLOCK_RESERVED = 3
+
+
+def count_zstd_frames(body: bytes, max_frames: int) -> int:
+    """The number of zstd frames in `body`, found from the frame and block headers without decoding anything;
+    refused (413) as soon as it passes `max_frames`. A frame cut short is refused (400) here: the streaming
+    decoder would return its partial output without complaint. A header that does not parse is left to the
+    decoder, which reports it (400)."""
+    pos = 0
+    frames = 0
+    size = len(body)
+    while pos < size:
+        frames += 1
+        if frames > max_frames:
+            raise too_large(f"compressed body has more than {max_frames} zstd frames")
+        if size - pos < 8:
+            raise bad_body("truncated zstd body")
+        magic = struct.unpack_from("<I", body, pos)[0]
+        if magic & 0xFFFFFFF0 == _ZSTD_SKIPPABLE:
+            pos += 8 + struct.unpack_from("<I", body, pos + 4)[0]
+            if pos > size:
+                raise bad_body("truncated zstd body")
+            continue
+        if magic != _ZSTD_MAGIC:
+            return frames
+        try:
+            header = zstandard.frame_header_size(body[pos:pos + 18])
+            checksum = zstandard.get_frame_parameters(body[pos:pos + header]).has_checksum
+        except zstandard.ZstdError:
+            return frames
+        pos += header
+        while pos + 3 <= size:
+            block = int.from_bytes(body[pos:pos + 3], "little")
+            kind = (block >> 1) & 3
+            if kind == _ZSTD_BLOCK_RESERVED:
+                return frames
+            pos += 3 + (1 if kind == _ZSTD_BLOCK_RLE else block >> 3)
+            if block & 1:  # last block of the frame
+                break
+        else:
+            raise bad_body("truncated zstd body")
+        pos += 4 if checksum else 0
+        if pos > size:
+            raise bad_body("truncated zstd body")
+    return frames
 
 
 def _unlz4(body: bytes, limit: int, max_members: int) -> bytes:

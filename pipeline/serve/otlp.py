@@ -14,7 +14,6 @@ after a lost response gets the first attempt's outcome instead of being stored t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 
 from google.protobuf import json_format
@@ -40,6 +39,7 @@ from pipeline.sources.otlp_export import (
     InFlight,
     Outcome,
     Status,
+    dedup_token,
     prepare,
     stored_outcome,
     submit,
@@ -60,11 +60,6 @@ def media_type(header: str | None) -> str | None:
     if kind == "application/json":
         return "json"
     return None
-
-
-def dedup_token(signal: str, body: bytes) -> str:
-    # sha256: the fastest strong hash on this hardware (CPU instructions); 128 bits keep collisions out of reach
-    return f"otlp/{signal}/" + hashlib.sha256(body).hexdigest()[:32]
 
 
 def encode(message: Message, encoding: str) -> tuple[bytes, str]:

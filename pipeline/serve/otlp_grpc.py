@@ -4,7 +4,9 @@ grpcio enforces the size limit (`otlp.max_request_bytes`, applied to the decompr
 RESOURCE_EXHAUSTED). An interceptor (`_Guard`) runs before the message is decoded: it checks the bearer
 token (UNAUTHENTICATED) and the concurrency cap (`serve.grpc_max_concurrent`, answered RESOURCE_EXHAUSTED
 with RetryInfo), then hands the raw bytes on; the handler counts the records on the wire
-(`serve.max_records_per_request`) before decoding. Every call waits until its rows are stored.
+(`serve.max_records_per_request`) before decoding and derives the call's dedup token from its bytes, as the
+HTTP port does from its body, so an export retried after a lost response is stored once. Every call waits until
+its rows are stored.
 When the writer is full the call fails with RESOURCE_EXHAUSTED carrying a RetryInfo, both in the standard
 `grpc-status-details-bin` trailer and in `google.rpc.retryinfo-bin`, the trailer the Python exporter
 reads; exporters back off for that delay and retry, so nothing is lost.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent import futures
+from contextvars import ContextVar
 from typing import Any
 
 import grpc
@@ -31,11 +34,14 @@ from pipeline.runtime import RunContext
 from pipeline.serve.auth import bearer_ok
 from pipeline.serve.otlp_limits import TooManyRecords, check_record_count
 from pipeline.serve.status import GRPC_CODE
-from pipeline.sources.otlp_export import InFlight, Status, export, success_response
+from pipeline.sources.otlp_export import InFlight, Status, dedup_token, export, success_response
 
 log = logging.getLogger(__name__)
 
 SOURCE = "otlp_grpc"
+# The dedup token of the call this thread is handling, derived by the guard from the message's bytes: the
+# servicer only sees the decoded message, and re-serializing it would cost as much as hashing it once here.
+_CALL_TOKEN: ContextVar[str | None] = ContextVar("otlp_grpc_call_token", default=None)
 
 
 def _retry_trailers(code: grpc.StatusCode, message: str, retry_after: float) -> list[tuple[str, bytes]]:
@@ -100,7 +106,11 @@ class _Guard(grpc.ServerInterceptor):
                     request = decode(raw) if decode else raw
                 except Exception as exc:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"undecodable request: {exc}")
-                return behaviour(request, context)
+                call_token = _CALL_TOKEN.set(dedup_token(signal, raw) if signal else None)
+                try:
+                    return behaviour(request, context)
+                finally:
+                    _CALL_TOKEN.reset(call_token)
             finally:
                 with self._lock:
                     self.running -= 1
@@ -128,7 +138,7 @@ class _Receiver:
             context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down; retry another instance or later")
         try:
             outcome = export(signal, request, writer=self.ctx.writer, telemetry=self.ctx.telemetry, source=SOURCE,
-                             location=f"grpc:{context.peer()}")
+                             location=f"grpc:{context.peer()}", token=_CALL_TOKEN.get())
         finally:
             self.inflight.leave()
         if outcome.status is Status.OK:

@@ -11,9 +11,16 @@ X-ClickHouse-Exception-Code, ClickHouse's HTTP status for that code); an error r
 were sent is appended to the body, as ClickHouse does.
 
 The engine side (sessions, settings allow-list, reader limits, cancellation) is
-`pipeline/store/query_engine.py`; this module only speaks HTTP to it through `QueryGateway`. A result whose
-output fits in `_PREFETCH_BYTES` goes out whole with Content-Length and an exact X-ClickHouse-Summary (and a
-failure found in it gets its own error status); a larger one is streamed.
+`pipeline/store/query_engine.py`; this module only speaks HTTP to it through `QueryGateway`.
+
+X-ClickHouse-Summary follows a ClickHouse server: headers go out with the first flush of the output buffer,
+so the summary is what the engine had done by then. The buffer is ClickHouse's `buffer_size` parameter
+(default 1 MiB, at most `query.max_result_bytes`); with `wait_end_of_query=1` (what clickhouse-connect sends
+for every query and command that is not a stream) the whole result is buffered and the summary covers all of
+it. A result that fits in the buffer goes out whole with Content-Length and that summary (and a failure found
+in it gets its own error status); a larger one is streamed, its summary counting what was read and produced
+before the headers left, with `total_rows_to_read` 0 (not known yet). HTTP trailers are not sent: no client
+reads them.
 """
 
 from __future__ import annotations
@@ -59,9 +66,19 @@ log = logging.getLogger(__name__)
 
 AUTHENTICATION_FAILED = 516
 ENCODINGS = ("lz4", "zstd", "gzip", "deflate")
-# A result whose whole output fits in this many bytes is sent with Content-Length and an exact
-# X-ClickHouse-Summary; a larger one is streamed (chunked) as the engine produces it.
+# ClickHouse's default `buffer_size`: a result whose whole output fits in it is sent with Content-Length and
+# an exact X-ClickHouse-Summary; a larger one is streamed (chunked) as the engine produces it.
 _PREFETCH_BYTES = 1 << 20
+
+
+def buffer_bytes(params: Mapping[str, str], cap: int) -> int:
+    """ClickHouse's `buffer_size` URL parameter: output held before the headers are sent; 1 MiB when absent or
+    not a number, never more than `cap` (the reader's result-bytes limit, which bounds a buffered result)."""
+    try:
+        asked = int(params.get("buffer_size", _PREFETCH_BYTES))
+    except ValueError:
+        asked = _PREFETCH_BYTES
+    return max(1, min(asked, cap))
 
 # Parameters that steer the HTTP layer; every other parameter is handed to the engine as a setting.
 TRANSPORT_PARAMS = frozenset({
@@ -281,7 +298,9 @@ class QueryRoutes:
         query_request = self._request(request, params, body, query_id)
         started = time.monotonic()
         whole = params.get("wait_end_of_query") == "1"
-        work = asyncio.ensure_future(self.workers.run(self._first, query_request, whole, abandon_on_cancel=True))
+        hold = buffer_bytes(params, int(self.ctx.settings.query.max_result_bytes))
+        work = asyncio.ensure_future(self.workers.run(self._first, query_request, whole, hold,
+                                                      abandon_on_cancel=True))
         hangup = asyncio.ensure_future(body_disconnected(request))
         try:
             done, _ = await asyncio.wait({work, hangup}, return_when=asyncio.FIRST_COMPLETED)
@@ -297,8 +316,8 @@ class QueryRoutes:
             return Response(b"", status_code=499)
         return self._answer(request, params, query_id, work.result())
 
-    def _first(self, query_request: QueryRequest, whole: bool) -> _Prefetched:
-        """Worker thread: start the query and take its output up to `_PREFETCH_BYTES` (all of it with
+    def _first(self, query_request: QueryRequest, whole: bool, hold: int) -> _Prefetched:
+        """Worker thread: start the query and take its output up to `hold` bytes (all of it with
         ClickHouse's `wait_end_of_query=1`), so a small result, or a failure inside it, gets an exact answer."""
         result = self.gateway.execute(query_request)
         try:
@@ -308,7 +327,7 @@ class QueryRoutes:
             for chunk in chunks:
                 head.append(chunk)
                 size += len(chunk)
-                if size >= _PREFETCH_BYTES and not whole:
+                if size >= hold and not whole:
                     break
             else:
                 finished = True
@@ -326,8 +345,11 @@ class QueryRoutes:
         if encoding:
             headers["Content-Encoding"] = encoding
         # Sent before a streamed result's rest: then it says what was read so far, as a ClickHouse server's
-        # does without wait_end_of_query=1.
-        headers["X-ClickHouse-Summary"] = json.dumps(dict(result.summary()), separators=(",", ":"))
+        # does without wait_end_of_query=1, and the total to read is not known yet.
+        summary = dict(result.summary())
+        if not got.finished:
+            summary["total_rows_to_read"] = "0"
+        headers["X-ClickHouse-Summary"] = json.dumps(summary, separators=(",", ":"))
         if got.finished:
             result.close()
             failure = getattr(result, "failure", None)

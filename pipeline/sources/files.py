@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,14 +34,19 @@ from pipeline.normalize.container_logs import PLAIN, decode, detect_format
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
-from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided, raw_lines
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
 BATCH_LINES = 50_000
+# Lines per batch on the fast path: each clean batch is one engine statement with a fixed cost of tens of
+# milliseconds (docs/benchmarks.md), so batches are larger there; memory stays bounded by this size.
+FAST_BATCH_LINES = 200_000
 CHUNK_BYTES = 1 << 20
 # Raw bytes per engine insert when the engine computes a file's span (about 50,000 gc lines).
 SPAN_CHUNK_BYTES = 8 << 20
+# Inputs ingested at the same time at most, whatever --jobs asks (each holds an engine connection and a batch).
+MAX_JOBS = 16
 # A live pipe writes little at a time: flush at least this often so rows show up while it runs.
 STDIN_FLUSH_SECONDS = 1.0
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -93,9 +99,9 @@ def iter_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterat
         yield lines
 
 
-def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, list[str]]]:
-    """As `iter_line_chunks`, with the bytes each chunk's lines came from, every line ended by b"\\n" (a final
-    unterminated line gets one): the gctrace fast path stages them as they are."""
+def iter_raw_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of complete lines, a chunk at a time, each line ended by b"\\n"; a final unterminated line is
+    the last chunk, as it is. No Python string per line: the gctrace fast path hands them to the engine."""
     pending = b""
     read = getattr(stream, "read1", stream.read)
     while True:
@@ -108,12 +114,20 @@ def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> It
             pending = data
             continue
         pending = data[cut + 1:]
-        text = data[:cut].decode("utf-8", errors="backslashreplace")
-        if "\r" in text:
-            text = text.replace("\r\n", "\n")
-        yield data[:cut + 1], text.split("\n")
+        yield data[:cut + 1]
     if pending:
-        yield pending + b"\n", [pending.decode("utf-8", errors="backslashreplace").rstrip("\r")]
+        yield pending
+
+
+def iter_raw_line_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterator[tuple[bytes, list[str]]]:
+    """As `iter_line_chunks`, with the bytes each chunk's lines came from, every line ended by b"\\n" (a final
+    unterminated line gets one): the gctrace fast path stages them as they are. The lines are
+    `gctrace_fast.raw_lines` of the bytes, so they do not depend on where a read ended."""
+    for data in iter_raw_chunks(stream, chunk_bytes):
+        if data.endswith(b"\n"):
+            yield data, raw_lines(data)
+        else:
+            yield data + b"\n", raw_lines(data)
 
 
 def file_format(path: str) -> str:
@@ -183,11 +197,19 @@ def ingest_stream(
         stream = fast.stream(reference, service=service, instance=source.instance,
                              source="stdin" if is_stdin else "file")
     sink = Sink(store)
+    if not is_stdin and file_format(source.name) != PLAIN:
+        return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
+    if isinstance(stream, FastGctraceStream):
+        try:
+            _ingest_raw(sink, stream, source.name, batch_lines=max(batch_lines, FAST_BATCH_LINES))
+        finally:
+            stream.close()  # the stage table, also when the store failed mid-way
+        sink.telemetry.records_in.add(stream.stats.lines,
+                                      {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
+        return stream.stats
     batch: list[str] = []
     raw: list[bytes] = []  # the batch's bytes, for the fast path's raw staging
     last_flush = time.monotonic()
-    if not is_stdin and file_format(source.name) != PLAIN:
-        return _ingest_container_file(sink, source, service=service, start_ns=start_ns, batch_lines=batch_lines)
 
     def flush(final: bool) -> None:
         rows = Rows()
@@ -218,6 +240,36 @@ def ingest_stream(
             stream.close()  # the stage table, also when the store failed mid-way
     sink.telemetry.records_in.add(stream.stats.lines, {"source": "stdin" if is_stdin else "file", "signal": "gctrace"})
     return stream.stats
+
+
+def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines: int) -> None:
+    """A plain file or stdin through the fast path, batch by batch as bytes: a clean batch never becomes
+    Python strings (`FastGctraceStream.feed_raw`)."""
+    is_stdin = name == "-"
+    raw: list[bytes] = []
+    lines = 0
+    last_flush = time.monotonic()
+
+    def flush(final: bool) -> None:
+        rows = Rows()
+        data = b"".join(raw)
+        raw.clear()
+        if data:
+            stream.feed_raw(data, rows, final=final)
+        if final:
+            stream.finish(rows)  # nothing left when the last batch was stored with the stream's end
+        if rows:
+            sink.write(rows)
+
+    with open_binary(name) as binary:
+        for chunk in iter_raw_chunks(binary):
+            raw.append(chunk)
+            lines += chunk.count(b"\n")
+            now = time.monotonic()
+            if lines >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+                flush(final=False)
+                lines, last_flush = 0, now
+    flush(final=True)
 
 
 def _ingest_container_file(
@@ -324,13 +376,23 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
         migrate(store, settings.sql_dir, ctx)
         fast = GctraceFastPath(store, settings.sql_dir, ctx)
         total = LineStats()
-        for source in inputs:
+
+        def one(source: Input) -> LineStats:
             anchor = start_ns
             if anchor is None and source.name != "-" and file_format(source.name) == PLAIN:
                 anchor = file_start_ns(source.name, fast)
-            stats = ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
-            total.add(stats)
-            print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
+            return ingest_stream(store, source, service=args.service, start_ns=anchor, fast=fast)
+
+        # Inputs are independent streams (each its own clock), so several go at once: the engine runs each
+        # connection's statements on a thread of its own, and one clean batch is one statement on one core.
+        jobs = max(1, min(getattr(args, "jobs", 1) or 1, len(inputs), MAX_JOBS))
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest")
+        try:
+            for source, stats in zip(inputs, pool.map(one, inputs), strict=True):
+                total.add(stats)
+                print(_report("stdin" if source.name == "-" else source.name, stats), flush=True)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         if len(inputs) > 1:
             print(_report("total", total))
         return 0

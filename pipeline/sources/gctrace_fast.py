@@ -27,12 +27,21 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
+from pipeline.normalize import runtime_lines as rl
 from pipeline.normalize.gctrace import REPAIR_WINDOW, GctraceStream, LineStats, StreamClockState
 from pipeline.normalize.rows import Rows
 from pipeline.sqlfiles import load_statement
-from pipeline.store.client import Store
+from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
 
+# A chunk shorter than this is not tried as one statement: the statement's fixed cost (planning a large
+# expression, writing a part) is tens of milliseconds, the span path's per-line cost is lower for a few lines.
+MIN_CHUNK: Final = 1_000
+# At most this many batches skip the chunk statement after refusals in a row (see FastGctraceStream._skip).
+MAX_SKIP: Final = 64
+# What the one-statement chunk path (gctrace_chunk.sql) raises when a chunk is not all plain gc lines in clock
+# order; the chunk then stored nothing and takes the span path.
+NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean chunk"
 # A run of recognised lines shorter than this goes to Python: two engine queries cost more than a few lines.
 MIN_RUN: Final = 64
 # Exact float parsing, as Python's float() (the engine's default parser may differ in the last bit).
@@ -47,9 +56,11 @@ _RAW_SETTINGS: Final = {**_PARSE_SETTINGS, "input_format_parallel_parsing": 0, "
 class GctraceFastPath:
     """The SQL of the fast path, loaded once per process."""
 
-    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_run: int = MIN_RUN) -> None:
+    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_run: int = MIN_RUN,
+                 min_chunk: int = MIN_CHUNK) -> None:
         self.store = store
         self.min_run = min_run
+        self.min_chunk = min_chunk
         self.stage_sql = load_statement(sql_dir, "fastpath/gctrace_stage.sql", ctx)
         self.unrecognised_sql = load_statement(sql_dir, "fastpath/gctrace_unrecognised.sql", ctx)
         self.insert_sql = load_statement(sql_dir, "fastpath/gctrace_insert.sql", ctx)
@@ -58,6 +69,7 @@ class GctraceFastPath:
         self.drop_sql = load_statement(sql_dir, "fastpath/gctrace_drop.sql", ctx)
         self.staged_sql = load_statement(sql_dir, "fastpath/gctrace_staged.sql", ctx)
         self.undecided_sql = load_statement(sql_dir, "fastpath/gctrace_undecided.sql", ctx)
+        self.chunk_sql = load_statement(sql_dir, "fastpath/gctrace_chunk.sql", ctx)
         self.database = ctx.database
 
     def span_ns(self, chunks: Iterable[bytes]) -> int | None:
@@ -128,12 +140,91 @@ class FastGctraceStream:
                        "received_ms": stream.received_ms}
         self.engine_lines = 0  # gc lines stored by the engine (the rest went through Python)
         self.raw_batches = 0  # batches staged from their raw bytes
+        self.clean_chunks = 0  # batches stored by the one-statement chunk path
+        self.refused_chunks = 0  # batches the chunk statement refused (then handled by the span path)
+        self.span_batches = 0  # batches given as bytes that took the span path
+        # After a refused batch the next ones skip the statement, twice as many after each refusal in a row
+        # (up to MAX_SKIP): a stream whose batches are all refused (Go 1.5 lines hold " ms clock, " but are not
+        # taken) pays for the wasted statement on few of them. A stored batch resets it.
+        self._skip = 0
+        self._backoff = 1
         self._raw: bytes | None = None
         self._created = False
 
     @property
     def stats(self) -> LineStats:
         return self.stream.stats
+
+    def feed_raw(self, raw: bytes, rows: Rows, *, final: bool = False) -> LineStats:
+        """A batch given only as bytes (whole lines, as `files.iter_raw_chunks` reads them; a final
+        unterminated line allowed): the common case, every line a plain gc line in clock order, is parsed and
+        stored by one engine statement with no Python string per line; any other batch is split into lines
+        and fed as `feed` does, so the rows are the reference's either way. `final`: the stream's last batch,
+        then `finish` too (one statement for both when the batch is clean)."""
+        # A stream's unterminated last line ends like any other there (its trailing carriage returns, which
+        # Python strips and the engine's regex allows, are in no value).
+        whole = raw if raw.endswith(b"\n") or not (final and raw) else raw + b"\n"
+        if self._skip:
+            self._skip -= 1
+        elif whole.endswith(b"\n"):
+            stats = self._clean_chunk(whole, final=final)
+            if stats is not None:
+                self._backoff = 1
+                return stats
+        self.span_batches += 1
+        stats = self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
+        if final:
+            stats.add(self.finish(rows))
+        return stats
+
+    def _clean_chunk(self, raw: bytes, *, final: bool) -> LineStats | None:
+        """Store work[:limit] (the held-back lines, then `raw`) with gctrace_chunk.sql; None, with nothing
+        stored, when the batch is not a clean one (then it takes the span path). `final`: the stream's last
+        lines, none held back (a few lines alone are only tried after clean chunks: they cost less in Python)."""
+        before = self.stream.clock_state()
+        carried = self.stream.pending_work(())
+        lines = raw.count(b"\n")
+        held = 0 if final else REPAIR_WINDOW
+        limit = len(carried) + lines - held
+        # (the held-back lines come from `raw` alone, so they are the lines a `feed` would have kept)
+        too_short = (limit < self.fast.min_chunk and not (final and self.clean_chunks)) or lines < held
+        if (before is None or limit <= 0 or too_short
+                or not all(line and " ms clock, " in line for line in carried)):
+            return None
+        # Cheap and exact in one direction: a batch with a line that holds no " ms clock, " is not clean.
+        if raw.count(b" ms clock, ") != lines:
+            return None
+        data = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
+        data += raw
+        # The last REPAIR_WINDOW lines wait for the next batch, as in `GctraceStream.feed`: cut before them.
+        end = len(data) - 1
+        for _ in range(held):
+            end = data.rfind(b"\n", 0, end)
+        cut = end + 1
+        last = parse_last(data[data.rfind(b"\n", 0, end) + 1:cut])
+        if last is None:
+            return None
+        params = {**self.params, "start_us": before.start_us, "incarnation": before.incarnation,
+                  "last_num": before.last_num, "last_since_us": before.last_since_us}
+        try:
+            self.fast.store.insert_select_lines(self.fast.chunk_sql, data[:cut], parameters=params)
+        except StoreError as exc:
+            if NOT_CLEAN not in str(exc):
+                raise
+            self.refused_chunks += 1
+            self._skip, self._backoff = self._backoff, min(self._backoff * 2, MAX_SKIP)
+            return None
+        end_us = before.start_us + last.since_us + last.clock_us
+        self.stream.set_clock(StreamClockState(start_us=before.start_us, last_end_us=end_us,
+                                               incarnation=before.incarnation, last_num=last.gc_num,
+                                               last_since_us=last.since_us))
+        stats = LineStats()
+        self.stream.count_stored(limit, stats)
+        tail: list[str | None] = list(raw_lines(data[cut:]))
+        self.stream.finish_batch([None] * limit + tail, limit, stats)
+        self.engine_lines += limit
+        self.clean_chunks += 1
+        return stats
 
     def feed(self, lines: Sequence[str], rows: Rows, *, terminated: bool = True, raw: bytes | None = None
              ) -> LineStats:
@@ -150,6 +241,9 @@ class FastGctraceStream:
             self._raw = None
 
     def finish(self, rows: Rows) -> LineStats:
+        stats = self._clean_chunk(b"", final=True)
+        if stats is not None:
+            return stats
         return self._run(self.stream.pending_work(()), rows, final=True)
 
     def close(self) -> None:
@@ -262,3 +356,29 @@ class FastGctraceStream:
         self.stream.set_clock(states[-1][1])
         self.stream.count_stored(recognised, stats)
         self.engine_lines += recognised
+
+
+def raw_lines(raw: bytes) -> list[str]:
+    """The lines of `raw` (whole lines, a final unterminated one allowed) without their terminators: bytes that
+    are not UTF-8 kept as backslash escapes, the carriage return of a CRLF line end dropped (every trailing one of
+    an unterminated last line). The one definition of a line for the file reader and the fast path, so the
+    lines of a batch are the same whether it was read in one piece or many."""
+    if not raw:
+        return []
+    terminated = raw.endswith(b"\n")
+    text = (raw[:-1] if terminated else raw).decode("utf-8", errors="backslashreplace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        if terminated and text.endswith("\r"):
+            text = text[:-1]
+    lines = text.split("\n")
+    if not terminated:
+        lines[-1] = lines[-1].rstrip("\r")
+    return lines
+
+
+def parse_last(line: bytes) -> rl.GcFields | None:
+    """The gc fields of a batch's last stored line (ended by b"\\n"), read by the reference parser: the clock
+    state after a clean chunk is this line's."""
+    text = raw_lines(line)
+    return rl.parse_gc(text[0]) if len(text) == 1 else None

@@ -13,6 +13,7 @@ The answer is sent only after the writer's future resolves, i.e. after the inser
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
@@ -101,6 +102,15 @@ class InFlight:
         with self._cond:
             self.stopping = True
             return self._cond.wait_for(lambda: self._count == 0, timeout)
+
+
+def dedup_token(signal: str, body: bytes) -> str:
+    """The identity of one export: its signal and its uncompressed protobuf or JSON bytes. An exporter retrying
+    after a lost response sends the same bytes, on either transport, so the retry is stored once.
+
+    sha256: the fastest strong hash on this hardware (CPU instructions); 128 bits keep collisions out of reach.
+    """
+    return f"otlp/{signal}/" + hashlib.sha256(body).hexdigest()[:32]
 
 
 def prepare(

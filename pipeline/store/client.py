@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -40,6 +41,10 @@ _TRANSIENT_CODES = {
     "Code: 999.",  # KEEPER_EXCEPTION
 }
 
+
+# How `Store.insert_select_lines` statements read their raw lines (input() on a server, file() embedded).
+_INPUT_LINES = "input('line String')"
+_FORMAT_LINES = "FORMAT LineAsString"
 
 # Embedded store paths this process has opened: the engine keeps them locked until the process exits.
 OPENED_HERE: set[str] = set()
@@ -205,6 +210,28 @@ class Store:
         qualified = table if "." in table else f"{self.database}.{table}"
         self._call(lambda c: c.raw_insert(qualified, column_names=list(column_names) if column_names else None,
                                           insert_block=data, settings=dict(settings or {}), fmt=fmt))
+
+    def insert_select_lines(self, sql: str, data: bytes, *, parameters: Mapping[str, Any] | None = None,
+                            settings: Mapping[str, Any] | None = None) -> None:
+        """Run one `INSERT ... SELECT ... FROM input('line String') ... FORMAT LineAsString` over `data`, raw
+        lines each ended by b"\\n", so the engine parses and stores them in one statement (the gctrace fast
+        path): no Python object per line.
+
+        A server reads `data` as the request body, as input() expects. The embedded engine takes no body for
+        input(), so the bytes go through a temporary file read by file() in the same format, which is what
+        clickhouse-connect's own raw_insert does for the embedded engine."""
+        if _INPUT_LINES not in sql or not sql.rstrip().endswith(_FORMAT_LINES):
+            raise ValueError(f"the statement must read {_INPUT_LINES} and end with {_FORMAT_LINES}")
+        if not self.embedded:
+            self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
+            return
+        local = sql.rstrip()[:-len(_FORMAT_LINES)].replace(
+            _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String')")
+        with tempfile.NamedTemporaryFile(prefix="fleetwatch-lines-", suffix=".txt") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            params = {**(parameters or {}), "fleetwatch_lines_file": tmp.name}
+            self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
 
     def export_raw(self, sql: str, parameters: Mapping[str, Any] | None = None, *,
                    fmt: str = "JSONEachRow", settings: Mapping[str, Any] | None = None) -> bytes:

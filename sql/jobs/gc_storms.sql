@@ -1,4 +1,5 @@
--- GC storms per instance over [window_start, window_end), from gctrace cycles (gc_events).
+-- GC storms per instance over each window [start, end) of `window_starts` / `window_ends`, from gctrace
+-- cycles (gc_events).
 -- The query also looks back sustained_windows - 1 windows: a storm is a condition that held in every one of
 -- the last sustained_windows windows, so a single hot window never pages. Definitions: docs/detections.md.
 INSERT INTO {{db}}.gc_storms
@@ -9,31 +10,45 @@ INSERT INTO {{db}}.gc_storms
     procs, memory_limit_mb, gogc, run_id, computed_at
 )
 WITH
+-- The windows this run computes, each [start, end) with its own look-back: the scheduler passes one, a
+-- backtest every window of a clock step at once (one statement instead of one per window; same rows).
+-- Rows are read once within the outer bounds and repeated for each window that holds them (arrayJoin):
+-- no join, so one window costs what it did before lists.
+{window_starts:Array(DateTime64(3, 'UTC'))} AS starts,
+{window_ends:Array(DateTime64(3, 'UTC'))} AS ends,
+arrayMap(s -> s - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1)), starts) AS span_froms,
+-- Each cycle once for every window whose span (the window and the sustained_windows - 1 before it) holds it.
+span_cycles AS
+(
+    SELECT *,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k], arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.gc_events
+    -- bounds without lambdas, so the engine folds them into the primary key range
+    WHERE ts >= arrayMin(starts) - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
+      AND ts < arrayMax(ends)
+),
 -- The current process of each instance: start estimated as ts - uptime, latest wins (restart_jitter_seconds
 -- absorbs the delivery delay in that estimate).
 boots AS
 (
-    SELECT service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
-    FROM {{db}}.gc_events
-    WHERE ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+    SELECT ws, service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
+    FROM span_cycles
+    GROUP BY ws, service, instance
 ),
 current_cycles AS
 (
-    SELECT g.*
-    FROM {{db}}.gc_events AS g
-    INNER JOIN boots AS bo USING (service, instance)
-    WHERE g.ts >= {window_start:DateTime64(3, 'UTC')} - toIntervalSecond({window_seconds:UInt32} * ({sustained_windows:UInt32} - 1))
-      AND g.ts < {window_end:DateTime64(3, 'UTC')}
-      AND toUnixTimestamp64Milli(g.ts) / 1000.0 - g.since_start_s >= bo.boot - {restart_jitter_seconds:Float64}
+    SELECT c.*
+    FROM span_cycles AS c
+    INNER JOIN boots AS bo USING (ws, service, instance)
+    WHERE toUnixTimestamp64Milli(c.ts) / 1000.0 - c.since_start_s >= bo.boot - {restart_jitter_seconds:Float64}
 ),
 -- One row per instance and window; b = 0 is the window being computed, -1 the one before it, and so on.
 per_window AS
 (
     SELECT
-        service, instance,
-        toInt64(floor(dateDiff('millisecond', {window_start:DateTime64(3, 'UTC')}, ts)
+        ws, we, service, instance,
+        toInt64(floor(dateDiff('millisecond', ws, ts)
                       / (1000 * {window_seconds:UInt32}))) AS b,
         count() AS n,
         countIf(forced = 1) AS forced_n,
@@ -50,46 +65,48 @@ per_window AS
         maxIf(toFloat64(heap_goal_mb), heap_goal_mb IS NOT NULL) AS goal_max,
         -- The window being computed may be shorter than window_seconds (a manual run that ends at now).
         if(b = 0,
-           dateDiff('millisecond', {window_start:DateTime64(3, 'UTC')}, {window_end:DateTime64(3, 'UTC')}),
+           dateDiff('millisecond', ws, we),
            1000 * {window_seconds:UInt32}) / 1000.0 AS wall_s,
         n / wall_s AS rate,
         gc_cpu_ms / (1000.0 * wall_s * greatest(p, 1)) AS cpu_frac,
         assist_ms / (1000.0 * wall_s * greatest(p, 1)) AS assist_frac
     FROM current_cycles
-    GROUP BY service, instance, b
+    GROUP BY ws, we, service, instance, b
 ),
 -- Live-heap trend over the same span, on the raw cycles (a leak behind the storm shows as a rising floor).
 heap_trend AS
 (
-    SELECT service, instance,
+    SELECT ws, service, instance,
            rankCorr(toFloat64(toUnixTimestamp64Micro(ts)), toFloat64(heap_live_mb)) AS rho
     FROM current_cycles
     WHERE since_start_s >= {leak_warmup_seconds:UInt32}
-    GROUP BY service, instance
+    GROUP BY ws, service, instance
     HAVING count() >= 3
 ),
 -- The leak-trend job's latest heap verdict for the instance (a slow leak shows over hours, not in this span).
 heap_leak AS
 (
-    SELECT service, instance, argMax(leaking, window_end) AS leaking_now
+    SELECT starts[wi] AS ws, service, instance, argMax(leaking, window_end) AS leaking_now
     FROM {{db}}.leak_trends FINAL
+    ARRAY JOIN arrayFilter(k -> window_end > ends[k] - INTERVAL 1 HOUR AND window_end <= ends[k],
+                           arrayEnumerate(starts)) AS wi
     WHERE signal = 'heap_live'
-      AND window_end > {window_end:DateTime64(3, 'UTC')} - INTERVAL 1 HOUR
-      AND window_end <= {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+      AND window_end > arrayMin(ends) - INTERVAL 1 HOUR AND window_end <= arrayMax(ends)
+    GROUP BY ws, service, instance
 ),
 -- GOMEMLIMIT and GOGC as the runtime reports them (runtime/metrics via OTel or Prometheus), when it does.
 knobs AS
 (
-    SELECT service, instance,
+    SELECT starts[wi] AS ws, service, instance,
            argMaxIf(value, ts, metric = 'go.memory.limit') AS limit_bytes,
            countIf(metric = 'go.memory.limit') AS limit_n,
            argMaxIf(value, ts, metric = 'go.config.gogc') AS gogc_value,
            countIf(metric = 'go.config.gogc') AS gogc_n
     FROM {{db}}.runtime_metrics
+    ARRAY JOIN arrayFilter(k -> ts >= ends[k] - INTERVAL 1 HOUR AND ts < ends[k], arrayEnumerate(starts)) AS wi
     WHERE metric IN ('go.memory.limit', 'go.config.gogc')
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - INTERVAL 1 HOUR AND ts < {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+      AND ts >= arrayMin(ends) - INTERVAL 1 HOUR AND ts < arrayMax(ends)
+    GROUP BY ws, service, instance
 ),
 flagged AS
 (
@@ -113,12 +130,12 @@ flagged AS
                      AND (live_vs_goal_w >= {squeeze_live_vs_goal:Float64} OR limit_paced OR gogc_tiny)))
             AS is_hot
     FROM per_window AS w
-    LEFT JOIN knobs AS k USING (service, instance)
+    LEFT JOIN knobs AS k USING (ws, service, instance)
 ),
 per_instance AS
 (
     SELECT
-        service, instance,
+        ws, we, service, instance,
         countIf(is_hot AND b > -toInt64({sustained_windows:UInt32})) AS hot_windows,
         anyIf(is_hot, b = 0) AS hot_now,
         anyIf(n, b = 0) AS n0,
@@ -145,13 +162,13 @@ per_instance AS
         anyIf(live_warm, b = 0) AS live_last,
         if(live_first > 0 AND NOT isNaN(live_last), (live_last - live_first) / live_first, 0) AS live_growth
     FROM flagged
-    GROUP BY service, instance
+    GROUP BY ws, we, service, instance
     HAVING countIf(b = 0) > 0
 ),
 classified AS
 (
     SELECT
-        service, instance, hot_windows, hot_now, n0, rate0, cpu0, assist0, assist_of_gc0, stw_p50, stw_p99,
+        ws, we, service, instance, hot_windows, hot_now, n0, rate0, cpu0, assist0, assist_of_gc0, stw_p50, stw_p99,
         stw_max0, live0, goal0, goal_max0, lvg0, gvl0, forced0, procs0, live_growth, limit_mb, gogc_v,
         ifNull(ht.rho, 0) AS rho,
         ifNull(hl.leaking_now, 0) = 1 AS heap_leaking,
@@ -162,12 +179,11 @@ classified AS
             OR ifNull(hl.leaking_now, 0) = 1 AS is_leak_driven,
         limit_paced0 AS is_squeeze
     FROM per_instance AS pi
-    LEFT JOIN heap_trend AS ht USING (service, instance)
-    LEFT JOIN heap_leak AS hl USING (service, instance)
+    LEFT JOIN heap_trend AS ht USING (ws, service, instance)
+    LEFT JOIN heap_leak AS hl USING (ws, service, instance)
 )
 SELECT
-    service, instance,
-    {window_start:DateTime64(3, 'UTC')}, {window_end:DateTime64(3, 'UTC')},
+    service, instance, ws, we,
     is_storm,
     multiIf(NOT is_storm, 'none',
             cpu0 >= {gc_cpu_critical:Float64} OR stw_p99 >= {stw_p99_critical_ms:Float64}, 'critical',

@@ -1,4 +1,5 @@
--- Leak trends per instance, evaluated at the end of [window_start, window_end) over the lookback before it.
+-- Leak trends per instance, evaluated at the end of each window [start, end) of `window_starts` /
+-- `window_ends` over the lookback before it.
 -- Signals: goroutines (runtime_metrics go.goroutine.count) and heap_live (gctrace live heap after mark).
 -- Method (docs/detections.md): bucket MINIMA (a leak raises the floor, load does not), only the current
 -- process incarnation, warm-up dropped, then Mann-Kendall Z (Hamed-Rao variance correction for
@@ -13,55 +14,79 @@ INSERT INTO {{db}}.leak_trends
     mk_z, spearman_rho, limit_value, hours_to_limit, run_id, computed_at
 )
 WITH
+-- The windows this run evaluates, each at its end over the look-back before it and seeing only the rows
+-- received by its `as of` time: the scheduler passes one window and no limit; a backtest passes every clock
+-- step of a replay at once, each as of its step (what had arrived then), which gives the rows one run per
+-- step would have given.
+{window_starts:Array(DateTime64(3, 'UTC'))} AS starts,
+{window_ends:Array(DateTime64(3, 'UTC'))} AS ends,
+{window_as_of:Array(DateTime64(3, 'UTC'))} AS as_ofs,
+arrayMap(e -> e - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32})), ends)
+    AS span_froms,
+-- Live heap after mark, each cycle once for every window whose span holds it (read once, repeated by
+-- arrayJoin: no join, so one window costs what it did before lists).
+gc_rows AS
+(
+    SELECT service, instance, ts, since_start_s, heap_live_mb,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k] AND received_at <= as_ofs[k],
+                                 arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.gc_events
+    -- bounds without lambdas, so the engine folds them into the primary key range
+    WHERE ts >= arrayMin(ends) - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
+      AND ts < arrayMax(ends)
+),
+-- Goroutine counts, likewise.
+rm_rows AS
+(
+    SELECT service, instance, ts, value, process_start,
+           arrayJoin(arrayFilter(k -> ts >= span_froms[k] AND ts < ends[k] AND received_at <= as_ofs[k],
+                                 arrayEnumerate(starts))) AS wi,
+           starts[wi] AS ws, ends[wi] AS we
+    FROM {{db}}.runtime_metrics
+    WHERE metric = 'go.goroutine.count'
+      AND ts >= arrayMin(ends) - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
+      AND ts < arrayMax(ends)
+),
 -- Current incarnation from gctrace: process start estimated as ts - uptime (exact when ts came from the
 -- uptime; off by the delivery delay when ts is the arrival time), latest one wins.
 gc_boot AS
 (
-    SELECT service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
-    FROM {{db}}.gc_events
-    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+    SELECT ws, service, instance, max(toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s) AS boot
+    FROM gc_rows
+    GROUP BY ws, service, instance
 ),
 -- Current incarnation from metrics: process.start_time when the producer sent it (0 = unknown).
 rm_boot AS
 (
-    SELECT service, instance, max(toUnixTimestamp64Milli(process_start) / 1000.0) AS boot
-    FROM {{db}}.runtime_metrics
-    WHERE metric = 'go.goroutine.count'
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+    SELECT ws, service, instance, max(toUnixTimestamp64Milli(process_start) / 1000.0) AS boot
+    FROM rm_rows
+    GROUP BY ws, service, instance
 ),
 buckets AS
 (
-    SELECT service, instance, 'heap_live' AS signal,
+    SELECT ws, we, service, instance, 'heap_live' AS signal,
            toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({leak_bucket_seconds:UInt32}))) AS b,
            min(toFloat64(heap_live_mb)) AS floor_v
-    FROM {{db}}.gc_events AS g
-    INNER JOIN gc_boot USING (service, instance)
-    WHERE ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-      AND since_start_s >= {leak_warmup_seconds:UInt32}
+    FROM gc_rows
+    INNER JOIN gc_boot USING (ws, service, instance)
+    WHERE since_start_s >= {leak_warmup_seconds:UInt32}
       AND toUnixTimestamp64Milli(ts) / 1000.0 - since_start_s >= boot - {restart_jitter_seconds:Float64}
-    GROUP BY service, instance, b
+    GROUP BY ws, we, service, instance, b
     UNION ALL
-    SELECT service, instance, 'goroutines' AS signal,
+    SELECT ws, we, service, instance, 'goroutines' AS signal,
            toUnixTimestamp(toStartOfInterval(ts, toIntervalSecond({leak_bucket_seconds:UInt32}))) AS b,
            min(value) AS floor_v
-    FROM {{db}}.runtime_metrics AS m
-    INNER JOIN rm_boot USING (service, instance)
-    WHERE metric = 'go.goroutine.count'
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond(greatest({leak_lookback_seconds:UInt32}, {leak_history_seconds:UInt32}))
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-      AND (boot = 0
-           OR (toUnixTimestamp64Milli(process_start) / 1000.0 >= boot - {restart_jitter_seconds:Float64}
-               AND toUnixTimestamp64Milli(ts) / 1000.0 >= boot + {leak_warmup_seconds:UInt32}))
-    GROUP BY service, instance, b
+    FROM rm_rows
+    INNER JOIN rm_boot USING (ws, service, instance)
+    WHERE boot = 0
+       OR (toUnixTimestamp64Milli(process_start) / 1000.0 >= boot - {restart_jitter_seconds:Float64}
+           AND toUnixTimestamp64Milli(ts) / 1000.0 >= boot + {leak_warmup_seconds:UInt32})
+    GROUP BY ws, we, service, instance, b
 ),
 series AS
 (
-    SELECT service, instance, signal,
+    SELECT ws, we, service, instance, signal,
            arraySort(groupArray((b, floor_v))) AS pts,
            arrayMap(p -> toFloat64(p.1), pts) AS t_all,
            arrayMap(p -> p.2, pts) AS y_all,
@@ -70,20 +95,20 @@ series AS
            arrayLastIndex((y, i) -> i > 1 AND y < {leak_restart_drop_fraction:Float64} * y_all[i - 1],
                           y_all, arrayEnumerate(y_all)) AS restart_at,
            if(restart_at > 0, t_all[restart_at] + {leak_warmup_seconds:UInt32}, 0) AS keep_from,
-           toUnixTimestamp({window_end:DateTime64(3, 'UTC')}) - {leak_lookback_seconds:UInt32} AS lookback_from,
+           toUnixTimestamp(we) - {leak_lookback_seconds:UInt32} AS lookback_from,
            arrayFilter(t -> t >= keep_from AND t >= lookback_from, t_all) AS t,
            arrayFilter((y, tt) -> tt >= keep_from AND tt >= lookback_from, y_all, t_all) AS y,
            length(y) AS n,
            -- the same process's floors before the lookback (empty: no history, the check is skipped)
            arrayFilter((y, tt) -> tt >= keep_from AND tt < lookback_from, y_all, t_all) AS history
     FROM buckets
-    GROUP BY service, instance, signal
+    GROUP BY ws, we, service, instance, signal
     -- only series still reporting: the latest bucket reaches into this window
-    HAVING t_all[-1] + {leak_bucket_seconds:UInt32} > toUnixTimestamp({window_start:DateTime64(3, 'UTC')})
+    HAVING t_all[-1] + {leak_bucket_seconds:UInt32} > toUnixTimestamp(ws)
 ),
 stats AS
 (
-    SELECT service, instance, signal, n, t, y,
+    SELECT ws, we, service, instance, signal, n, t, y,
            arrayMap(x -> (x - t[1]) / 3600.0, t) AS th,
            arraySum(arrayMap(i -> arraySum(arrayMap(j -> sign(y[j] - y[i]), range(i + 1, n + 1))), range(1, n))) AS mk_s,
            if(n < 2, 0, arrayReduce('quantileExact(0.5)', arrayFlatten(arrayMap(
@@ -120,25 +145,27 @@ stats AS
 ),
 heap_limit AS
 (
-    SELECT service, instance, argMax(value, ts) / 1048576 AS limit_mb
+    SELECT starts[wi] AS ws, service, instance, argMax(value, ts) / 1048576 AS limit_mb
     FROM {{db}}.runtime_metrics
+    ARRAY JOIN arrayFilter(k -> ts >= ends[k] - toIntervalSecond({leak_lookback_seconds:UInt32}) AND ts < ends[k]
+                                AND received_at <= as_ofs[k], arrayEnumerate(starts)) AS wi
     WHERE metric = 'go.memory.limit' AND value > 0 AND value < 1e18
-      AND ts >= {window_end:DateTime64(3, 'UTC')} - toIntervalSecond({leak_lookback_seconds:UInt32})
-      AND ts < {window_end:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+      AND ts >= arrayMin(ends) - toIntervalSecond({leak_lookback_seconds:UInt32}) AND ts < arrayMax(ends)
+    GROUP BY ws, service, instance
 ),
 -- Goroutine profiles overrule the count where they exist (leak_sites ran first for this window): a rising
 -- count whose growth sits at sites that all drain is load, not a leak.
 site_verdicts AS
 (
-    SELECT service, instance, 'goroutines' AS signal, count() AS sites_evaluated, countIf(leaking = 1) AS sites_leaking
+    SELECT window_start AS ws, service, instance, 'goroutines' AS signal,
+           count() AS sites_evaluated, countIf(leaking = 1) AS sites_leaking
     FROM {{db}}.leak_sites FINAL
-    WHERE window_start = {window_start:DateTime64(3, 'UTC')}
-    GROUP BY service, instance
+    WHERE window_start >= arrayMin(starts) AND window_start <= arrayMax(starts) AND has(starts, window_start)
+    GROUP BY ws, service, instance
 ),
 verdicts AS
 (
-    SELECT service, instance, signal, n, th, mk_z, sen, ols, rho, first_floor, last_floor, median_floor, growth,
+    SELECT ws, we, service, instance, signal, n, th, mk_z, sen, ols, rho, first_floor, last_floor, median_floor, growth,
            sse_line, sse_step, history_max,
            t[1] AS seg_start,
            if(signal = 'goroutines', toNullable({leak_goroutine_ceiling:Float64}),
@@ -154,12 +181,11 @@ verdicts AS
                              {leak_heap_min_slope_mb_per_hour:Float64})
                AND NOT (sv.sites_evaluated > 0 AND sv.sites_leaking = 0) AS is_leaking
     FROM stats
-    LEFT JOIN heap_limit AS hl USING (service, instance)
-    LEFT JOIN site_verdicts AS sv USING (service, instance, signal)
+    LEFT JOIN heap_limit AS hl USING (ws, service, instance)
+    LEFT JOIN site_verdicts AS sv USING (ws, service, instance, signal)
 )
 SELECT
-    service, instance, signal, if(signal = 'goroutines', 'goroutines', 'MiB'),
-    {window_start:DateTime64(3, 'UTC')}, {window_end:DateTime64(3, 'UTC')},
+    service, instance, signal, if(signal = 'goroutines', 'goroutines', 'MiB'), ws, we,
     is_leaking,
     multiIf(NOT is_leaking, 'none',
             hours_left IS NOT NULL AND hours_left <= {leak_critical_hours:Float64}, 'critical', 'warning'),

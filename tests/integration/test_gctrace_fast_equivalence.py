@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -21,9 +22,10 @@ import pytest
 from pipeline.config import Settings
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
+from pipeline.normalize.runtime_lines import parse_gc
 from pipeline.sink import Sink
-from pipeline.sources.files import file_start_ns, iter_raw_line_chunks
-from pipeline.sources.gctrace_fast import GctraceFastPath, SpanUndecided
+from pipeline.sources.files import file_start_ns, iter_raw_chunks, iter_raw_line_chunks
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided, raw_lines
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, migrate
 from tests.conftest import DATA
@@ -62,24 +64,49 @@ def _feed(stream: object, lines: list[str], sink: Sink, batch: int) -> None:
         sink.write(rows)
 
 
-def _feed_raw(stream: object, data: bytes, sink: Sink, batch: int, *, fast: bool) -> None:
-    """As `ingest_stream` reads a file: chunks of lines with their bytes; the fast stream is also given the
-    bytes (staged as they are), the reference only the lines."""
+def _feed_raw(stream: object, data: bytes, sink: Sink, batch: int, *, fast: bool, by_bytes: bool = True,
+              exact: bool = False) -> None:
+    """As `ingest_stream` reads a file: chunks of lines with their bytes. The fast stream is given only the
+    bytes (`feed_raw`, as a file is ingested), or with `by_bytes=False` the lines and their bytes (`feed`
+    with `raw`); the reference only the lines. The batches are the same for both: about `batch` lines, or
+    exactly `batch` lines with `exact`."""
     lines: list[str] = []
     raw: list[bytes] = []
+    if exact:
+        starts = [0, *(m.end() for i, m in enumerate(re.finditer(b"\n", data)) if (i + 1) % batch == 0)]
+        for a, b in zip(starts, [*starts[1:], len(data)], strict=True):
+            if a < b:
+                rows = Rows()
+                if fast:
+                    stream.feed_raw(data[a:b], rows, final=b == len(data))  # type: ignore[attr-defined]
+                else:
+                    stream.feed(raw_lines(data[a:b]), rows, terminated=False)  # type: ignore[attr-defined]
+                if rows:
+                    sink.write(rows)
+        rows = Rows()
+        stream.finish(rows)  # type: ignore[attr-defined]
+        if rows:
+            sink.write(rows)
+        return
 
     def flush() -> None:
         rows = Rows()
-        extra = {"raw": b"".join(raw)} if fast else {}
-        stream.feed(lines, rows, terminated=False, **extra)  # type: ignore[attr-defined]
+        if fast and by_bytes:
+            stream.feed_raw(b"".join(raw), rows)  # type: ignore[attr-defined]
+        else:
+            extra = {"raw": b"".join(raw)} if fast else {}
+            stream.feed(lines, rows, terminated=False, **extra)  # type: ignore[attr-defined]
         lines.clear()
         raw.clear()
         if rows:
             sink.write(rows)
 
-    for chunk_bytes, chunk in iter_raw_line_chunks(io.BytesIO(data), 4096):  # small chunks: many cut points
+    # Small chunks: many cut points. Both readers cut at the same places; only the bytes-only one leaves a
+    # final unterminated line as it is.
+    pieces = zip(iter_raw_line_chunks(io.BytesIO(data), 4096), iter_raw_chunks(io.BytesIO(data), 4096), strict=True)
+    for (chunk_bytes, chunk), piece in pieces:
         lines.extend(chunk)
-        raw.append(chunk_bytes)
+        raw.append(piece if by_bytes else chunk_bytes)
         if len(lines) >= batch:
             flush()
     if lines:
@@ -95,19 +122,20 @@ def _table(store: Store, table: str) -> list[tuple]:
 
 
 def _both(settings: Settings, ref: Store, fast_store: Store, streams: dict[str, list[str]] | dict[str, bytes], *,
-          batch: int, min_run: int) -> tuple[LineStats, LineStats, int]:
-    """Bytes streams are read as a file is (`_feed_raw`, the fast path staging the raw bytes); the fast path
-    must then have staged every batch from its bytes."""
+          batch: int, min_run: int, min_chunk: int = 1_000, by_bytes: bool = True, exact: bool = False,
+          seen: list[FastGctraceStream] | None = None) -> tuple[LineStats, LineStats, int]:
+    """Bytes streams are read as a file is (`_feed_raw`); the fast path must then have staged or stored every
+    batch from its bytes. `seen` collects the fast streams (for their counters)."""
     ref_stats, fast_stats, engine_lines, raw_batches = LineStats(), LineStats(), 0, 0
     fast = GctraceFastPath(fast_store, settings.sql_dir, RenderContext(fast_store.database, settings.retention_days),
-                           min_run=min_run)
+                           min_run=min_run, min_chunk=min_chunk)
     for name, data in streams.items():
         reference = _stream(name)
         fast_stream = fast.stream(_stream(name), service="api", instance=name, source="file")
         if isinstance(data, bytes):
-            _feed_raw(reference, data, Sink(ref), batch, fast=False)
-            _feed_raw(fast_stream, data, Sink(fast_store), batch, fast=True)
-            raw_batches += fast_stream.raw_batches
+            _feed_raw(reference, data, Sink(ref), batch, fast=False, exact=exact)
+            _feed_raw(fast_stream, data, Sink(fast_store), batch, fast=True, by_bytes=by_bytes, exact=exact)
+            raw_batches += fast_stream.raw_batches + fast_stream.clean_chunks
         else:
             _feed(reference, data, Sink(ref), batch)
             _feed(fast_stream, data, Sink(fast_store), batch)
@@ -115,6 +143,8 @@ def _both(settings: Settings, ref: Store, fast_store: Store, streams: dict[str, 
         fast_stream.close()
         fast_stats.add(fast_stream.stats)
         engine_lines += fast_stream.engine_lines
+        if seen is not None:
+            seen.append(fast_stream)
     for table in TABLES:
         assert _table(fast_store, table) == _table(ref, table), table
     # Every stream dropped its stage table.
@@ -138,10 +168,12 @@ def test_every_capture_gives_identical_rows(settings, store, second_store, batch
     assert engine_lines > stats.events // 2  # the engine did most of the gc lines
 
 
-@pytest.mark.parametrize(("batch", "min_run"), [(50_000, 64), (701, 8)])
-def test_every_capture_from_raw_bytes_gives_identical_rows(settings, store, second_store, batch, min_run) -> None:
+@pytest.mark.parametrize(("batch", "min_run", "by_bytes"), [(50_000, 64, True), (701, 8, True), (701, 8, False)])
+def test_every_capture_from_raw_bytes_gives_identical_rows(settings, store, second_store, batch, min_run,
+                                                           by_bytes) -> None:
     streams = {p.name: p.read_bytes() for p in sorted(SAMPLES.glob("*.txt"))}
-    stats, _, engine_lines = _both(settings, store, second_store, streams, batch=batch, min_run=min_run)
+    stats, _, engine_lines = _both(settings, store, second_store, streams, batch=batch, min_run=min_run,
+                                   min_chunk=16, by_bytes=by_bytes)
     assert stats.events > 3000 and stats.repaired > 0
     assert engine_lines > stats.events // 2
 
@@ -156,7 +188,7 @@ def test_raw_bytes_that_are_not_utf8_or_end_in_crlf_give_identical_rows(settings
     crlf = b"\r\n".join(gc_lines[:400]) + b"\r\n"
     streams = {"odd": b"\n".join(odd) + b"\n", "crlf": crlf, "unterminated": b"\n".join(gc_lines[:250]),
                "restarted": b"\n".join(gc_lines[:150] + gc_lines[:120]) + b"\n"}
-    stats, _, engine_lines = _both(settings, store, second_store, streams, batch=97, min_run=8)
+    stats, _, engine_lines = _both(settings, store, second_store, streams, batch=97, min_run=8, min_chunk=16)
     assert stats.quarantined >= 1 and engine_lines > 900
     incarnations = store.rows(f"SELECT instance, max(incarnation) FROM {store.database}.gc_events "
                               f"GROUP BY instance ORDER BY instance")
@@ -188,6 +220,74 @@ def test_restarts_torn_and_out_of_range_lines_give_identical_rows(settings, stor
                               f"GROUP BY instance ORDER BY instance")
     # gc 1..150, back to 1, back to 41, then another program's cycles from 1, then back to 1.
     assert incarnations == [("restart-first", 2), ("restarted", 5), ("torn", 1)]
+
+
+_HEAD = re.compile(r"^gc \d+ @\d+\.\d+s ")
+
+
+def _plain_stream(count: int, first: int = 0) -> list[str]:
+    """A plain gctrace stream: real gc lines of every capture, renumbered with @T rising (a storm)."""
+    tails = [line[m.end():] for p in sorted(SAMPLES.glob("*.txt")) for line in p.read_text().splitlines()
+             if (m := _HEAD.match(line)) and parse_gc(line) is not None]
+    return [f"gc {k + 1} @{k * 0.05:.3f}s {tails[k % len(tails)]}" for k in range(first, first + count)]
+
+
+def _encode(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_clean_chunks_are_one_statement_and_others_fall_back(settings, store, second_store) -> None:
+    """Batches of plain gc lines are stored by one statement each; a batch with anything else (an application
+    line, a torn gc line, a restart inside it or on its first line, a torn line at its end or among the lines
+    held back for the next batch) stores nothing there and takes the span path: rows stay the reference's."""
+    plain = _plain_stream(3_000)
+    batch = 200  # a stored chunk is the 2 held-back lines + the batch's lines - 2: boundaries at 198, 398, ...
+    torn = plain[60][:plain[60].index(" ms cpu, ") + 9]  # cut after its " ms clock, "
+    restart_at = {f"restart-{k}": 600 + k for k in (-3, -2, -1, 0, 1)}  # around the chunk boundary at 598
+    streams: dict[str, bytes] = {
+        "clean": _encode(plain),
+        "app-line-after-clean": _encode([*plain[:900], "app: hello", *plain[900:2000]]),
+        "torn-after-clean": _encode([*plain[:900], torn, *plain[900:2000]]),
+        "torn-ends-chunk": _encode([*plain[:397], torn, *plain[397:1500]]),      # the last stored line
+        "torn-held-back": _encode([*plain[:399], torn, *plain[399:1500]]),       # among the held-back lines
+        "restart-inside": _encode(plain[:700] + plain[:900]),
+        **{name: _encode(plain[:at] + plain[:800]) for name, at in restart_at.items()},
+        "unterminated": _encode(plain[:1000])[:-1],
+        # a torn gc line in every batch: refused, then the statement is skipped for 1, 2, 4, ... batches
+        "torn-every-batch": _encode([torn if k % 200 == 100 else line for k, line in enumerate(plain)]),
+    }
+    seen: list[FastGctraceStream] = []
+    stats, _, engine_lines = _both(settings, store, second_store, streams, batch=batch, min_run=8, min_chunk=16,
+                                   exact=True, seen=seen)
+    by_name = {s.params["instance"]: s for s in seen}
+    assert stats.quarantined == 3 + len(plain) // batch and stats.logs == 1
+    # Every line of the clean stream went through chunk statements, the last batch with the stream's end.
+    assert by_name["clean"].engine_lines == len(plain)
+    assert by_name["clean"].clean_chunks == len(plain) // batch and by_name["clean"].span_batches == 0
+    for name in ("app-line-after-clean", "torn-after-clean", "torn-ends-chunk", "torn-held-back", "restart-inside",
+                 *restart_at):
+        assert by_name[name].clean_chunks > 0 and by_name[name].span_batches > 0, name
+    # Those whose bad line only the engine sees: the statement ran and refused the batch.
+    for name in ("torn-after-clean", "torn-held-back", "restart-inside", *restart_at):
+        assert by_name[name].refused_chunks > 0, name
+    incarnations = dict(store.rows(f"SELECT instance, max(incarnation) FROM {store.database}.gc_events "
+                                   f"GROUP BY instance"))
+    assert incarnations["restart-inside"] == 2 and all(incarnations[name] == 2 for name in restart_at)
+    assert incarnations["clean"] == 1 and engine_lines > 10_000
+    assert by_name["unterminated"].engine_lines == 1000 and by_name["unterminated"].span_batches == 0
+    every = by_name["torn-every-batch"]
+    assert every.clean_chunks == 0 and every.span_batches == len(plain) // batch and every.refused_chunks == 4
+
+
+def test_a_refused_chunk_stores_nothing_even_when_large(settings, store, second_store) -> None:
+    """The chunk statement's check sees the whole batch before a row is written: one bad line at the very end of
+    a 100,000-line batch leaves gc_events as it was, and the span path then stores each line once."""
+    plain = _plain_stream(100_004)
+    bad = plain[-4][:plain[-4].index(" ms cpu, ") + 9]  # torn; the line before the batch's last stored line
+    streams = {"big": _encode([*plain[:-4], bad, *plain[-3:]])}
+    seen: list[FastGctraceStream] = []
+    _both(settings, store, second_store, streams, batch=200_000, min_run=64, seen=seen)
+    assert seen[0].refused_chunks == 1 and seen[0].clean_chunks == 0
 
 
 def test_real_program_stderr_gives_identical_rows(build_go, settings, store, second_store, tmp_path: Path) -> None:

@@ -24,10 +24,11 @@ def _recent(hours: float = 1.0) -> datetime:
     return (datetime.now(UTC) - timedelta(hours=hours)).replace(microsecond=0)
 
 
-def _args(*paths: Path | str, start: datetime | None = None, instance: str = "") -> argparse.Namespace:
+def _args(*paths: Path | str, start: datetime | None = None, instance: str = "", jobs: int = 1,
+          service: str = "api") -> argparse.Namespace:
     return argparse.Namespace(
-        paths=[str(p) for p in paths], service="api", instance=instance,
-        start_time=start.strftime("%Y-%m-%dT%H:%M:%SZ") if start else None,
+        paths=[str(p) for p in paths], service=service, instance=instance,
+        start_time=start.strftime("%Y-%m-%dT%H:%M:%SZ") if start else None, jobs=jobs,
     )
 
 
@@ -63,6 +64,38 @@ def test_samples_plain_and_gzip_are_stored_with_their_values(settings, store, tm
     assert counts == {"scav": 302 + 241, "pacer": 907 + 483, "logs": 62 + 5534, "quarantine": 0}
     bodies = store.rows(f"SELECT Body FROM {db}.otel_logs WHERE Body LIKE 'app: tick allocated=90MiB%' LIMIT 1")
     assert bodies == [("app: tick allocated=90MiB goroutines=3",)]
+
+
+def test_inputs_ingested_at_once_give_the_rows_of_one_at_a_time(settings, store, tmp_path, capsys) -> None:
+    """--jobs 2 runs inputs side by side (clean files through the one-statement fast path, captures with
+    application lines and restarts through the span path, one without a start time): every table holds the
+    rows one input at a time gives, and the reports come in input order."""
+    gc_lines = [line for line in (SAMPLES / "go1.27.3-storm.txt").read_text().splitlines() if line.startswith("gc ")]
+    tails = [line.split("s ", 1)[1] for line in gc_lines]  # after "gc N @T"
+    clean = tmp_path / "clean.log"  # renumbered: 3,000 plain gc lines in clock order
+    clean.write_text("".join(f"gc {k + 1} @{k * 0.05:.3f}s {tails[k % len(tails)]}\n" for k in range(3_000)))
+    restarted = tmp_path / "restarted.log"
+    restarted.write_text("\n".join(gc_lines[:200] + gc_lines) + "\n")
+    paths = [clean, SAMPLES / "go1.19.8-interleave.txt", restarted, SAMPLES / "go1.27.3-storm.txt"]
+    start = _recent()
+    assert ingest_command(settings, _args(*paths, start=start, jobs=2, service="together")) == 0
+    together = capsys.readouterr().out.splitlines()
+    assert ingest_command(settings, _args(*paths, start=start, jobs=1, service="in-turn")) == 0
+    in_turn = capsys.readouterr().out.splitlines()
+    assert together == in_turn and [line.split(":")[0] for line in together[:4]] == [str(p) for p in paths]
+    db = settings.database
+    # (the service names differ, and so does received_at: each command's own time)
+    for table, service, differ in (("gc_events", "service", "received_at"), ("scavenger_events", "service",
+                                   "received_at"), ("pacer_events", "service", "received_at"),
+                                   ("otel_logs", "ServiceName", "ResourceAttributes"),
+                                   ("quarantine", "service", "received_at")):
+        both = {name: sorted(store.rows(f"SELECT * EXCEPT ({service}, {differ}) FROM {db}.{table} "
+                                        f"WHERE {service} = {{s:String}}", {"s": name}), key=repr)
+                for name in ("together", "in-turn")}
+        assert both["together"] == both["in-turn"], table
+    assert store.rows(f"SELECT instance, max(incarnation) FROM {db}.gc_events WHERE service = 'together' "
+                      f"GROUP BY instance ORDER BY instance") == [
+        ("clean.log", 1), ("go1.19.8-interleave.txt", 1), ("go1.27.3-storm.txt", 1), ("restarted.log", 2)]
 
 
 def test_file_without_start_time_is_anchored_on_its_mtime(settings, store, tmp_path) -> None:

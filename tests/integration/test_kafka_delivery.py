@@ -263,17 +263,25 @@ def test_backpressure_pauses_partitions_and_loses_nothing(settings, store, kafka
 
 
 class _FlakySink(Sink):
-    """The real sink, except that the first `failures` writes find the store unavailable."""
+    """The real sink, except that the first `failures` writes (columnar, or the gctrace engine's INSERT ... SELECT)
+    find the store unavailable."""
 
     def __init__(self, store, failures: int) -> None:
         super().__init__(store)
         self.failures = failures
 
-    def write(self, rows, *, token=None):
+    def _fail(self) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise StoreUnavailable("store unavailable (injected)")
+
+    def write(self, rows, *, token=None):
+        self._fail()
         return super().write(rows, token=token)
+
+    def write_select(self, table, sql, **kw):
+        self._fail()
+        return super().write_select(table, sql, **kw)
 
 
 def test_store_unavailable_keeps_the_batch_and_retries(settings, store, kafka_bootstrap, kafka_names,

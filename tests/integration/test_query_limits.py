@@ -246,6 +246,39 @@ def test_summary_counts_rows_and_errors_quote_the_users_query(fleet) -> None:
     assert b"failed at position 7 (1): 1 FROM numbers(3)." in body, body  # positions in the reader's own text
 
 
+def test_summary_of_large_and_streamed_results_as_clickhouse_connect_reads_it(fleet) -> None:
+    """X-ClickHouse-Summary as a ClickHouse server sends it (docs/reliability.md): exact when the client waits
+    for the end (clickhouse-connect's query()), progress up to the first `buffer_size` bytes when it streams,
+    exact again when the stream's `buffer_size` holds the whole result."""
+    n = 1_500_000  # 12 MB of Native UInt64: far past the default 1 MiB buffer
+    sql = f"SELECT number FROM numbers({n})"
+    client = clickhouse_connect.get_client(host="127.0.0.1", port=fleet.query_port, password=PASSWORD,
+                                           compress=False)
+    try:
+        whole = client.query(sql)
+        assert whole.row_count == n
+        # result rows are counted from the blocks sent; read rows are the engine's progress when the last block
+        # left it, which may trail the scan's end under load (tests/integration/test_query_gateway.py)
+        assert whole.summary["result_rows"] == str(n), whole.summary
+        assert 0 < int(whole.summary["read_rows"]) <= n, whole.summary
+
+        def streamed(**settings: int) -> tuple[int, dict[str, str]]:
+            with client.query_row_block_stream(sql, settings=settings) as stream:
+                rows = sum(len(block) for block in stream)
+                return rows, dict(stream.source.summary)
+
+        rows, summary = streamed()
+        assert rows == n
+        # what the engine had produced when the headers left: at least the first MiB, not the whole result
+        assert (1 << 20) // 8 <= int(summary["result_rows"]) < n, summary
+        assert int(summary["read_rows"]) > 0 and summary["total_rows_to_read"] == "0"
+        rows, summary = streamed(buffer_size=64 << 20)  # a buffer that holds it all: the whole result's figures
+        assert rows == n and summary["result_rows"] == str(n) and 0 < int(summary["read_rows"]) <= n, summary
+        assert summary["total_rows_to_read"] != "0", summary
+    finally:
+        client.close()
+
+
 def test_no_secret_in_logs_at_debug(fleet) -> None:
     get(fleet, "SELECT 1")  # the password travels in the URL, as clickhouse-connect's GETs do
     log = fleet.log()

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2_grpc
 from opentelemetry.sdk._logs import LoggerProvider
@@ -33,6 +35,7 @@ from pipeline.serve import otlp as otlp_http
 from pipeline.serve import otlp_grpc
 from pipeline.serve.query import QueryEndpoint, serve_gateway
 from pipeline.sink import BatchingWriter, Sink
+from pipeline.sources.otlp_export import dedup_token
 from pipeline.store.query_engine import EngineGateway
 from pipeline.telemetry import Telemetry
 from tests.integration.test_faults_otlp import logs_request
@@ -253,6 +256,26 @@ def test_gzip_member_flood_is_refused_quickly(running: Running) -> None:
     still_ingesting(running, "after-gzip-flood")
 
 
+def test_zstd_frame_flood_is_refused_quickly_and_a_multi_frame_body_is_stored(running: Running) -> None:
+    """Empty zstd frames cost a decoder each, like empty gzip members: a flood is refused from the frame
+    headers within `serve.max_gzip_members`; a real export split over several frames is stored whole."""
+    import zstandard
+
+    flood = zstandard.ZstdCompressor().compress(b"") * 400_000  # about 3.6 MB of empty frames
+    started = time.monotonic()
+    status, _, answer = post(running.http.port, flood, {**AUTH, "Content-Encoding": "zstd"})
+    assert status == 413 and b"zstd frames" in answer, (status, answer[:200])
+    assert time.monotonic() - started < 5
+    body = logs_request("zstd-frames", [f"record {i}" for i in range(200)]).SerializeToString()
+    third = len(body) // 3
+    frames = b"".join(zstandard.ZstdCompressor(write_checksum=True).compress(part)
+                      for part in (body[:third], body[third:2 * third], body[2 * third:]))
+    assert post(running.http.port, frames, {**AUTH, "Content-Encoding": "zstd"})[0] == 200
+    count = running.ctx.store.scalar(f"SELECT count() FROM {running.db}.otel_logs WHERE ServiceName = 'zstd-frames'")
+    assert count == 200
+    still_ingesting(running, "after-zstd-flood")
+
+
 def test_deeply_nested_json_gets_400(running: Running) -> None:
     for depth in (1_000, 100_000):
         nested = b'{"resourceLogs": ' + b"[" * depth + b"]" * depth + b"}"
@@ -364,6 +387,35 @@ def test_an_export_retried_with_the_same_body_is_stored_once(running: Running) -
     body = logs_request("retried-export", ["new line"]).SerializeToString()
     assert post(running.http.port, body, AUTH)[0] == 200
     assert running.ctx.store.scalar(f"SELECT count() FROM {db}.otel_logs WHERE ServiceName = 'retried-export'") == 6
+
+
+def test_a_grpc_export_retried_with_the_same_message_is_stored_once(running: Running) -> None:
+    """The official gRPC exporter sends the same batch twice: the guard derives the call's token from the
+    message bytes, so the retry is not queued again; the same bytes over OTLP/HTTP (an exporter failing over to
+    the other port) carry the same token and are not stored again either."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": "retried-grpc-export"}))
+    memory = InMemoryLogRecordExporter()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(memory))
+    logger = provider.get_logger("test")
+    for i in range(5):
+        logger.emit(body=f"retried grpc line {i}")
+    batch = memory.get_finished_logs()
+    exporter = GrpcLogExporter(endpoint=running.ctx.settings.otlp.grpc, insecure=True,
+                               headers={"authorization": f"Bearer {TOKEN}"})
+    count_sql = f"SELECT count() FROM {running.db}.otel_logs WHERE ServiceName = 'retried-grpc-export'"
+    token = dedup_token("logs", encode_logs(batch).SerializeToString())
+    try:
+        assert exporter.export(batch) == LogRecordExportResult.SUCCESS
+        assert token in running.ctx.writer._recent
+        first = running.ctx.writer._recent[token]
+        assert exporter.export(batch) == LogRecordExportResult.SUCCESS
+        assert running.ctx.writer._recent[token] is first  # the retry was answered from the first write
+        assert post(running.http.port, encode_logs(batch).SerializeToString(), AUTH)[0] == 200
+        assert running.ctx.writer._recent[token] is first
+        assert running.ctx.store.scalar(count_sql) == 5
+    finally:
+        exporter.shutdown()
+        provider.shutdown()
 
 
 # -- the query port ------------------------------------------------------------------------------------------

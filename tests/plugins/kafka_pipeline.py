@@ -27,6 +27,7 @@ from pipeline.config import Settings
 from pipeline.sink import Sink
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
+from pipeline.sources.kafka.gctrace_engine import engine_from_settings
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings
 from pipeline.telemetry import Telemetry
@@ -38,6 +39,9 @@ GCTRACE_TAIL = "0.015+0.51+0.003 ms clock, 0.12+0.20/0.41/0.10+0.024 ms cpu, 4->
 FAST_KAFKA = {
     "session_timeout_ms": 3000, "heartbeat_interval_ms": 1000, "fetch_max_wait_ms": 50,
     "batch_max_seconds": 0.2, "topic_refresh_seconds": 1.0,
+    # Every gctrace batch, however small, goes through the engine path (the production default keeps small
+    # batches in Python), so the delivery and crash tests cover it.
+    "gctrace_engine_min_lines": 1,
 }
 
 
@@ -109,7 +113,9 @@ def kafka_settings(settings: Settings, bootstrap: str, names: KafkaNames, **extr
 def make_worker(settings: Settings, store: Store, *, until_caught_up: bool) -> KafkaWorker:
     telemetry = Telemetry()
     ledger = BatchLedger(store, settings.kafka.group_id, settings.sql_dir, context_from_settings(settings))
-    return KafkaWorker(settings.kafka, Sink(store, telemetry), ledger, telemetry, until_caught_up=until_caught_up)
+    worker = KafkaWorker(settings.kafka, Sink(store, telemetry), ledger, telemetry, until_caught_up=until_caught_up)
+    worker.gctrace_engine = engine_from_settings(settings, store)  # as `fleetwatch run` starts it
+    return worker
 
 
 def run_worker(settings: Settings, store: Store, *, timeout: float = 60.0) -> KafkaWorker:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pipeline.normalize import runtime_lines as rl
 from pipeline.normalize.gctrace import GctraceStream, LineStats, normalize_lines, repair, stream_span_ns
 from pipeline.normalize.rows import Rows
 
@@ -42,6 +43,28 @@ GO127 = ("gc 100 @1.391s 38%: 0.056+11+0.040 ms clock, 0.11+11/0.032/0+0.080 ms 
          "0 MB stacks, 0 MB globals, 2 P")
 GO127_LEAK = ("gc 26 @150.012s 0% (checking for goroutine leaks): 0.71+1.6+0.073 ms clock, 1.4+0/0.58/0+0.14 ms "
               "cpu, 22->22->0 MB, 35 MB goal, 3 MB stacks, 1 MB globals, 2 P (forced)")
+
+
+def test_parse_gc_fields_by_name() -> None:
+    """parse_gc builds its tuple by position for speed: every field, each with a value of its own, is checked
+    by name, so a field added to or moved in GcFields cannot shift the others unnoticed."""
+    line = ("gc 11 @12.345s 13% (checking for goroutine leaks): 0.14+15+0.16 ms clock, 0.17+18/0.19/20+0.21 ms cpu, "
+            "22->23->24 MB, 25 MB goal, 26 MB stacks, 27 MB globals, 28 P (forced)")
+    expected = {
+        "gc_num": 11, "since_us": 12_345_000, "gc_cpu_pct": 13, "stw_sweep_term_ms": 0.14, "mark_ms": 15.0,
+        "stw_mark_term_ms": 0.16, "cpu_sweep_term_ms": 0.17, "cpu_assist_ms": 18.0, "cpu_background_ms": 0.19,
+        "cpu_idle_ms": 20.0, "cpu_mark_term_ms": 0.21, "heap_start_mb": 22, "heap_end_mb": 23, "heap_live_mb": 24,
+        "heap_goal_mb": 25, "stacks_mb": 26, "globals_mb": 27, "procs": 28, "forced": 1, "leak_check": 1,
+        "format": "go1.26", "clock_us": 15_300,
+    }
+    parsed = rl.parse_gc(line)
+    assert parsed is not None and type(parsed) is rl.GcFields
+    assert set(expected) == set(rl.GC_FIELDS)
+    assert parsed._asdict() == expected
+    plain = rl.parse_gc(line.replace(" (checking for goroutine leaks)", "").replace(", 26 MB stacks, 27 MB globals",
+                                                                                   ""))
+    assert plain is not None and (plain.format, plain.stacks_mb, plain.globals_mb, plain.leak_check) == (
+        "go1.6", None, None, 0)
 
 
 def test_go119_forced_line_field_by_field() -> None:

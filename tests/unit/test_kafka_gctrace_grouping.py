@@ -97,3 +97,42 @@ def test_whole_message_failures_keep_their_place_between_groups() -> None:
     assert grouped.tables["quarantine"]["offset"] == [1, 3, 5]
     assert grouped.count("gc_events") == 2
     assert list(grouped.tables) == ["gc_events", "quarantine", "otel_logs"]
+
+
+def test_observed_ranges_give_the_rows_of_one_call_around_gc_lines_stored_elsewhere() -> None:
+    """The engine path's Python share (gctrace.ObservedRanges): with the plain gc lines taken out (stored by the
+    engine), the stretches between them give exactly the other rows of one `normalize_lines` call, with the
+    clock (process start, after_gc_num) moved past each gc line taken out."""
+    from pipeline.normalize import runtime_lines as rl
+    from pipeline.normalize.gctrace import GC_TABLE, ObservedRanges
+
+    lines = [line for path in sorted(SAMPLES.glob("*.txt")) for line in path.read_text().splitlines()][:4000]
+    lines += [GC_LINE[:60], "app: between the pieces", GC_LINE[60:], "gc 3 @0.1s 0%: broken", "scav 1 KiB work"]
+    observed = [1_767_312_000_000_000_000 + 1_000_000 * i for i in range(len(lines))]
+    where = [{"topic": "gc", "partition": 0, "offset": i} for i in range(len(lines))]
+    kw = {"service": "api", "instance": "pod-1", "source": SOURCE, "received_at": RECEIVED}
+    reference = Rows()
+    normalize_lines(lines, observed_ns=observed, rows=reference, where_at=where.__getitem__, **kw)
+
+    # A stand-in for the engine's test: well-formed gc lines that start with their head.
+    taken = [line.startswith("gc ") and rl.parse_gc(line) is not None and " ms clock, " in line for line in lines]
+    assert sum(taken) > 200 and not all(taken)
+    ranges = ObservedRanges(lines, observed_ns=observed, where_at=where.__getitem__, **kw)
+    got = Rows()
+    i = 0
+    while i < len(lines):
+        if taken[i]:
+            ranges.gc_stored_at(i)
+            i += 1
+            continue
+        end = i
+        while end < len(lines) and not taken[end]:
+            end += 1
+        ranges.normalize_range(i, end, got)
+        i = end
+    expected = {table: cols for table, cols in reference.tables.items() if table != GC_TABLE}
+    kept = [k for k, flag in enumerate(taken) if not flag]  # gc rows made in Python: lines not taken out
+    assert {t: c for t, c in got.tables.items() if t != GC_TABLE} == expected
+    assert got.count(GC_TABLE) == reference.count(GC_TABLE) - sum(taken)
+    assert got.count(GC_TABLE) > 0 and kept  # a repaired line and the non-plain ones are Python's
+    assert ranges.stats.lines == len([line for line in lines if line is not None])

@@ -180,6 +180,51 @@ def test_runtime_log_bodies_become_gc_events_and_app_lines_stay_logs() -> None:
     assert rows.tables["otel_logs"]["Body"] == ["app: hello"]
 
 
+def test_log_rows_keep_their_own_record_and_scope_across_scopes_and_mixed_bodies() -> None:
+    """otel_logs rows are built column by column: each row must still carry its own record's and scope's fields,
+    whatever mix of runtime lines, application lines, blank and non-string bodies comes before it."""
+    gc = ("gc 7 @2.000s 1%: 0.010+1.0+0.010 ms clock, 0.020+0.1/0.5/0+0.02 ms cpu, 4->5->2 MB, 5 MB goal, "
+          "0 MB stacks, 0 MB globals, 2 P")
+    request = ExportLogsServiceRequest()
+    rl = request.resource_logs.add(schema_url="rs")
+    rl.resource.attributes.extend([kv("service.name", string_value="api")])
+    first = rl.scope_logs.add(schema_url="u1")
+    first.scope.name, first.scope.version = "lib-a", "1"
+    first.log_records.add(time_unix_nano=NOW_NS + 1, body=AnyValue(string_value=gc))
+    first.log_records.add(time_unix_nano=NOW_NS + 2, body=AnyValue(string_value=f"app one\n{gc}\napp two"),
+                          severity_text="INFO", attributes=[kv("k", string_value="a")])
+    first.log_records.add(time_unix_nano=NOW_NS + 3, body=AnyValue(int_value=42), span_id=bytes.fromhex(SPAN))
+    second = rl.scope_logs.add(schema_url="u2")
+    second.scope.name = "lib-b"
+    second.scope.attributes.extend([kv("s", bool_value=True)])
+    second.log_records.add(time_unix_nano=NOW_NS + 4, body=AnyValue(string_value="  "), severity_number=300)
+    second.log_records.add(time_unix_nano=NOW_NS + 5, body=AnyValue(string_value="whole\nrecord\n"),
+                           trace_id=bytes.fromhex(TRACE), event_name="e")
+    rows, result = normalize("logs", request)
+    assert (result.accepted, result.rejected) == (5, 0)
+    assert rows.tables["gc_events"]["gc_num"] == [7, 7]
+    cols = rows.tables["otel_logs"]
+    assert {len(values) for values in cols.values()} == {5}
+    got = [{name: cols[name][i] for name in ("Timestamp", "Body", "ScopeName", "ScopeVersion", "ScopeSchemaUrl",
+                                             "ScopeAttributes", "LogAttributes", "SeverityText", "SeverityNumber",
+                                             "SpanId", "TraceId", "EventName", "ResourceSchemaUrl")}
+           for i in range(5)]
+    a = {"ScopeName": "lib-a", "ScopeVersion": "1", "ScopeSchemaUrl": "u1", "ScopeAttributes": {},
+         "ResourceSchemaUrl": "rs"}
+    b = {"ScopeName": "lib-b", "ScopeVersion": "", "ScopeSchemaUrl": "u2", "ScopeAttributes": {"s": "true"},
+         "ResourceSchemaUrl": "rs"}
+    plain = {"LogAttributes": {}, "SeverityText": "", "SeverityNumber": 0, "SpanId": "", "TraceId": "", "EventName": ""}
+    mixed = {**plain, "LogAttributes": {"k": "a"}, "SeverityText": "INFO", "Timestamp": NOW_NS + 2}
+    assert got == [
+        {**a, **mixed, "Body": "app one"},
+        {**a, **mixed, "Body": "app two"},
+        {**a, **plain, "Timestamp": NOW_NS + 3, "Body": "42", "SpanId": SPAN},
+        {**b, **plain, "Timestamp": NOW_NS + 4, "Body": "  "},
+        {**b, **plain, "Timestamp": NOW_NS + 5, "Body": "whole\nrecord\n", "TraceId": TRACE, "EventName": "e"},
+    ]
+    assert all(r["service.name"] == "api" for r in cols["ResourceAttributes"])
+
+
 def metric_request(metrics: list[metrics_pb2.Metric]) -> ExportMetricsServiceRequest:
     request = ExportMetricsServiceRequest()
     rm = request.resource_metrics.add()

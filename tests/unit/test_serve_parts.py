@@ -13,7 +13,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from pipeline.normalize.otlp import OtlpDecodeError, OtlpResult, decode_request
 from pipeline.serve.auth import bearer_ok, clickhouse_ok
-from pipeline.serve.body import Refusal, decompress
+from pipeline.serve.body import Refusal, count_zstd_frames, decompress
 from pipeline.serve.otlp import dedup_token
 from pipeline.serve.otlp_limits import TooManyObjects, TooManyRecords, check_record_count, load_json
 from pipeline.serve.status import HTTP_STATUS
@@ -60,6 +60,45 @@ def test_members_are_bounded() -> None:
         with pytest.raises(Refusal) as refused:
             decompress(garbage, encoding, limit=100, max_members=4)
         assert refused.value.status == 400
+
+
+def test_zstd_frames_are_bounded_like_gzip_members() -> None:
+    """A flood of empty zstd frames is refused from the frame headers alone, whatever the frame options."""
+    for frame in (zstandard.ZstdCompressor().compress(b""),
+                  zstandard.ZstdCompressor(write_checksum=True, write_content_size=False).compress(b""),
+                  b"\x50\x2a\x4d\x18\x00\x00\x00\x00"):  # an empty skippable frame
+        with pytest.raises(Refusal) as refused:
+            decompress(frame * 400_000, "zstd", limit=1 << 20, max_members=64)
+        assert refused.value.status == 413 and "zstd frames" in refused.value.message
+        assert decompress(frame * 64, "zstd", limit=1 << 20, max_members=64) == b""
+
+
+def test_a_legitimate_multi_frame_zstd_body_decodes_whole() -> None:
+    """Frames of every shape (raw, RLE and compressed blocks, several blocks per frame, checksums, unknown
+    content size, skippable frames, streamed output) are counted exactly and decoded whole."""
+    import random
+
+    rng = random.Random(7)
+    noise = bytes(rng.getrandbits(8) for _ in range(400_000))
+    payloads = [b"a" * 300_000, noise, noise[:1000] * 300, b"", b"x"]
+    frames: list[bytes] = []
+    expected = b""
+    for i, payload in enumerate(payloads):
+        cctx = zstandard.ZstdCompressor(level=1 + i, write_checksum=i % 2 == 0, write_content_size=i % 3 != 0)
+        frames.append(cctx.compress(payload))
+        expected += payload
+    streamed = zstandard.ZstdCompressor().compressobj()
+    frames.append(streamed.compress(noise[:200_000]) + streamed.flush())
+    expected += noise[:200_000]
+    frames.insert(2, b"\x5f\x2a\x4d\x18\x03\x00\x00\x00abc")  # skippable frames carry no output
+    body = b"".join(frames)
+    assert count_zstd_frames(body, 100) == len(frames)
+    assert decompress(body, "zstd", limit=len(expected), max_members=len(frames)) == expected
+    with pytest.raises(Refusal):
+        decompress(body, "zstd", limit=len(expected), max_members=len(frames) - 1)
+    with pytest.raises(Refusal) as refused:  # cut in the middle of a block: the decoder says why
+        decompress(body[: len(frames[0]) - 5], "zstd", limit=len(expected), max_members=len(frames))
+    assert refused.value.status == 400
 
 
 def test_records_are_counted_on_the_wire_for_every_signal() -> None:

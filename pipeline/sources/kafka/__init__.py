@@ -14,6 +14,7 @@ import threading
 from pipeline.runtime import RunContext
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
+from pipeline.sources.kafka.gctrace_engine import engine_from_settings
 from pipeline.sources.pprof_files import limits_from_settings
 from pipeline.store.migrate import context_from_settings
 
@@ -32,6 +33,7 @@ class KafkaSource:
         self.worker = KafkaWorker(settings.kafka, ctx.sink, ledger, ctx.telemetry,
                                   until_caught_up=ctx.until_caught_up)
         self.worker.pprof_limits = limits_from_settings(settings)
+        self.worker.gctrace_engine = engine_from_settings(settings, ctx.store)
         self.thread = threading.Thread(target=self._run, name="fleetwatch-kafka", daemon=True)
 
     def start(self) -> KafkaSource:

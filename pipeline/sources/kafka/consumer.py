@@ -29,6 +29,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
@@ -94,6 +95,7 @@ class PartitionState:
     needs_seek: bool = False  # after a failed commit: fetch again from the committed offset
     committed: int = -1  # the start of the next batch: the group's committed offset
     plan_end: int | None = None  # a recorded plan from `committed` that must be replayed exactly
+    plan_engine: bool = False  # that plan's gc rows are written by the gctrace engine path
     pending_commit: int | None = None  # rows stored up to here; the commit is still to do
 
     @property
@@ -117,6 +119,7 @@ class PartitionState:
         self.first_at = None
         self.ready = False
         self.plan_end = None
+        self.plan_engine = False
         self.pending_commit = None
 
 
@@ -176,6 +179,9 @@ class KafkaWorker:
         self.pauses = 0  # partitions paused so far (for tests and health pages)
         # Limits for the pprof topic's profiles (the [pprof] section; set by the component that starts us).
         self.pprof_limits: PprofLimits | None = None
+        # The gctrace engine path (set by the component that starts us; None: the Python normalizer handles every
+        # line). Each batch's plan records whether the engine writes it, so a replay writes it the same way.
+        self.gctrace_engine: KafkaGctraceEngine | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -203,6 +209,11 @@ class KafkaWorker:
             self.consumer.close(autocommit=False)
             if progress is not None:
                 progress.close()
+            if self.gctrace_engine is not None:
+                try:
+                    self.gctrace_engine.close()
+                except (StoreUnavailable, StoreError) as exc:
+                    log.warning("kafka: cannot drop the gctrace stage table: %s", exc)
 
     # -- subscription and rebalances -----------------------------------------------------------------------
     def _refresh_subscription(self) -> None:
@@ -264,7 +275,7 @@ class KafkaWorker:
                     self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
                 else:
                     start = committed
-                plan_end = self.ledger.planned_end(st.tp.topic, st.tp.partition, start)
+                plan = self.ledger.plan(st.tp.topic, st.tp.partition, start)
             except (KafkaError, StoreUnavailable, StoreError) as exc:
                 log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
                 continue
@@ -277,7 +288,8 @@ class KafkaWorker:
                 self.consumer.seek(st.tp, start)
                 st.needs_seek = False
             st.committed = start
-            st.plan_end = plan_end if plan_end is not None and plan_end > start else None
+            st.plan_end = plan.end if plan is not None and plan.end > start else None
+            st.plan_engine = plan is not None and plan.gctrace_engine
             st.ready = True
             if st.plan_end is not None:
                 log.info("kafka: %s resumes the recorded batch [%d, %d)", _name(st.tp), start, st.plan_end)
@@ -357,17 +369,24 @@ class KafkaWorker:
         tp = st.tp
         try:
             if st.plan_end is None:
-                stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, count)
+                engine = (st.kind is Kind.gctrace and self.gctrace_engine is not None
+                          and self.gctrace_engine.wants(messages))
+                stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, count, gctrace_engine=engine)
                 if stored_end != end:  # someone planned this range first: follow their plan
                     log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, stored_end)
+                    plan = self.ledger.plan(tp.topic, tp.partition, start)
                     st.plan_end = stored_end
+                    st.plan_engine = plan is not None and plan.gctrace_engine
                     return False
                 st.plan_end = end
+                st.plan_engine = engine
             token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
+            if st.plan_engine and self.gctrace_engine is None:
+                raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
             result = write_batch(
                 self.sink, st.kind, messages, token, received_at=datetime.now(UTC),
                 otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
-                pprof_limits=self.pprof_limits,
+                pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine if st.plan_engine else None,
             )
         except (StoreUnavailable, StoreError) as exc:
             self._retry_at = time.monotonic() + self._backoff
@@ -401,6 +420,7 @@ class KafkaWorker:
         log.debug("kafka: committed batch %s [%d, %d)", _name(st.tp), st.committed, end)
         st.committed = end
         st.plan_end = None
+        st.plan_engine = False
         st.pending_commit = None
         return True
 

@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from pipeline.normalize.gctrace import GC_TABLE
 from pipeline.normalize.kafka_messages import SOURCE, KafkaMessage, Kind, normalize_messages
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.normalize.rows import QUARANTINE, Rows
 from pipeline.sink import Sink
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
@@ -53,21 +55,29 @@ class BatchLedger:
 
     def planned_end(self, topic: str, partition: int, start: int) -> int | None:
         """The end of the plan starting at `start`, or None when no batch was planned from there."""
+        plan = self.plan(topic, partition, start)
+        return None if plan is None else plan.end
+
+    def plan(self, topic: str, partition: int, start: int) -> Plan | None:
+        """The plan starting at `start` (its end, and how its gc rows are written), or None."""
         rows = self.store.rows(
             self._lookup_sql,
             {"group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start},
         )
         if not rows or not rows[0][1]:
             return None
-        return int(rows[0][0])
+        return Plan(end=int(rows[0][0]), gctrace_engine=bool(rows[0][2]))
 
-    def claim(self, topic: str, partition: int, start: int, end: int, messages: int) -> int:
-        """Record the plan [start, end) unless one exists; returns the end of the plan that stands."""
+    def claim(self, topic: str, partition: int, start: int, end: int, messages: int, *,
+              gctrace_engine: bool = False) -> int:
+        """Record the plan [start, end) unless one exists; returns the end of the plan that stands.
+        `gctrace_engine`: the batch's gc rows are written by the engine path (whoever replays it does the same)."""
         self.store.insert_columns(
             LEDGER_TABLE,
             {
                 "group_id": [self.group_id], "topic": [topic], "partition": [partition],
                 "start_offset": [start], "end_offset": [end], "messages": [messages], "planned_by": [self._who],
+                "gctrace_engine": [int(gctrace_engine)],
             },
             dedup_token=f"plan/{self.group_id}/{topic}/{partition}/{start}",
         )
@@ -75,6 +85,12 @@ class BatchLedger:
         if stored is None:  # the insert returned, so the plan must be readable; anything else is a store bug
             raise StoreError(f"batch plan {topic}/{partition}@{start} not readable after insert")
         return stored
+
+
+@dataclass(frozen=True)
+class Plan:
+    end: int
+    gctrace_engine: bool
 
 
 @dataclass
@@ -99,8 +115,12 @@ def write_batch(
     otlp_encoding: str,
     max_message_bytes: int,
     pprof_limits: PprofLimits | None = None,
+    gctrace_engine: KafkaGctraceEngine | None = None,
 ) -> BatchResult:
     """Normalize and store one planned batch; idempotent for the same messages and token.
+
+    With `gctrace_engine` (when the batch's plan says so), a gctrace batch's gc rows are stored by the engine in
+    one insert, after every other table (gctrace_engine.py); the rest is as below.
 
     Raises `StoreUnavailable` (retry the same batch later). When the store rejects a table's insert
     outright (`StoreError`: a value the column cannot hold), the batch falls back to one write per message
@@ -108,10 +128,15 @@ def write_batch(
     store's reason. The fallback is as deterministic as the batch, so a replay takes the same path with
     the same tokens.
     """
-    rows = Rows()
-    poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
-                                  otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
-                                  pprof_limits=pprof_limits)
+    engine = None
+    if kind is Kind.gctrace and gctrace_engine is not None:
+        engine = gctrace_engine.prepare(messages, received_at=received_at, max_message_bytes=max_message_bytes)
+        rows, poisoned = engine.rows, engine.poisoned
+    else:
+        rows = Rows()
+        poisoned = normalize_messages(kind, messages, rows=rows, received_at=received_at,
+                                      otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
+                                      pprof_limits=pprof_limits)
     written: dict[str, int] = {}
     parts = _by_table(rows)
     for index, (table, part) in enumerate(parts):
@@ -124,6 +149,10 @@ def write_batch(
                                           otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
                                           pprof_limits=pprof_limits)
             break
+    if engine is not None:
+        stored = engine.store_gc(sink, token)
+        if stored:
+            written[GC_TABLE] = written.get(GC_TABLE, 0) + stored
     return BatchResult(written, poisoned)
 
 

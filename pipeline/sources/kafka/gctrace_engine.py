@@ -1,0 +1,260 @@
+"""Kafka gctrace batches through the engine: many messages become one insert, no Python per plain gc line.
+
+Why: the reference normalizer costs several microseconds per gc line in Python, and with one line per message
+it ran once per run of messages on top of that. ClickHouse parses the same lines in bulk. So every raw-text line
+of a partition batch is staged, with its observed time (the record timestamp) and its run (consecutive messages
+of one (service, instance): the lines of one reference call), in one Memory table per worker
+(sql/fastpath/observed_stage.sql). The engine answers which lines it does not recognise as plain gc lines; those
+stretches, and every message the reference handles whole (JSON envelopes, tombstones, not UTF-8, too large), go
+through the Python normalizer, the reference. The recognised lines go to gc_events in one `INSERT ... SELECT`
+(sql/fastpath/observed_insert.sql).
+
+The observed-time clock needs no window functions: a gc row's time is its record's time minus the cycle's
+duration, whatever came before. What the reference carries from line to line (the last gc line's process start,
+for scavenger/pacer/notice rows, and its number, for `after_gc_num`) is set before each Python stretch from the
+recognised gc line just before it (`ObservedRanges.gc_stored_at`). Rows and quarantine are therefore the
+reference's (tests/integration/test_kafka_gctrace_engine.py, tests/integration/test_transport_equivalence.py).
+
+Exactly-once is kept as for every batch (docs/kafka.md): the other tables' rows are written with the batch's
+per-table tokens first; then every gc row of the batch (the engine's, and the few the Python normalizer made) is
+gathered as one block of a Memory table and inserted from there under `<batch token>/gc_events`. The engine
+deduplicates an `INSERT ... SELECT` block by block of its source, so a one-block source is what makes a replay
+the same block under the same token. Which path writes a batch is recorded in its plan (`kafka_batches`,
+migration 092) and a replay follows the plan, so a batch is never written one way and replayed the other (the
+Python path's insert is cut into blocks by the client, which the engine's cannot match).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Final
+
+from pipeline.config import Settings
+from pipeline.normalize.gctrace import GC_TABLE, ObservedRanges
+from pipeline.normalize.kafka_messages import (
+    SOURCE,
+    GctraceRun,
+    KafkaMessage,
+    Kind,
+    gctrace_runs,
+    normalize_message,
+    redo_run,
+    run_lines,
+)
+from pipeline.normalize.rows import Rows
+from pipeline.sink import Sink
+from pipeline.sqlfiles import load_statement
+from pipeline.store.client import Store
+from pipeline.store.migrate import RenderContext, context_from_settings
+
+log = logging.getLogger(__name__)
+
+# A batch with fewer lines than this is planned for Python: the engine's statements cost more than a few lines.
+MIN_LINES: Final = 256
+# An INSERT ... SELECT squashed into one block, its source read in one block, on one thread (see store_gc); exact
+# float parsing, as Python's float().
+_ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_size_bytes": 1 << 40,
+                     "max_insert_block_size": 1 << 30}
+_INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
+                           "max_block_size": 1 << 30}
+
+
+def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine:
+    """The worker's engine path. With `kafka.gctrace_engine` off it plans no new batch for the engine, but still
+    replays the batches whose plan says the engine wrote them."""
+    return KafkaGctraceEngine(store, settings.sql_dir, context_from_settings(settings),
+                              min_lines=settings.kafka.gctrace_engine_min_lines, enabled=settings.kafka.gctrace_engine)
+
+
+class KafkaGctraceEngine:
+    """One Kafka worker's gctrace fast path: its SQL, and its three Memory tables (created on first use, emptied
+    per batch, dropped by `close`): the staged lines, the batch's gc rows, and those rows gathered as one block."""
+
+    def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES,
+                 enabled: bool = True) -> None:
+        self.store = store
+        self.min_lines = min_lines
+        self.enabled = enabled
+        self.database = ctx.database
+        self.stage_sql = load_statement(sql_dir, "fastpath/observed_stage.sql", ctx)
+        self.python_stage_sql = load_statement(sql_dir, "fastpath/observed_python_stage.sql", ctx)
+        self.unrecognised_sql = load_statement(sql_dir, "fastpath/observed_unrecognised.sql", ctx)
+        self.insert_sql = load_statement(sql_dir, "fastpath/observed_insert.sql", ctx)
+        self.insert_staged_sql = load_statement(sql_dir, "fastpath/observed_insert_staged.sql", ctx)
+        self.gather_sql = load_statement(sql_dir, "fastpath/observed_gather.sql", ctx)
+        self.clear_sql = load_statement(sql_dir, "fastpath/observed_clear.sql", ctx)
+        self.drop_sql = load_statement(sql_dir, "fastpath/observed_drop.sql", ctx)
+        self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
+        self.python_stage = f"{self.stage}_python"
+        self.gathered = f"{self.stage}_gathered"
+        self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
+        self._created = False
+
+    def close(self) -> None:
+        if self._created:
+            for stage in (self.stage, self.python_stage, self.gathered):
+                self.store.command(self.drop_sql, parameters={"stage": stage})
+            self._created = False
+
+    def wants(self, messages: Sequence[KafkaMessage]) -> bool:
+        """Whether a new gctrace batch is planned for the engine: on, and enough lines to be worth its statements.
+        The answer is recorded in the batch plan, and a replay follows the plan, not this."""
+        if not self.enabled:
+            return False
+        lines = 0
+        for msg in messages:
+            if msg.value is not None:
+                lines += msg.value.count(b"\n") + 1
+                if lines >= self.min_lines:
+                    return True
+        return False
+
+    def prepare(self, messages: Sequence[KafkaMessage], *, received_at: datetime,
+                max_message_bytes: int) -> EngineBatch:
+        """Normalize a gctrace batch: the rows of every table but gc_events in `EngineBatch.rows`, its gc rows
+        staged for `EngineBatch.store_gc`."""
+        items = list(gctrace_runs(messages, max_message_bytes))
+        runs = [item for item in items if isinstance(item, GctraceRun)]
+        total = sum(len(lines) for run in runs for lines in run.lines)
+        seq_of_run: list[int] = []  # first line of every run, in stage order
+        identities: dict[tuple[str, str], int] = {}  # (service, instance) -> its index in the insert's arrays
+        line_col: list[str] = []
+        observed_col: list[int] = []
+        identity_col: list[int] = []
+        for run in runs:
+            seq_of_run.append(len(line_col))
+            for msg, lines in zip(run.messages, run.lines, strict=True):
+                line_col += lines
+                observed_col += [msg.timestamp_ms * 1000] * len(lines)
+            identity = identities.setdefault(run.identity, len(identities))
+            identity_col += [identity] * (len(line_col) - seq_of_run[-1])
+        self._stage({"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
+                     "line": line_col})
+        found = self.store.query(self.unrecognised_sql, parameters={"stage": self.stage}) if total else None
+        unrecognised = [seq for (seq,) in found.result_rows] if found is not None else []
+
+        rows = Rows()
+        poisoned = 0
+        skipped: list[int] = []
+        # Python's share, in batch order: whole messages, and the unrecognised stretches of each run.
+        stretches = _stretches_by_run(unrecognised, seq_of_run)
+        run_index = 0
+        for item in items:
+            if isinstance(item, KafkaMessage):
+                poisoned += normalize_message(Kind.gctrace, item, rows, received_at, max_bytes=max_message_bytes)
+                continue
+            own_stretches = stretches.get(run_index, [])
+            if own_stretches and not _run_stretches(item, own_stretches, seq_of_run[run_index], rows, received_at):
+                # The reference failed on this run: it redoes the run message by message, gc rows included.
+                skipped.append(run_index)
+                poisoned += redo_run(item, rows, received_at, max_message_bytes)
+            run_index += 1
+        # gc rows the engine stores: the lines of every run it keeps, less their unrecognised stretches.
+        ends = [*seq_of_run[1:], total]
+        kept = set(range(len(runs))) - set(skipped)
+        recognised = sum(ends[i] - seq_of_run[i] - sum(e - s for s, e in stretches.get(i, [])) for i in kept)
+        python_gc = rows.tables.pop(GC_TABLE, None)
+        if rows_in(python_gc):
+            assert python_gc is not None
+            self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
+        skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
+        return EngineBatch(self, rows, poisoned, list(identities), skipped_seqs, recognised, rows_in(python_gc),
+                           received_at)
+
+    def _stage(self, columns: dict[str, Sequence[object]]) -> None:
+        if not self._created:
+            self.store.command(self.stage_sql, parameters={"stage": self.stage})
+            for stage in (self.python_stage, self.gathered):
+                self.store.command(self.python_stage_sql, parameters={"stage": stage})
+            self._created = True
+        else:
+            for stage in (self.stage, self.python_stage, self.gathered):
+                self.store.command(self.clear_sql, parameters={"stage": stage})
+        # As few blocks as the client's insert allows (store_gc gathers the result into one anyway).
+        if next(iter(columns.values())):
+            self.store.insert_columns(f"{self.database}.{self.stage}", columns, settings=_ONE_BLOCK)
+
+
+class EngineBatch:
+    """A prepared batch: the rows of every table but gc_events (`rows`, `poisoned`), and its gc rows staged in
+    the store, inserted by `store_gc`."""
+
+    def __init__(self, engine: KafkaGctraceEngine, rows: Rows, poisoned: int, identities: list[tuple[str, str]],
+                 skipped: list[tuple[int, int]], recognised: int, python_gc: int, received_at: datetime) -> None:
+        self.engine = engine
+        self.rows = rows
+        self.poisoned = poisoned
+        self.identities = identities
+        self.skipped = skipped  # [first, last] seq of every run the reference normalized whole
+        self.recognised = recognised  # gc rows the engine parses
+        self.python_gc = python_gc  # gc rows the Python normalizer made, in the engine's python stage
+        self.gc_rows = recognised + python_gc
+        self.received_ms = int(received_at.timestamp() * 1000)
+
+    def store_gc(self, sink: Sink, token: str) -> int:
+        """Insert every gc row of the batch into gc_events, as one insert under `<token>/gc_events`; returns how
+        many rows that is."""
+        if self.gc_rows <= 0:
+            return 0
+        engine = self.engine
+        params: dict[str, object] = {
+            "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
+            "instances": [i for _, i in self.identities], "skip_first": [f for f, _ in self.skipped],
+            "skip_last": [last for _, last in self.skipped], "source": SOURCE, "received_ms": self.received_ms}
+        # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
+        # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
+        # block under the same token (the stage's insert, or two inserts into one table, may leave several).
+        if self.recognised:
+            engine.store.command(engine.insert_sql, parameters={**params, "target": engine.python_stage},
+                                 settings=dict(_INSERT_SETTINGS))
+        engine.store.command(engine.gather_sql, parameters={"source": engine.python_stage, "target": engine.gathered},
+                             settings=dict(_INSERT_SETTINGS))
+        sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
+                          parameters={"gathered": engine.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
+        engine.engine_lines += self.recognised
+        return self.gc_rows
+
+
+def rows_in(columns: dict[str, list] | None) -> int:
+    """Rows in one table's columns (None: no such table)."""
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _stretches_by_run(unrecognised: list[int], seq_of_run: list[int]) -> dict[int, list[tuple[int, int]]]:
+    """Consecutive unrecognised lines -> [start, end) stretches in stage seq, per run (a stretch never crosses
+    a run's boundary: runs are separate reference calls)."""
+    by_run: dict[int, list[tuple[int, int]]] = {}
+    for seq in unrecognised:
+        run = bisect.bisect_right(seq_of_run, seq) - 1
+        own = by_run.setdefault(run, [])
+        if own and own[-1][1] == seq:
+            own[-1] = (own[-1][0], seq + 1)
+        else:
+            own.append((seq, seq + 1))
+    return by_run
+
+
+def _run_stretches(run: GctraceRun, stretches: list[tuple[int, int]], first_seq: int, rows: Rows,
+                   received_at: datetime) -> bool:
+    """The reference over a run's unrecognised stretches, the clock set past the recognised line before each;
+    the rows go to `rows` only when the whole run succeeded (False otherwise, as the reference's call fails)."""
+    lines, observed, where_at = run_lines(run)
+    ranges = ObservedRanges(lines, observed_ns=observed, service=run.identity[0], instance=run.identity[1],
+                            source=SOURCE, received_at=received_at, where_at=where_at)
+    own = Rows()
+    try:
+        for start, end in stretches:
+            local = start - first_seq
+            if local > 0:  # the line before is recognised: stretches are maximal
+                ranges.gc_stored_at(local - 1)
+            ranges.normalize_range(local, end - first_seq, own)
+    except Exception:  # the reference's call would have failed the same way
+        log.debug("run of %d messages failed in the reference normalizer", len(run.messages), exc_info=True)
+        return False
+    rows.extend(own)
+    return True
