@@ -99,3 +99,29 @@ def test_export_label_and_backtest_thresholds_from_toml(settings, store, tmp_pat
     gc = next(d for d in result["detections"] if d["detection"] == "gc_storms")
     assert rc == 1 and not result["passed"]
     assert (gc["tp"], gc["fn"], gc["recall"]) == (0, 1, 0.0)
+
+
+def test_recorded_exports_replay_deferred_with_the_rows_of_step_by_step(settings) -> None:
+    """Recorded scenarios (exported runtime_metrics, arrivals within the lag) keep the leak-trend steps
+    deferred, and deferred steps write exactly what one run per step writes."""
+    from pipeline.backtest.replay import replay
+    from pipeline.store.client import Store
+
+    root = Path(__file__).resolve().parent.parent / "data" / "scenarios"
+    found, runs = {}, {}
+    for defer in (False, True):
+        scenarios = [load_scenario_dir(root / name) for name in ("real-goroutine-leak", "real-periodic-load")]
+        mine = backtest_settings(settings, settings.clickhouse_dsn, f"{settings.database}_{int(defer)}")
+        store = Store.from_settings(mine)
+        try:
+            stats = replay(scenarios, mine, store, defer=defer)
+            assert not stats.errors, stats.errors[:3]
+            runs[defer] = stats.runs["leak_trends"]
+            found[defer] = store.dicts(f"SELECT * EXCEPT (run_id, computed_at) FROM {mine.database}.leak_trends "
+                                       "FINAL ORDER BY service, instance, signal, window_start")
+        finally:
+            store.command(f"DROP DATABASE IF EXISTS {mine.database} SYNC")
+            store.close()
+    assert runs[True] < runs[False], runs
+    assert found[True] and len(found[True]) == len(found[False])
+    assert [r for r in found[True] if r["leaking"]] and found[True] == found[False]
