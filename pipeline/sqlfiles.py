@@ -13,6 +13,9 @@ from pathlib import Path
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# `{{include dir/file.sql}}`: another file of the same sql/ tree, inlined where it stands (one level, no `..`), so a
+# fragment several statements share (the gc line's fields) is written once.
+_INCLUDE_RE = re.compile(r"\{\{\s*include\s+([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*\.sql)\s*\}\}")
 
 
 class MigrationError(Exception):
@@ -117,5 +120,8 @@ def load_statement(sql_dir: Path, relative: str, ctx: RenderContext) -> str:
 
 
 def load_statements(sql_dir: Path, relative: str, ctx: RenderContext) -> list[str]:
-    path = sql_dir / relative
-    return split_statements(render(path.read_text(encoding="utf-8"), ctx))
+    text = (sql_dir / relative).read_text(encoding="utf-8")
+    text = _INCLUDE_RE.sub(lambda m: (sql_dir / m.group(1)).read_text(encoding="utf-8").strip(), text)
+    if re.search(r"\{\{\s*include\b", text):
+        raise MigrationError(f"{relative}: an include must name a .sql file of the same tree, without '..'")
+    return split_statements(render(text, ctx))

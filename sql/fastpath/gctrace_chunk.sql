@@ -19,7 +19,7 @@ SELECT
     {service:String}, {instance:String}, fromUnixTimestamp64Micro({start_us:Int64} + since_us, 'UTC'), gc_num,
     toFloat64(since_us) / 1e6, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms, cpu_sweep_term_ms,
     cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb, heap_end_mb, heap_live_mb,
-    heap_goal_mb, if(stacks, stacks_mb, NULL), if(stacks, globals_mb, NULL), procs, forced, leak_check,
+    heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check,
     fromUnixTimestamp64Micro({start_us:Int64}, 'UTC'), {incarnation:UInt32},
     multiIf(NOT stacks, 'go1.6', leak_check, 'go1.26', 'go1.18'), {source:String},
     fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC'), trimRight(prefix_raw)
@@ -42,27 +42,7 @@ FROM
         recognised AND match(line, ' P \\(forced\\)[ \\t\\r\\f\\v]*$') AS forced,
         if(recognised, extractAll(line, '\\d+(?:\\.\\d+)?'), []) AS nums,
         length(nums) - if(stacks, 18, 16) AS base,
-        toUInt32OrZero(nums[base + 1]) AS gc_num,
-        splitByChar('.', nums[base + 2]) AS since_parts,
-        toUInt8OrZero(nums[base + 3]) AS gc_cpu_pct,
-        toFloat64OrZero(nums[base + 4]) AS stw_sweep_term_ms,
-        toFloat64OrZero(nums[base + 5]) AS mark_ms,
-        toFloat64OrZero(nums[base + 6]) AS stw_mark_term_ms,
-        toFloat64OrZero(nums[base + 7]) AS cpu_sweep_term_ms,
-        toFloat64OrZero(nums[base + 8]) AS cpu_assist_ms,
-        toFloat64OrZero(nums[base + 9]) AS cpu_background_ms,
-        toFloat64OrZero(nums[base + 10]) AS cpu_idle_ms,
-        toFloat64OrZero(nums[base + 11]) AS cpu_mark_term_ms,
-        toUInt64OrZero(nums[base + 12]) AS heap_start_mb,
-        toUInt64OrZero(nums[base + 13]) AS heap_end_mb,
-        toUInt64OrZero(nums[base + 14]) AS heap_live_mb,
-        toUInt64OrZero(nums[base + 15]) AS heap_goal_mb,
-        toUInt64OrZero(nums[base + 16]) AS stacks_mb,
-        toUInt64OrZero(nums[base + 17]) AS globals_mb,
-        toUInt16OrZero(nums[-1]) AS procs,
-        -- @T in exact microseconds: the first six digits of the fraction, padded (runtime_lines._frac_us).
-        toInt64OrZero(since_parts[1]) * 1000000
-            + toInt64OrZero(substring(concat(since_parts[2], '000000'), 1, 6)) AS since_us
+        {{include fastpath/gc_fields.sql}}
     FROM input('line String')
     )
     WINDOW w AS (ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)

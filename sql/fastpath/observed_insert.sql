@@ -6,7 +6,7 @@
 -- from line to line, so no window function is needed. Runs between {skip_first} and {skip_last} are left out
 -- (the reference normalized them whole: their gc rows are among the Python rows). The fields are read from the line's numbers as gctrace_stage.sql reads them:
 -- the match is anchored at the end of the line and is the only one in it, so the last 16 numbers (18 with
--- stacks and globals) are the gc line's; each position is named once below.
+-- stacks and globals) are the gc line's; each position is named once, in gc_fields.sql.
 INSERT INTO {{db}}.{target:Identifier}
     (service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
      cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
@@ -36,27 +36,7 @@ FROM
             toUInt8(match(line, ' P \\(forced\\)[ \\t\\r\\f\\v]*$')) AS forced,
             extractAll(line, '\\d+(?:\\.\\d+)?') AS nums,
             toUInt32(length(nums) - if(stacks, 18, 16)) AS base,
-            toUInt32OrZero(nums[base + 1]) AS gc_num,
-            splitByChar('.', nums[base + 2]) AS since_parts,
-            toUInt8OrZero(nums[base + 3]) AS gc_cpu_pct,
-            toFloat64OrZero(nums[base + 4]) AS stw_sweep_term_ms,
-            toFloat64OrZero(nums[base + 5]) AS mark_ms,
-            toFloat64OrZero(nums[base + 6]) AS stw_mark_term_ms,
-            toFloat64OrZero(nums[base + 7]) AS cpu_sweep_term_ms,
-            toFloat64OrZero(nums[base + 8]) AS cpu_assist_ms,
-            toFloat64OrZero(nums[base + 9]) AS cpu_background_ms,
-            toFloat64OrZero(nums[base + 10]) AS cpu_idle_ms,
-            toFloat64OrZero(nums[base + 11]) AS cpu_mark_term_ms,
-            toUInt64OrZero(nums[base + 12]) AS heap_start_mb,
-            toUInt64OrZero(nums[base + 13]) AS heap_end_mb,
-            toUInt64OrZero(nums[base + 14]) AS heap_live_mb,
-            toUInt64OrZero(nums[base + 15]) AS heap_goal_mb,
-            if(stacks, toUInt64OrZero(nums[base + 16]), NULL) AS stacks_mb,
-            if(stacks, toUInt64OrZero(nums[base + 17]), NULL) AS globals_mb,
-            toUInt16OrZero(nums[-1]) AS procs,
-            -- @T in exact microseconds: the first six digits of the fraction, padded (runtime_lines._frac_us).
-            toInt64OrZero(since_parts[1]) * 1000000
-                + toInt64OrZero(substring(concat(since_parts[2], '000000'), 1, 6)) AS since_us
+            {{include fastpath/gc_fields.sql}}
         FROM {{db}}.{stage:Identifier}
         WHERE recognised
           AND NOT arrayExists((f, l) -> seq BETWEEN f AND l, {skip_first:Array(UInt32)}, {skip_last:Array(UInt32)})

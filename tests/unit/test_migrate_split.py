@@ -20,3 +20,19 @@ def test_render_rejects_unknown_placeholder() -> None:
         assert "nope" in str(exc)
     else:
         raise AssertionError("unknown placeholder accepted")
+
+
+def test_include_inlines_a_fragment_of_the_same_tree_once(tmp_path) -> None:
+    from pipeline.sqlfiles import RenderContext as Ctx
+    from pipeline.sqlfiles import load_statement
+
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "fields.sql").write_text("-- the fields\nnums[1] AS a,\nnums[2] AS b\n")
+    (tmp_path / "q.sql").write_text("SELECT\n    {{include parts/fields.sql}}\nFROM {{db}}.t\n")
+    sql = load_statement(tmp_path, "q.sql", Ctx(database="fw", ttl_days=7))
+    assert sql == "SELECT\n    -- the fields\nnums[1] AS a,\nnums[2] AS b\nFROM fw.t"
+    (tmp_path / "bad.sql").write_text("SELECT {{include ../q.sql}}")
+    import pytest
+
+    with pytest.raises(MigrationError):  # outside the tree: refused, not left in the SQL
+        load_statement(tmp_path, "bad.sql", Ctx(database="fw", ttl_days=7))
