@@ -7,7 +7,10 @@
 //	            stay reachable, so only the growing count proves it (the goroutineleak profile cannot)
 //	blocked     20 goroutines blocked forever on channels nobody else holds: a constant count that only the
 //	            goroutineleak profile (Go 1.26+) proves
-//	pool        a worker pool whose size follows a periodic load up and down (5..45 workers): not a leak
+//	pool        a worker pool whose size follows a periodic load up and down (5..45 workers): not a leak.
+//	            Each period is a burst then an idle half at 5 workers, so every scrape spaced under half a
+//	            period sees the trough (a sine without the idle half aliases against the scrape interval:
+//	            its sampled floors drift up and down with the phase, which looks like growth)
 //	allocstorm  a GC storm driven by buildReport, among two lighter allocators (run with GODEBUG=gctrace=1)
 //
 // Lines marked "SITE:" are what the tests expect the detections to name. Stdlib only; builds with Go 1.19.
@@ -89,7 +92,7 @@ func pool(period time.Duration) {
 	}()
 	for {
 		phase := time.Since(start).Seconds() / period.Seconds()
-		target := 5 + int(40*math.Abs(math.Sin(math.Pi*phase)))
+		target := 5 + int(40*math.Max(0, math.Sin(2*math.Pi*phase)))
 		for len(quits) < target {
 			q := make(chan struct{})
 			quits = append(quits, q)
