@@ -22,12 +22,23 @@ deduplicates an `INSERT ... SELECT` block by block of its source, so a one-block
 the same block under the same token. Which path writes a batch is recorded in its plan (`kafka_batches`,
 migration 092) and a replay follows the plan, so a batch is never written one way and replayed the other (the
 Python path's insert is cut into blocks by the client, which the engine's cannot match).
+
+Most batches are nothing but plain gc lines, and for those the stage path's work (split every value in Python,
+stage the lines by column, query the unrecognised ones, insert, gather, insert again) is four engine passes and a
+Python string per line for what one statement does: `write_clean` hands the batch's messages to the engine as
+they came off the wire, one RowBinary row per message (record time, identity, value), and
+sql/fastpath/observed_batch.sql splits, recognises, parses and stores them in gc_events under the batch's token,
+or refuses the whole batch (nothing stored) when a line is not one it takes; the batch then takes the stage path.
+Both write the batch's gc rows as one block under `<batch token>/gc_events`, so a batch written one way and
+replayed the other lands once (tests/integration/test_kafka_gctrace_engine.py).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import struct
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -42,6 +53,7 @@ from pipeline.normalize.kafka_messages import (
     KafkaMessage,
     Kind,
     gctrace_runs,
+    identity_from_transport,
     normalize_message,
     redo_run,
     run_lines,
@@ -49,7 +61,7 @@ from pipeline.normalize.kafka_messages import (
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
 from pipeline.sqlfiles import load_statement
-from pipeline.store.client import Store
+from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext, context_from_settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +74,15 @@ _ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_si
                      "max_insert_block_size": 1 << 30}
 _INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
                            "max_block_size": 1 << 30}
+# observed_batch.sql's refusal: the batch is not made of plain gc lines only (nothing was stored).
+NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean batch"
+# After a refusal the next batch skips the statement, after two in a row the next two, ... up to this many: a
+# stream that is never clean (Go 1.5 lines hold " ms clock, " but are not taken) wastes it on few batches.
+MAX_SKIP: Final = 64
+# What str.lstrip() strips from ASCII text: a value starting with "{" or "[" after it is a JSON envelope.
+_ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_CLOCK: Final = b" ms clock, "
+_ROW_HEAD: Final = struct.Struct("<qI")  # observed_batch.sql's input: observed_us Int64, ident UInt32, then value
 
 
 def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine:
@@ -92,7 +113,14 @@ class KafkaGctraceEngine:
         self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
         self.python_stage = f"{self.stage}_python"
         self.gathered = f"{self.stage}_gathered"
+        self.batch_sql = load_statement(sql_dir, "fastpath/observed_batch.sql", ctx)
         self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
+        self.clean_batches = 0  # batches stored by observed_batch.sql alone
+        self.refused_batches = 0  # batches observed_batch.sql refused (then written by the stage path)
+        self.one_statement = True  # try observed_batch.sql first (off: every batch takes the stage path)
+        self._skip = 0
+        self._backoff = 1
+        self._lock = threading.Lock()
         self._created = False
 
     def close(self) -> None:
@@ -113,6 +141,40 @@ class KafkaGctraceEngine:
                 if lines >= self.min_lines:
                     return True
         return False
+
+    def write_clean(self, messages: Sequence[KafkaMessage], sink: Sink, token: str, *, received_at: datetime,
+                    max_message_bytes: int) -> int | None:
+        """Store a batch made of plain gc lines only with one statement (observed_batch.sql), its rows under
+        `<token>/gc_events`; returns how many. None, with nothing stored, when the batch is not such a batch (a
+        cheap byte test, or the statement's refusal): then it takes the stage path (`prepare`)."""
+        if not self.one_statement:
+            return None
+        with self._lock:
+            if self._skip:
+                self._skip -= 1
+                return None
+        encoded = clean_input(messages, max_message_bytes)
+        if encoded is None:
+            return None
+        data, identities, lines = encoded
+        params: dict[str, object] = {
+            "services": [s for s, _ in identities], "instances": [i for _, i in identities], "source": SOURCE,
+            "received_ms": int(received_at.timestamp() * 1000)}
+        try:
+            sink.write_select(GC_TABLE, self.batch_sql, rows=lines, parameters=params, settings={}, token=token,
+                              data=data)
+        except StoreError as exc:
+            if NOT_CLEAN not in str(exc):
+                raise
+            with self._lock:
+                self.refused_batches += 1
+                self._skip, self._backoff = self._backoff, min(self._backoff * 2, MAX_SKIP)
+            return None
+        with self._lock:
+            self._backoff = 1
+            self.clean_batches += 1
+            self.engine_lines += lines
+        return lines
 
     def prepare(self, messages: Sequence[KafkaMessage], *, received_at: datetime,
                 max_message_bytes: int) -> EngineBatch:
@@ -216,8 +278,51 @@ class EngineBatch:
                              settings=dict(_INSERT_SETTINGS))
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
                           parameters={"gathered": engine.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
-        engine.engine_lines += self.recognised
+        with engine._lock:
+            engine.engine_lines += self.recognised
         return self.gc_rows
+
+
+def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int
+                ) -> tuple[bytes, list[tuple[str, str]], int] | None:
+    """observed_batch.sql's input for a batch that may be plain gc lines only: one RowBinary row per message
+    (record time in microseconds, index of its identity, value), the identities, and the line count. None when
+    a message is certainly not such: a tombstone, empty, too large, not ASCII (the reference decodes UTF-8
+    and the engine's test must not differ from it on any byte), a JSON envelope, or a line without
+    " ms clock, " (the count of lines and of that marker differ). ASCII whose every line holds the marker may
+    still be refused by the statement."""
+    parts: list[bytes] = []
+    identities: dict[tuple[str, str], int] = {}
+    by_transport: dict[tuple[bytes | None, tuple], int] = {}  # identity depends only on key and headers
+    lines = 0
+    for msg in messages:
+        value = msg.value
+        if not value or len(value) > max_message_bytes or not value.isascii():
+            return None
+        if value.lstrip(_ASCII_WHITESPACE)[:1] in (b"{", b"["):
+            return None
+        count = value.count(b"\n") + (0 if value.endswith(b"\n") else 1)
+        if value.count(_CLOCK) != count:
+            return None
+        lines += count
+        transport = (msg.key, msg.headers)
+        ident = by_transport.get(transport)
+        if ident is None:
+            ident = by_transport[transport] = identities.setdefault(identity_from_transport(msg), len(identities))
+        parts += (_ROW_HEAD.pack(msg.timestamp_ms * 1000, ident), _varint(len(value)), value)
+    if not parts:
+        return None
+    return b"".join(parts), list(identities), lines
+
+
+def _varint(n: int) -> bytes:
+    """RowBinary's string length: unsigned LEB128."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def rows_in(columns: dict[str, list] | None) -> int:
