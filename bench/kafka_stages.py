@@ -111,12 +111,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--python", action="store_true", help="the Python normalizer only (engine off)")
     parser.add_argument("--stage-path", action="store_true",
                         help="every batch through the stage path (observed_batch.sql not tried)")
+    parser.add_argument("--no-merges", action="store_true",
+                        help="stop background merges of gc_events first, to see what they cost")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="fw-kafka-stages-") as tmp:
         settings = load_settings(clickhouse_dsn=f"chdb://{tmp}/store", jobs_enabled=False)
         store = Store.from_settings(settings)
         migrate(store, settings.sql_dir, context_from_settings(settings))
+        if args.no_merges:
+            store.command(f"SYSTEM STOP MERGES {store.database}.gc_events")
         work = batches(args.lines, args.instances, args.per_message, 2, settings.kafka.batch_max_bytes)
         ledger = Ledger()
         store.query = ledger.wrap(lambda sql, *a, **k: "query: " + _label(sql), store.query)  # type: ignore[method-assign]

@@ -93,8 +93,9 @@ def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine
 
 
 class KafkaGctraceEngine:
-    """One Kafka worker's gctrace fast path: its SQL, and its three Memory tables (created on first use, emptied
-    per batch, dropped by `close`): the staged lines, the batch's gc rows, and those rows gathered as one block."""
+    """One Kafka worker's gctrace fast path: its SQL, and for each thread that writes batches three Memory tables
+    (created on first use, emptied per batch, dropped by `close`): the staged lines, the batch's gc rows, and those
+    rows gathered as one block. Safe to use from several threads at once (one batch per thread)."""
 
     def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES,
                  enabled: bool = True) -> None:
@@ -110,9 +111,8 @@ class KafkaGctraceEngine:
         self.gather_sql = load_statement(sql_dir, "fastpath/observed_gather.sql", ctx)
         self.clear_sql = load_statement(sql_dir, "fastpath/observed_clear.sql", ctx)
         self.drop_sql = load_statement(sql_dir, "fastpath/observed_drop.sql", ctx)
-        self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
-        self.python_stage = f"{self.stage}_python"
-        self.gathered = f"{self.stage}_gathered"
+        self._local = threading.local()  # this thread's stage tables: batches are written on several threads
+        self._all_stages: list[_Stages] = []
         self.batch_sql = load_statement(sql_dir, "fastpath/observed_batch.sql", ctx)
         self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
         self.clean_batches = 0  # batches stored by observed_batch.sql alone
@@ -121,13 +121,24 @@ class KafkaGctraceEngine:
         self._skip = 0
         self._backoff = 1
         self._lock = threading.Lock()
-        self._created = False
 
     def close(self) -> None:
-        if self._created:
-            for stage in (self.stage, self.python_stage, self.gathered):
+        """Drop every thread's stage tables (after the writes on those threads have returned)."""
+        with self._lock:
+            created = [stages for stages in self._all_stages if stages.created]
+        for stages in created:
+            for stage in stages.names:
                 self.store.command(self.drop_sql, parameters={"stage": stage})
-            self._created = False
+            stages.created = False
+
+    def _stages(self) -> _Stages:
+        """This thread's three stage tables (named on first use, created by the first batch that needs them)."""
+        stages = getattr(self._local, "stages", None)
+        if stages is None:
+            stages = self._local.stages = _Stages(f"kafka_gctrace_{uuid.uuid4().hex}")
+            with self._lock:
+                self._all_stages.append(stages)
+        return stages
 
     def wants(self, messages: Sequence[KafkaMessage]) -> bool:
         """Whether a new gctrace batch is planned for the engine: on, and enough lines to be worth its statements.
@@ -195,9 +206,10 @@ class KafkaGctraceEngine:
                 observed_col += [msg.timestamp_ms * 1000] * len(lines)
             identity = identities.setdefault(run.identity, len(identities))
             identity_col += [identity] * (len(line_col) - seq_of_run[-1])
-        self._stage({"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
-                     "line": line_col})
-        found = self.store.query(self.unrecognised_sql, parameters={"stage": self.stage}) if total else None
+        stages = self._stages()
+        self._stage(stages, {"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
+                             "line": line_col})
+        found = self.store.query(self.unrecognised_sql, parameters={"stage": stages.stage}) if total else None
         unrecognised = [seq for (seq,) in found.result_rows] if found is not None else []
 
         rows = Rows()
@@ -223,32 +235,45 @@ class KafkaGctraceEngine:
         python_gc = rows.tables.pop(GC_TABLE, None)
         if rows_in(python_gc):
             assert python_gc is not None
-            self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
+            self.store.insert_columns(f"{self.database}.{stages.python_stage}", python_gc)
         skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
-        return EngineBatch(self, rows, poisoned, list(identities), skipped_seqs, recognised, rows_in(python_gc),
-                           received_at)
+        return EngineBatch(self, stages, rows, poisoned, list(identities), skipped_seqs, recognised,
+                           rows_in(python_gc), received_at)
 
-    def _stage(self, columns: dict[str, Sequence[object]]) -> None:
-        if not self._created:
-            self.store.command(self.stage_sql, parameters={"stage": self.stage})
-            for stage in (self.python_stage, self.gathered):
+    def _stage(self, stages: _Stages, columns: dict[str, Sequence[object]]) -> None:
+        if not stages.created:
+            self.store.command(self.stage_sql, parameters={"stage": stages.stage})
+            for stage in (stages.python_stage, stages.gathered):
                 self.store.command(self.python_stage_sql, parameters={"stage": stage})
-            self._created = True
+            stages.created = True
         else:
-            for stage in (self.stage, self.python_stage, self.gathered):
+            for stage in stages.names:
                 self.store.command(self.clear_sql, parameters={"stage": stage})
         # As few blocks as the client's insert allows (store_gc gathers the result into one anyway).
         if next(iter(columns.values())):
-            self.store.insert_columns(f"{self.database}.{self.stage}", columns, settings=_ONE_BLOCK)
+            self.store.insert_columns(f"{self.database}.{stages.stage}", columns, settings=_ONE_BLOCK)
+
+
+class _Stages:
+    """One thread's Memory tables: the staged lines, the batch's gc rows, and those rows gathered as one block."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.python_stage = f"{stage}_python"
+        self.gathered = f"{stage}_gathered"
+        self.names = (self.stage, self.python_stage, self.gathered)
+        self.created = False
 
 
 class EngineBatch:
     """A prepared batch: the rows of every table but gc_events (`rows`, `poisoned`), and its gc rows staged in
     the store, inserted by `store_gc`."""
 
-    def __init__(self, engine: KafkaGctraceEngine, rows: Rows, poisoned: int, identities: list[tuple[str, str]],
-                 skipped: list[tuple[int, int]], recognised: int, python_gc: int, received_at: datetime) -> None:
+    def __init__(self, engine: KafkaGctraceEngine, stages: _Stages, rows: Rows, poisoned: int,
+                 identities: list[tuple[str, str]], skipped: list[tuple[int, int]], recognised: int, python_gc: int,
+                 received_at: datetime) -> None:
         self.engine = engine
+        self.stages = stages
         self.rows = rows
         self.poisoned = poisoned
         self.identities = identities
@@ -263,21 +288,21 @@ class EngineBatch:
         many rows that is."""
         if self.gc_rows <= 0:
             return 0
-        engine = self.engine
+        engine, stages = self.engine, self.stages
         params: dict[str, object] = {
-            "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
+            "stage": stages.stage, "python_stage": stages.python_stage, "services": [s for s, _ in self.identities],
             "instances": [i for _, i in self.identities], "skip_first": [f for f, _ in self.skipped],
             "skip_last": [last for _, last in self.skipped], "source": SOURCE, "received_ms": self.received_ms}
         # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
         # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
         # block under the same token (the stage's insert, or two inserts into one table, may leave several).
         if self.recognised:
-            engine.store.command(engine.insert_sql, parameters={**params, "target": engine.python_stage},
+            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage},
                                  settings=dict(_INSERT_SETTINGS))
-        engine.store.command(engine.gather_sql, parameters={"source": engine.python_stage, "target": engine.gathered},
+        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered},
                              settings=dict(_INSERT_SETTINGS))
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": engine.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
+                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
         with engine._lock:
             engine.engine_lines += self.recognised
         return self.gc_rows
