@@ -40,7 +40,8 @@ from pipeline.normalize.otlp_common import (
     quarantine_message,
     storable_ns,
 )
-from pipeline.normalize.rows import Rows
+from pipeline.normalize.plain_gc import GC_LINES_COLUMNS, GC_LINES_TABLE, all_plain
+from pipeline.normalize.rows import WEIGHT, Rows
 
 
 class _Held(NamedTuple):
@@ -146,7 +147,15 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
 
     # Runtime lines are counted with their records above; lines the parser rejects are reported as rejected
     # on top, so the client hears that part of what it sent was not understood.
-    rejected = _runtime_lines(lines, observed, service, instance, ctx, on_log) if lines else 0
+    if not lines:
+        rejected = 0
+    elif ctx.plain_gc and all_plain(lines):
+        # Every line a plain gc line: the reference would make one gc row of each and nothing else (no
+        # application line, no repair, no quarantine), so the engine makes them (pipeline/normalize/plain_gc.py).
+        _plain_gc_lines(lines, observed, service, instance, ctx)
+        rejected = 0
+    else:
+        rejected = _runtime_lines(lines, observed, service, instance, ctx, on_log)
     if app or whole:
         out: list[tuple[_Held, str]] = []
         for k in sorted({*app, *whole}):
@@ -206,6 +215,17 @@ def _log_rows(
         ("LogAttributes", log_attrs), ("EventName", event_name), ("ObservedTimestamp", observed),
     ):
         cols[name].extend(values)
+
+
+def _plain_gc_lines(lines: list[str], observed: list[int], service: str, instance: str, ctx: Context) -> None:
+    """One resource's plain gc lines, with their observed times, as one row of lines for the engine."""
+    cols = ctx.rows.columns(GC_LINES_TABLE, GC_LINES_COLUMNS)
+    for name, value in (
+        ("service", service), ("instance", instance), ("source", ctx.source),
+        ("received_ms", int(ctx.received_at.timestamp() * 1000)), ("observed_ns", observed), ("text", "\n".join(lines)),
+        (WEIGHT, len(lines)),
+    ):
+        cols[name].append(value)
 
 
 def _runtime_lines(
