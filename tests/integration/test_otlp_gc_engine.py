@@ -36,7 +36,10 @@ RECEIVED = datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
 PREFIXES = ("", "2026-12-01T10:00:00.123Z node-3 ", "[pod-7] ", "stderr F ")
 
 
-def _request(lines: list[str], instance: str, first: int) -> ExportLogsServiceRequest:
+def _request(lines: list[str], instance: str, first: int, *, attributed: bool = False) -> ExportLogsServiceRequest:
+    """One resource of consecutive lines, one record each, 50 ms apart. `attributed` gives every record an
+    attribute, which keeps the resource out of the bulk check (pipeline/normalize/otlp_logs._all_plain_resource):
+    its plain lines are found by the per-record loop."""
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
     resource_logs.resource.attributes.extend([
@@ -48,6 +51,8 @@ def _request(lines: list[str], instance: str, first: int) -> ExportLogsServiceRe
         record = records.add()
         record.time_unix_nano = BASE_NS + (first + i) * 50_000_000
         record.body.string_value = line
+        if attributed:
+            record.attributes.add(key="log.iostream", value=AnyValue(string_value="stderr"))
     return request
 
 
@@ -77,7 +82,7 @@ def requests(capture: Path) -> Iterator[ExportLogsServiceRequest]:
     for p, prefix in enumerate(PREFIXES):
         for start in range(0, len(gc_lines), 200):
             chunk = [prefix + line for line in gc_lines[start:start + 200]]
-            yield _request(chunk, f"{capture.stem}-p{p}", start)
+            yield _request(chunk, f"{capture.stem}-p{p}", start, attributed=start % 400 == 0)
 
 
 @pytest.fixture
