@@ -70,8 +70,10 @@ class EngineGcLines:
             return 0
         data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
                             columns["received_ms"], columns["observed_ns"], columns["text"]))
-        settings = {"insert_deduplication_token": token, "insert_deduplicate": 1} if token else None
-        self.store.insert_select_input(self._insert_sql, data, settings=settings)
+        # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
+        settings = {"insert_deduplication_token": token} if token else None
+        self.store.insert_select_input(self._insert_sql, data, parameters={"deduplicate": 1 if token else 0},
+                                       settings=settings)
         return lines
 
 
