@@ -27,10 +27,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.config import REPO_SQL_DIR
-from pipeline.normalize.gctrace import GC_TABLE
+from pipeline.normalize.gctrace import GC_TABLE, normalize_lines
 from pipeline.normalize.plain_gc import GC_LINES_TABLE
 from pipeline.normalize.rows import QUARANTINE, WEIGHT, Rows
 from pipeline.request_ledger import RequestLedger
@@ -64,17 +65,44 @@ class EngineGcLines:
         self._insert_sql = load_statement(sql_dir, "fastpath/otlp_gc_insert.sql", ctx)
 
     def write(self, columns: dict[str, list], token: str | None) -> int:
-        """Store the lines' gc rows; returns how many. `token` is the dedup token of a request written alone."""
+        """Store the lines' gc rows; returns how many. `token` is the dedup token of a request written alone.
+
+        Should the engine refuse the statement (StoreError: a line it cannot read after all, a store without the
+        function), the lines are not lost: the Python normalizer, the reference, makes their rows and they are
+        inserted as any other rows (`python_rows`), under their own token."""
         lines = sum(columns[WEIGHT])
         if not lines:
             return 0
+        try:
+            self._engine(columns, token)
+        except StoreError as exc:
+            log.warning("the engine refused %d plain gc lines (%s); the Python normalizer stores them",
+                        lines, str(exc).splitlines()[0][:200])
+            rows = python_rows(columns)
+            for table, table_columns in sorted(rows.tables.items()):
+                self.store.insert_columns(table, table_columns,
+                                          dedup_token=f"{token}/python/{table}" if token else None)
+        return lines
+
+    def _engine(self, columns: dict[str, list], token: str | None) -> None:
         data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
                             columns["received_ms"], columns["observed_ns"], columns["text"]))
         # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
         settings = {"insert_deduplication_token": token} if token else None
         self.store.insert_select_input(self._insert_sql, data, parameters={"deduplicate": 1 if token else 0},
                                        settings=settings)
-        return lines
+
+
+def python_rows(columns: dict[str, list]) -> Rows:
+    """The rows the reference makes of `GC_LINES_TABLE` columns: each resource's lines through `normalize_lines` in
+    observed mode, with its receive time, as the OTLP mapping would have called it."""
+    rows = Rows()
+    for service, instance, source, received_ms, times, text in zip(
+            columns["service"], columns["instance"], columns["source"], columns["received_ms"],
+            columns["observed_ns"], columns["text"], strict=True):
+        normalize_lines(text.split("\n"), observed_ns=times, service=service, instance=instance, source=source,
+                        received_at=datetime.fromtimestamp(received_ms / 1000, UTC), rows=rows)
+    return rows
 
 
 def _varint(n: int) -> bytes:

@@ -8,7 +8,9 @@ lines, plus the same gc lines behind shipper prefixes; and that a request retrie
 
 from __future__ import annotations
 
+import logging
 import re
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,8 @@ from pipeline.config import Settings
 from pipeline.normalize.otlp import normalize_request
 from pipeline.normalize.plain_gc import GC_LINES_TABLE
 from pipeline.normalize.rows import Rows
-from pipeline.sink import BatchingWriter, Sink
+from pipeline.sink import BatchingWriter, EngineGcLines, Sink
+from pipeline.sqlfiles import RenderContext
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate
 
@@ -160,3 +163,31 @@ def test_a_retried_request_is_stored_once_merged_or_alone(two_stores: tuple[Stor
         writer.stop()
     counts = store.rows(f"SELECT instance, count() FROM {store.database}.gc_events GROUP BY instance ORDER BY instance")
     assert counts == [("a", 150), ("b", 150)]
+
+
+def test_lines_the_engine_refuses_are_stored_by_the_reference(two_stores: tuple[Store, Store], tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Should the engine refuse the statement, the lines are normalized in Python and stored, not lost: here the
+    statement of a copy of sql/ fails in the engine (a real error: throwIf on every line)."""
+    caplog.set_level(logging.WARNING, logger="pipeline.sink")
+    ref_store, eng_store = two_stores
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(Settings.model_fields["sql_dir"].default, sql_dir)
+    statement = sql_dir / "fastpath" / "otlp_gc_insert.sql"
+    text = statement.read_text()
+    refused = text.replace(" AS pair\n", " AS pair WHERE NOT throwIf(length(text) > 0, 'refused')\n", 1)
+    assert refused != text
+    statement.write_text(refused)
+    eng_sink = Sink(eng_store, gc_lines=EngineGcLines(eng_store, sql_dir, RenderContext(eng_store.database, 30)))
+    lines = (DATA / "go-runtime" / "go1.27.3-storm.txt").read_text().splitlines()
+    request = _request([line for line in lines if line.startswith("gc ")][:40], "refused", 0)
+    for sink, plain in ((Sink(ref_store), False), (eng_sink, True)):
+        rows = Rows()
+        normalize_request("logs", request, rows=rows, source="otlp_http", received_at=RECEIVED, plain_gc=plain)
+        assert rows.count(GC_LINES_TABLE) == (40 if plain else 0)
+        sink.write(rows, token="otlp/logs/refused")
+        sink.write(rows, token="otlp/logs/refused")  # replayed: still once
+    assert caplog.text.count("the engine refused 40 plain gc lines") == 2
+    for table in TABLES:
+        assert _table(eng_store, table) == _table(ref_store, table), table
+    assert len(_table(eng_store, "gc_events")) == 40
