@@ -46,9 +46,9 @@ _TRANSIENT_CODES = {
 # How `Store.insert_select_lines` statements read their raw lines (input() on a server, file() embedded).
 _INPUT_LINES = "input('line String')"
 _FORMAT_LINES = "FORMAT LineAsString"
-# `Store.insert_select_input`: the input() call (its structure a quoted literal) and the statement's final FORMAT.
-_INPUT_RE = re.compile(r"input\(('(?:[^'\\]|\\.)*')\)")
-_FORMAT_RE = re.compile(r"\s+FORMAT\s+([A-Za-z]+)\s*$")
+# How `Store.insert_select_input` finds its statement's input (a structure literal) and trailing input format.
+_INPUT_RE = re.compile(r"input\('([A-Za-z0-9_ ,()]+)'\)")
+_FORMAT_RE = re.compile(r"\bFORMAT\s+([A-Za-z]+)\s*\Z")
 
 # Embedded store paths this process has opened: the engine keeps them locked until the process exits.
 OPENED_HERE: set[str] = set()
@@ -219,30 +219,41 @@ class Store:
                             settings: Mapping[str, Any] | None = None) -> None:
         """Run one `INSERT ... SELECT ... FROM input('line String') ... FORMAT LineAsString` over `data`, raw
         lines each ended by b"\\n", so the engine parses and stores them in one statement (the gctrace fast
-        path): no Python object per line. See `insert_select_input`."""
+        path): no Python object per line.
+
+        A server reads `data` as the request body, as input() expects. The embedded engine takes no body for
+        input(), so the bytes go through a temporary file read by file() in the same format, which is what
+        clickhouse-connect's own raw_insert does for the embedded engine."""
         if _INPUT_LINES not in sql or not sql.rstrip().endswith(_FORMAT_LINES):
             raise ValueError(f"the statement must read {_INPUT_LINES} and end with {_FORMAT_LINES}")
-        self.insert_select_input(sql, data, parameters=parameters, settings=settings)
+        if not self.embedded:
+            self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
+            return
+        local = sql.rstrip()[:-len(_FORMAT_LINES)].replace(
+            _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String')")
+        with tempfile.NamedTemporaryFile(prefix="fleetwatch-lines-", suffix=".txt") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            params = {**(parameters or {}), "fleetwatch_lines_file": tmp.name}
+            self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
 
     def insert_select_input(self, sql: str, data: bytes, *, parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
         """Run one `INSERT ... SELECT ... FROM input('<structure>') ... FORMAT <format>` over `data`, rows already
-        encoded in that input format (raw lines, or RowBinary rows of a Kafka batch's messages), so the engine
-        parses and stores them in one statement with no Python object per row.
-
-        A server reads `data` as the request body, as input() expects. The embedded engine takes no body for
-        input(), so the bytes go through a temporary file read by file() in the same format and structure,
-        which is what clickhouse-connect's own raw_insert does for the embedded engine."""
-        found = _INPUT_RE.search(sql)
-        fmt = _FORMAT_RE.search(sql)
-        if found is None or fmt is None:
+        encoded in that format (the OTLP writer's plain gc lines, RowBinary), as `insert_select_lines` does for
+        raw lines: a server reads `data` as the request body; the embedded engine reads it from a temporary file
+        through file() with the same format and structure."""
+        found_input = _INPUT_RE.search(sql)
+        found_format = _FORMAT_RE.search(sql.rstrip())
+        if found_input is None or found_format is None:
             raise ValueError("the statement must read input('<structure>') and end with FORMAT <format>")
         if not self.embedded:
             self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
             return
-        local = (sql[:fmt.start()] + sql[fmt.end():]).replace(
-            found.group(0), f"file({{fleetwatch_input_file:String}}, '{fmt.group(1)}', {found.group(1)})")
-        with tempfile.NamedTemporaryFile(prefix="fleetwatch-input-", suffix=".bin") as tmp:
+        fmt, structure = found_format.group(1), found_input.group(1)
+        local = sql.rstrip()[:found_format.start()].replace(
+            found_input.group(0), f"file({{fleetwatch_input_file:String}}, '{fmt}', '{structure}')")
+        with tempfile.NamedTemporaryFile(prefix="fleetwatch-input-", suffix=f".{fmt.lower()}") as tmp:
             tmp.write(data)
             tmp.flush()
             params = {**(parameters or {}), "fleetwatch_input_file": tmp.name}
