@@ -70,12 +70,6 @@ class PartitionWrites(Generic[K, T]):
             del self._running[key]
         return done
 
-    def wait_any(self, timeout: float) -> None:
-        """Return when a write finishes or after `timeout` seconds."""
-        futures = [w.future for w in self._running.values()]
-        if futures:
-            wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
-
     def wait_all(self, timeout: float | None) -> None:
         futures = [w.future for w in self._running.values()]
         if futures:
