@@ -185,16 +185,16 @@ class KafkaWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer = KafkaConsumer(**consumer_config(self.settings))
-        progress = GroupProgress(consumer_config(self.settings)) if self.until_caught_up else None
+        self._open_client()
+        progress = GroupProgress(self._progress_config()) if self.until_caught_up else None
         try:
             while not self.stop_requested.is_set():
                 self._refresh_subscription()
-                records = self.consumer.poll(timeout_ms=_POLL_MS) if self._subscribed else {}
-                if not self._subscribed:
+                if self._subscribed:
+                    self._poll()  # rebalance events applied, then records buffered
+                else:
                     self.stop_requested.wait(_POLL_MS / 1000)
-                self._apply_rebalance_events()
-                self._buffer(records)  # before initializing: a first batch may arrive with the assignment
+                    self._apply_rebalance_events()
                 self._initialize_partitions()
                 self._flush(force=False)
                 self._apply_backpressure()
@@ -206,7 +206,7 @@ class KafkaWorker:
                     return
             self._flush(force=True, once=True)
         finally:
-            self.consumer.close(autocommit=False)
+            self._close_client()
             if progress is not None:
                 progress.close()
             if self.gctrace_engine is not None:
@@ -224,10 +224,9 @@ class KafkaWorker:
         if self._subscribed is not None and now - self._topics_checked < self.settings.topic_refresh_seconds:
             return
         self._topics_checked = now
-        assert self.consumer is not None
         try:
-            existing = self.consumer.topics()
-        except KafkaError as exc:
+            existing = self._list_topics()
+        except self.client_errors as exc:
             log.warning("kafka: cannot list topics: %s", exc)
             return
         wanted = tuple(sorted(t for t in self.kinds if t in existing))
@@ -237,9 +236,9 @@ class KafkaWorker:
         if missing:
             log.info("kafka: topics %s do not exist (yet); consuming %s", missing, list(wanted))
         if wanted:
-            self.consumer.subscribe(list(wanted), listener=self._listener)
+            self._subscribe(list(wanted))
         elif self._subscribed:
-            self.consumer.unsubscribe()
+            self._unsubscribe()
             self.states.clear()
         self._subscribed = wanted
 
@@ -262,30 +261,27 @@ class KafkaWorker:
 
     def _initialize_partitions(self) -> None:
         """Read the committed offset and any recorded plan of partitions that are new to this worker."""
-        assert self.consumer is not None
         for st in self.states.values():
             if st.ready:
                 continue
             try:
-                committed = self.consumer.committed(st.tp)
-                if committed is None or committed < 0:
-                    # Never committed: pin where auto_offset_reset started, so the first batch's plan is
-                    # keyed on an offset the next owner will also start from.
-                    start = st.buffer[0].offset if st.buffer else self.consumer.position(st.tp)
-                    self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
-                else:
-                    start = committed
+                start = self._start_offset(st)
                 plan = self.ledger.plan(st.tp.topic, st.tp.partition, start)
-            except (KafkaError, StoreUnavailable, StoreError) as exc:
+            except (*self.client_errors, StoreUnavailable, StoreError) as exc:
                 log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
                 continue
             while st.buffer and st.buffer[0].offset < start:
                 st.take(1)
-            if st.needs_seek or not st.buffer or st.buffer[0].offset != start:
+            if self._must_seek(st, start):
                 # The client may keep a fetch position from before a rebalance (past records this worker
                 # buffered and dropped); fetch again from exactly the committed offset.
                 st.reset()
-                self.consumer.seek(st.tp, start)
+                try:
+                    self._seek(st.tp, start)
+                except self.client_errors as exc:
+                    log.info("kafka: %s cannot be positioned yet: %s", _name(st.tp), exc)
+                    st.needs_seek = True
+                    continue
                 st.needs_seek = False
             st.committed = start
             st.plan_end = plan.end if plan is not None and plan.end > start else None
@@ -341,7 +337,7 @@ class KafkaWorker:
         if st.first_at is not None and time.monotonic() - st.first_at >= s.batch_max_seconds:
             return True
         if self.until_caught_up:
-            high = self.consumer.highwater(st.tp) if self.consumer else None
+            high = self._highwater(st.tp)
             return high is not None and st.next_offset >= high
         return False
 
@@ -350,7 +346,7 @@ class KafkaWorker:
         start = st.committed
         if st.plan_end is not None:
             end = st.plan_end
-            position = self.consumer.position(st.tp) if self.consumer else None
+            position = self._position(st.tp)
             if st.next_offset < end and (position is None or position < end):
                 return False  # the recorded range is not fully fetched yet
             count = sum(1 for m in st.buffer if m.offset < end)
@@ -404,17 +400,17 @@ class KafkaWorker:
     def _commit(self, st: PartitionState) -> bool:
         """Commit the end of the stored batch. On a rebalance the partition is re-read from the group's
         committed offset; the stored rows are safe either way (the plan makes their replay a no-op)."""
-        assert self.consumer is not None and st.pending_commit is not None
+        assert st.pending_commit is not None
         end = st.pending_commit
         try:
-            self.consumer.commit({st.tp: OffsetAndMetadata(end, "", -1)})
-        except (CommitFailedError, RebalanceInProgressError) as exc:
+            self._commit_offset(st.tp, end)
+        except CommitRefused as exc:
             log.info("kafka: commit of %s@%d refused during a rebalance (%s); re-reading the partition",
-                     _name(st.tp), end, type(exc).__name__)
+                     _name(st.tp), end, exc)
             st.reset()
             st.needs_seek = True
             return False
-        except KafkaError as exc:
+        except self.client_errors as exc:
             log.warning("kafka: commit of %s@%d failed, will retry: %s", _name(st.tp), end, exc)
             return False
         log.debug("kafka: committed batch %s [%d, %d)", _name(st.tp), st.committed, end)
@@ -428,7 +424,6 @@ class KafkaWorker:
     def _apply_backpressure(self) -> None:
         """Pause fetching instead of growing memory: all partitions while the store is failing or the
         buffers are over `max_buffered_bytes`, single partitions holding two batches' worth."""
-        assert self.consumer is not None
         s = self.settings
         total = sum(st.bytes for st in self.states.values())
         store_down = time.monotonic() < self._retry_at
@@ -441,21 +436,20 @@ class KafkaWorker:
         to_pause, to_resume = wanted - self._paused, self._paused - wanted
         if to_pause:
             self.pauses += len(to_pause)
-            self.consumer.pause(*to_pause)
+            self._pause(to_pause)
             log.info("kafka: paused %d partition(s) (%d bytes buffered, store %s)",
                      len(to_pause), total, "unavailable" if store_down else "ok")
         if to_resume:
-            self.consumer.resume(*[tp for tp in to_resume if tp in self.consumer.assignment()])
-            _release_parked_records(self.consumer)
+            self._resume({tp for tp in to_resume if tp in self._assignment()})
         self._paused = wanted
 
     def _report_lag(self) -> None:
         now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S or self.consumer is None:
+        if now - self._lag_at < _LAG_EVERY_S:
             return
         self._lag_at = now
         for tp, st in self.states.items():
-            high = self.consumer.highwater(tp)
+            high = self._highwater(tp)
             if high is not None and st.ready:
                 self.telemetry.consumer_lag.record(max(high - st.committed, 0),
                                                    {"topic": tp.topic, "partition": tp.partition})
@@ -465,8 +459,7 @@ class KafkaWorker:
         """Every partition of the subscribed topics, assigned here or not, is committed to its end offset."""
         if not self._subscribed:
             return True  # none of the topics exists: nothing to consume
-        assert self.consumer is not None
-        return progress.caught_up(self._subscribed, self.consumer.assignment())
+        return progress.caught_up(self._subscribed, self._assignment())
 
     def _is_caught_up(self) -> bool:
         """Joined, and every assigned partition has committed up to the high watermark of its last fetch."""
@@ -474,12 +467,97 @@ class KafkaWorker:
             return self._subscribed is not None
         if not self._listener.joined.is_set() or self._listener.events:
             return False
-        assert self.consumer is not None
         for tp, st in self.states.items():
-            high = self.consumer.highwater(tp)
+            high = self._highwater(tp)
             if not st.ready or st.pending_commit is not None or st.buffer or high is None or st.committed < high:
                 return False
         return True
+
+    # -- the client (kafka-python here; confluent.py implements the same for librdkafka) --------------------
+    # Errors of the client that mean "not now": the loop logs them and tries again on a later turn.
+    client_errors: tuple[type[Exception], ...] = (KafkaError,)
+
+    def _progress_config(self) -> dict[str, Any]:
+        """kafka-python options of the `--until-caught-up` probe (progress.py), which never joins the group."""
+        return consumer_config(self.settings)
+
+    def _open_client(self) -> None:
+        self.consumer = KafkaConsumer(**consumer_config(self.settings))
+
+    def _close_client(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+
+    def _poll(self) -> None:
+        """Fetch, apply the rebalance events the fetch brought, then buffer the records (a first batch may
+        arrive with the assignment)."""
+        assert self.consumer is not None
+        records = self.consumer.poll(timeout_ms=_POLL_MS)
+        self._apply_rebalance_events()
+        self._buffer(records)
+
+    def _list_topics(self) -> set[str]:
+        assert self.consumer is not None
+        return set(self.consumer.topics())
+
+    def _subscribe(self, topics: list[str]) -> None:
+        assert self.consumer is not None
+        self.consumer.subscribe(topics, listener=self._listener)
+
+    def _unsubscribe(self) -> None:
+        assert self.consumer is not None
+        self.consumer.unsubscribe()
+
+    def _start_offset(self, st: PartitionState) -> int:
+        """The group's committed offset; a partition never committed is pinned where auto_offset_reset started,
+        so the first batch's plan is keyed on an offset the next owner will also start from."""
+        assert self.consumer is not None
+        committed = self.consumer.committed(st.tp)
+        if committed is not None and committed >= 0:
+            return committed
+        start = st.buffer[0].offset if st.buffer else self.consumer.position(st.tp)
+        self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
+        return start
+
+    def _must_seek(self, st: PartitionState, start: int) -> bool:
+        """Whether the fetch position must be set to `start` before the partition's records can be used."""
+        return st.needs_seek or not st.buffer or st.buffer[0].offset != start
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        assert self.consumer is not None
+        self.consumer.seek(tp, offset)
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        return self.consumer.position(tp) if self.consumer is not None else None
+
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's high watermark as of its last fetch (None before one)."""
+        return self.consumer.highwater(tp) if self.consumer is not None else None
+
+    def _commit_offset(self, tp: TopicPartition, end: int) -> None:
+        """Commit `end`; `CommitRefused` when the group is rebalancing (re-read the partition)."""
+        assert self.consumer is not None
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(end, "", -1)})
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            raise CommitRefused(type(exc).__name__) from exc
+
+    def _pause(self, tps: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        self.consumer.pause(*tps)
+
+    def _resume(self, tps: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        self.consumer.resume(*tps)
+        _release_parked_records(self.consumer)
+
+    def _assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+
+class CommitRefused(Exception):
+    """The group coordinator refused a commit because of a rebalance: the rows are stored and planned, the
+    partition is re-read from the committed offset and the replay is dropped by the store."""
 
 
 def _release_parked_records(consumer: KafkaConsumer) -> None:
