@@ -71,7 +71,7 @@ class KafkaSettings(BaseModel):
     # How OTLP topics are encoded, as the Collector's Kafka exporter names it: otlp_proto or otlp_json.
     otlp_encoding: str = "otlp_proto"
     # A partition's pending messages are written when either limit is reached.
-    batch_max_messages: int = 20_000
+    batch_max_messages: int = 100_000
     # Bytes of message values in one partition batch.
     batch_max_bytes: int = 16 * 1024 * 1024
     # Age of a partition's oldest pending message before its batch is written.
@@ -117,7 +117,7 @@ class KafkaSettings(BaseModel):
     gctrace_engine_min_lines: int = Field(default=256, ge=1)
     # The Kafka client: "confluent" (confluent-kafka, librdkafka in C: 5-10x less CPU per record) or "kafka-python"
     # (pure Python). Same guarantees either way; `client_options` take the selected client's own option names.
-    client: Literal["kafka-python", "confluent"] = "kafka-python"
+    client: Literal["kafka-python", "confluent"] = "confluent"
 
 
 class OtlpSettings(BaseModel):

@@ -107,6 +107,15 @@ def _raise_partition_error(partitions: list[ConfluentPartition] | None) -> None:
             raise KafkaException(p.error)
 
 
+def _extend(st: PartitionState, taken: list[KafkaMessage], now: float) -> int:
+    """`PartitionState.add` for many messages at once; returns how many."""
+    if st.first_at is None:
+        st.first_at = now
+    st.buffer.extend(taken)
+    st.bytes += sum(len(m.value or b"") + len(m.key or b"") for m in taken)
+    return len(taken)
+
+
 class ConfluentWorker(KafkaWorker):
     """One consumer in the group on librdkafka; the loop, plans and writes are `KafkaWorker`'s."""
 
@@ -148,10 +157,12 @@ class ConfluentWorker(KafkaWorker):
 
     def _buffer_messages(self, messages: list[Any]) -> None:
         """Append fetched records to their partitions' buffers (records before a partition's next offset are
-        re-fetches after a seek and are skipped)."""
+        re-fetches after a seek and are skipped). A fetch holds long stretches of one partition, so records are
+        gathered per stretch and added to the buffer in one step."""
         now = time.monotonic()
-        st: PartitionState | None = None
         topic, partition = "", -1
+        st: PartitionState | None = None
+        taken: list[KafkaMessage] = []
         accepted: dict[str, int] = {}
         for m in messages:
             if m.error() is not None:
@@ -159,19 +170,25 @@ class ConfluentWorker(KafkaWorker):
                     log.warning("kafka: fetch error on %s/%s: %s", m.topic(), m.partition(), m.error())
                 continue
             if m.partition() != partition or m.topic() != topic:
+                if st is not None and taken:
+                    accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
+                    taken = []
                 topic, partition = m.topic(), m.partition()
                 st = self.states.get(TopicPartition(topic, partition))
                 if st is not None and st.needs_seek:
                     st = None
+                next_offset = st.next_offset if st is not None else 0
             if st is None:
                 continue
             offset = m.offset()
-            if offset < st.next_offset:
+            if offset < next_offset:
                 continue
+            next_offset = offset + 1
             headers = m.headers()
-            st.add(KafkaMessage(topic=topic, partition=partition, offset=offset, timestamp_ms=m.timestamp()[1],
-                                key=m.key(), value=m.value(), headers=tuple(headers) if headers else ()), now)
-            accepted[st.kind.value] = accepted.get(st.kind.value, 0) + 1
+            taken.append(KafkaMessage(topic, partition, offset, m.timestamp()[1], m.key(), m.value(),
+                                      tuple(headers) if headers else ()))
+        if st is not None and taken:
+            accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
         for signal, count in accepted.items():
             self.telemetry.records_in.add(count, {"source": "kafka", "signal": signal})
 
