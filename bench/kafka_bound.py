@@ -8,11 +8,10 @@ lines per message), then reads each one to its end with nothing else: no normali
 Clients measured, each in a fresh process so its CPU (getrusage: every thread, the C client's included) is
 its own:
 
-* `kafka-python` (what the Kafka source uses), with the source's consumer options;
+* `kafka-python` (the source's other client, `kafka.client = "kafka-python"`), with its consumer options;
 * `kafka-python+messages`: the same, plus what the source does per record before normalizing (a
   `KafkaMessage` per record, as `KafkaWorker._buffer` builds it);
-* `confluent-kafka` (librdkafka, a C client), when installed (`pip install confluent-kafka`), as a
-  measurement only.
+* `confluent-kafka` (librdkafka, a C client; the source's default client since `kafka.client` exists).
 
 Partitions are assigned directly (no group join, which on Tansu waits about half the session timeout), and the
 clocks (wall and CPU) start at the first record received, so the figure is the steady drain rate without

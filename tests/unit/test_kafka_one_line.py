@@ -40,8 +40,8 @@ def test_a_plain_batch_gives_the_general_paths_lines_identities_and_runs() -> No
         assert isinstance(run, GctraceRun)
         again = plain.run(index)
         assert (again.identity, again.messages, again.lines) == (run.identity, run.messages, run.lines)
-    assert plain.lines == [line for run in runs if isinstance(run, GctraceRun) for lines in run.lines
-                           for line in lines]
+    assert [value.decode() for value in plain.values] == [
+        line for run in runs if isinstance(run, GctraceRun) for lines in run.lines for line in lines]
     assert plain.observed_us == [m.timestamp_ms * 1000 for m in messages]
     assert [plain.identities[i] for i in plain.ident] == [
         run.identity for run in runs if isinstance(run, GctraceRun) for _ in run.messages]

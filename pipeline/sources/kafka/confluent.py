@@ -41,6 +41,7 @@ from pipeline.sources.kafka.consumer import (
     CommitRefused,
     KafkaWorker,
     PartitionState,
+    bytes_of,
     consumer_config,
 )
 
@@ -112,7 +113,7 @@ def _extend(st: PartitionState, taken: list[KafkaMessage], now: float) -> int:
     if st.first_at is None:
         st.first_at = now
     st.buffer.extend(taken)
-    st.bytes += sum(len(m.value or b"") + len(m.key or b"") for m in taken)
+    st.bytes += bytes_of(taken)
     return len(taken)
 
 

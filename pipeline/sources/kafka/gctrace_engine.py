@@ -173,9 +173,9 @@ class KafkaGctraceEngine:
     def _prepare_one_line(self, plain: OneLineBatch, received_at: datetime, max_message_bytes: int) -> EngineBatch:
         """`prepare` for a plain one-line batch: the same stage, rows and skips, with Python only for the runs that
         hold a line the engine does not recognise (in batch order, as `prepare` visits them)."""
-        total = len(plain.lines)
+        total = len(plain.values)
         self._stage({"seq": range(total), "ident": plain.ident, "observed_us": plain.observed_us,
-                     "line": plain.lines})
+                     "line": plain.values})
         found = self.store.query(self.unrecognised_sql, parameters={"stage": self.stage})
         stretches = _stretches_by_run([seq for (seq,) in found.result_rows], plain.run_starts)
         rows = Rows()

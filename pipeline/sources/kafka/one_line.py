@@ -5,8 +5,9 @@ Python (`gctrace_runs`: decode, split, look for a JSON envelope, look up the ide
 then the stage's columns message by message) cost more than the engine's parse of the line (about 5-7 µs per
 message against 2). Most such batches are plain: every value one non-empty UTF-8 line without a line break, no
 JSON. That is checked for the whole batch at once with C-speed operations on the joined values (one `join`, one
-`count`, one `decode`, one regular-expression search), and the stage's columns come out of list operations and
-`map`; the identity is worked out once per distinct (key, headers), and a run is cut wherever the identity
+`count`, one `decode`, a regular-expression search only when a brace is present), and the stage's columns come
+out of list operations and `map` (the line column is the values themselves: the client writes bytes as they
+are); the identity is worked out once per distinct (key, headers), and a run is cut wherever the identity
 changes (`compress` over the pairwise comparison).
 
 The rows are exactly the general path's: the lines, their times, identities and runs are the ones
@@ -40,7 +41,7 @@ class OneLineBatch:
     """A plain one-line-per-message batch as the engine stage's columns, line i being message i."""
 
     messages: Sequence[KafkaMessage]
-    lines: list[str]
+    values: list[bytes]  # the lines as the stage takes them: the values themselves, valid UTF-8 without a break
     observed_us: list[int]
     ident: list[int]  # index into `identities`, per line
     identities: list[tuple[str, str]]
@@ -49,9 +50,9 @@ class OneLineBatch:
     def run(self, index: int) -> GctraceRun:
         """Run `index` as the general path builds it (for the Python normalizer)."""
         first = self.run_starts[index]
-        end = self.run_starts[index + 1] if index + 1 < len(self.run_starts) else len(self.lines)
+        end = self.run_starts[index + 1] if index + 1 < len(self.run_starts) else len(self.values)
         return GctraceRun(self.identities[self.ident[first]], list(self.messages[first:end]),
-                          [[line] for line in self.lines[first:end]])
+                          [[value.decode("utf-8")] for value in self.values[first:end]])
 
 
 def one_line_batch(messages: Sequence[KafkaMessage], max_bytes: int) -> OneLineBatch | None:
@@ -68,9 +69,8 @@ def one_line_batch(messages: Sequence[KafkaMessage], max_bytes: int) -> OneLineB
         text = joined.decode("utf-8")
     except UnicodeDecodeError:  # "\n" cannot complete a sequence: the join decodes exactly when every value does
         return None
-    if ("{" in text or "[" in text) and _JSON_LINE.search(text) is not None:  # the find is C-speed, the regex not
+    if (b"{" in joined or b"[" in joined) and _JSON_LINE.search(text) is not None:  # the find is C-speed, the regex not
         return None
-    lines = text.split("\n")
     headers = list(map(_headers, messages))
     transports: list[object] = list(zip(map(_keys, messages), headers, strict=True)) if any(headers) \
         else list(map(_keys, messages))
@@ -83,4 +83,4 @@ def one_line_batch(messages: Sequence[KafkaMessage], max_bytes: int) -> OneLineB
     ident = list(map(index_of.__getitem__, transports))
     run_starts = [0, *compress(range(1, len(ident)), map(ne, ident[1:], ident[:-1]))]
     observed_us = [ms * 1000 for ms in map(_times, messages)]
-    return OneLineBatch(messages, lines, observed_us, ident, list(identities), run_starts)
+    return OneLineBatch(messages, values, observed_us, ident, list(identities), run_starts)
