@@ -3,6 +3,7 @@ the security settings are mapped, `client_options` pass through, and librdkafka 
 
 from __future__ import annotations
 
+import pytest
 from confluent_kafka import Consumer
 from pydantic import SecretStr
 
@@ -48,3 +49,21 @@ def test_the_setting_selects_the_worker() -> None:
     settings = load_settings()
     assert worker_class(settings.kafka) is ConfluentWorker  # the default (docs/architecture.md says why)
     assert worker_class(settings.kafka.model_copy(update={"client": "kafka-python"})) is KafkaWorker
+
+
+def test_an_unknown_client_option_stops_the_worker_at_start(settings) -> None:
+    """`client_options` name librdkafka properties with this client: a misspelt one fails the start loudly (the
+    component then stops `fleetwatch run` with exit code 1) instead of being ignored."""
+    from confluent_kafka import KafkaException
+
+    from pipeline.sink import Sink
+    from pipeline.telemetry import Telemetry
+
+    kafka = settings.kafka.model_copy(update={"bootstrap": "127.0.0.1:1", "client_options": {"no.such.property": 1}})
+    telemetry = Telemetry()
+    try:
+        worker = ConfluentWorker(kafka, Sink(None, telemetry), None, telemetry)  # type: ignore[arg-type]
+        with pytest.raises(KafkaException, match=r"no\.such\.property"):
+            worker.run()
+    finally:
+        telemetry.shutdown()
