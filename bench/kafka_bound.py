@@ -8,11 +8,12 @@ lines per message), then reads each one to its end with nothing else: no normali
 Clients measured, each in a fresh process so its CPU (getrusage: every thread, the C client's included) is
 its own:
 
-* `kafka-python` (what the Kafka source uses), with the source's consumer options;
+* `kafka-python` (the source's other client, `kafka.client = "kafka-python"`), with its consumer options;
 * `kafka-python+messages`: the same, plus what the source does per record before normalizing (a
   `KafkaMessage` per record, as `KafkaWorker._buffer` builds it);
-* `confluent-kafka` (librdkafka, a C client), when installed (`pip install confluent-kafka`), as a
-  measurement only.
+* `confluent-kafka` (librdkafka, a C client; the source's default client since `kafka.client` exists);
+* `confluent-kafka+messages`: the same, plus what `ConfluentWorker._buffer_messages` does per record (a
+  `KafkaMessage` from the record's accessors, gathered per partition stretch).
 
 Partitions are assigned directly (no group join, which on Tansu waits about half the session timeout), and the
 clocks (wall and CPU) start at the first record received, so the figure is the steady drain rate without
@@ -34,7 +35,7 @@ from pathlib import Path
 from bench.measure import cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
-CLIENTS = ("kafka-python", "kafka-python+messages", "confluent-kafka")
+CLIENTS = ("kafka-python", "kafka-python+messages", "confluent-kafka", "confluent-kafka+messages")
 
 
 def _drain_kafka_python(bootstrap: str, topic: str, expected: int, build_messages: bool
@@ -71,9 +72,15 @@ def _drain_kafka_python(bootstrap: str, topic: str, expected: int, build_message
     return size, wall, cpu
 
 
-def _drain_confluent(bootstrap: str, topic: str, expected: int) -> tuple[int, float, float]:
+def _drain_confluent(bootstrap: str, topic: str, expected: int, build_messages: bool) -> tuple[int, float, float]:
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient
+
+    from pipeline.config import KafkaSettings
+    from pipeline.normalize.kafka_messages import KafkaMessage
+    from pipeline.sources.kafka.consumer import bytes_of
+
+    defaults = KafkaSettings()
 
     meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
     partitions = sorted(meta.topics[topic].partitions)
@@ -82,10 +89,21 @@ def _drain_confluent(bootstrap: str, topic: str, expected: int) -> tuple[int, fl
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     seen, size = 0, 0
     t0 = cpu0 = 0.0
+    kept: list[KafkaMessage] = []
     while seen < expected:
-        batch = consumer.consume(num_messages=10_000, timeout=0.1)
+        batch = consumer.consume(num_messages=defaults.max_poll_records, timeout=0.1)
         if batch and not t0:
             t0, cpu0 = time.perf_counter(), cpu_seconds()
+        if build_messages:  # as ConfluentWorker._buffer_messages
+            kept = []
+            for msg in batch:
+                if msg.error() is None:
+                    headers = msg.headers()
+                    kept.append(KafkaMessage(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1], msg.key(),
+                                             msg.value(), tuple(headers) if headers else ()))
+            seen += len(kept)
+            size += bytes_of(kept)
+            continue
         for msg in batch:
             if msg.error() is None:
                 seen += 1
@@ -98,8 +116,8 @@ def _drain_confluent(bootstrap: str, topic: str, expected: int) -> tuple[int, fl
 
 def drain(client: str, bootstrap: str, topic: str, expected: int) -> dict:
     """Read `topic` to `expected` records with `client`; the figures of this process."""
-    if client == "confluent-kafka":
-        size, wall, cpu = _drain_confluent(bootstrap, topic, expected)
+    if client.startswith("confluent-kafka"):
+        size, wall, cpu = _drain_confluent(bootstrap, topic, expected, client.endswith("+messages"))
     else:
         size, wall, cpu = _drain_kafka_python(bootstrap, topic, expected, client.endswith("+messages"))
     return {"client": client, "records": expected, "bytes": size, "wall_s": wall, "cpu_s": cpu}
@@ -136,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         wanted = CLIENTS
     except ImportError:
         print("confluent-kafka is not installed: measuring kafka-python only", file=sys.stderr)
-        wanted = CLIENTS[:2]
+        wanted = CLIENTS[:2]  # pragma: no cover - confluent-kafka is a dependency
     broker = Broker().start()
     print("| topic | client | records | lines/s | CPU s per M lines | CPU s per M records |")
     print("|---|---|---:|---:|---:|---:|")

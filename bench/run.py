@@ -90,8 +90,9 @@ def run_worker(scenario: str, args: dict, timeout: float = 900) -> Result:
 
 
 class Bench:
-    def __init__(self, sizes: Sizes, tmp: Path, only: set[str] | None) -> None:
+    def __init__(self, sizes: Sizes, tmp: Path, only: set[str] | None, kafka_client: str | None = None) -> None:
         self.sizes = sizes
+        self.kafka_client = kafka_client  # `kafka.client` of the Kafka rows (None: the settings' default)
         self.tmp = tmp
         self.only = only
         self.results: dict[str, Result] = {}
@@ -176,11 +177,15 @@ class Bench:
                     engine = not name.endswith("_python")
                     result = run_worker("kafka", {"dsn": self.dsn(name), "bootstrap": broker.bootstrap,
                                                   "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
-                                                  "kafka": {"gctrace_engine": engine, **_kafka_overrides()}})
+                                                  "kafka": {"gctrace_engine": engine, **self._client(),
+                                                            **_kafka_overrides()}})
                     result.name = name
                     self.record(name, result)
         finally:
             broker.stop()
+
+    def _client(self) -> dict[str, str]:
+        return {"client": self.kafka_client} if self.kafka_client else {}
 
     # -- OTLP ---------------------------------------------------------------------------------------------
     def otlp_paths(self) -> None:
@@ -400,13 +405,15 @@ def main(argv: list[str] | None = None) -> int:
                                        "otlp_http_python,otlp_grpc_python,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
+    parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"),
+                        help="kafka.client of the Kafka rows (default: the settings' default)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     only = set(args.only.split(",")) if args.only else None
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     header = machine()
     with tempfile.TemporaryDirectory(prefix="fleetwatch-bench-") as tmp:
-        bench = Bench(sizes, Path(tmp), only)
+        bench = Bench(sizes, Path(tmp), only, kafka_client=args.kafka_client)
         bench.file_paths()
         bench.kafka_paths()
         bench.otlp_paths()

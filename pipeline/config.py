@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -71,7 +71,7 @@ class KafkaSettings(BaseModel):
     # How OTLP topics are encoded, as the Collector's Kafka exporter names it: otlp_proto or otlp_json.
     otlp_encoding: str = "otlp_proto"
     # A partition's pending messages are written when either limit is reached.
-    batch_max_messages: int = 20_000
+    batch_max_messages: int = 100_000
     # Bytes of message values in one partition batch.
     batch_max_bytes: int = 16 * 1024 * 1024
     # Age of a partition's oldest pending message before its batch is written.
@@ -118,6 +118,9 @@ class KafkaSettings(BaseModel):
     # Partition batches written at once, each on a thread of its own, while the consumer keeps fetching (at most
     # one batch per partition, committed in order); 0: written one after another on the consumer's thread.
     write_threads: int = Field(default=2, ge=0, le=16)
+    # The Kafka client: "confluent" (confluent-kafka, librdkafka in C: 5-10x less CPU per record) or "kafka-python"
+    # (pure Python). Same guarantees either way; `client_options` take the selected client's own option names.
+    client: Literal["kafka-python", "confluent"] = "confluent"
 
 
 class OtlpSettings(BaseModel):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline.normalize.cancel import normalize_cancel_payload
 from pipeline.normalize.lines import split_lines
@@ -55,9 +55,9 @@ _CONTENT_TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaMessage:
-    """The parts of a consumer record that decoding needs, detached from kafka-python."""
+class KafkaMessage(NamedTuple):
+    """The parts of a consumer record that decoding needs, detached from the Kafka client. A named tuple (immutable,
+    fields by name) rather than a frozen dataclass: one is built per record, and a tuple is built about 3x faster."""
 
     topic: str
     partition: int

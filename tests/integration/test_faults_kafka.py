@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaProducer
 
 from pipeline.sink import Sink
-from pipeline.sources.kafka.consumer import KafkaWorker
+from pipeline.sources.kafka import worker_class
 from pipeline.sources.kafka.delivery import BatchLedger
 from pipeline.store.client import StoreUnavailable
 from pipeline.store.migrate import context_from_settings
@@ -55,16 +55,16 @@ class OutageSink(Sink):
 
 @pytest.mark.parametrize("outage_seconds", [1.5, 4.0])
 def test_store_outage_pauses_and_resumes_without_loss(settings, store, kafka_bootstrap, kafka_names, producer,
-                                                      outage_seconds) -> None:
+                                                      outage_seconds, kafka_client) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 2, 200
     create_topics(kafka_bootstrap, {topic: partitions})
     ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=50, retry_initial_seconds=0.2,
-                        retry_max_seconds=1.0)
+                        retry_max_seconds=1.0, client=kafka_client)
     telemetry = Telemetry()
     sink = OutageSink(store, telemetry)
     ledger = BatchLedger(store, ks.kafka.group_id, ks.sql_dir, context_from_settings(ks))
-    worker = KafkaWorker(ks.kafka, sink, ledger, telemetry)
+    worker = worker_class(ks.kafka)(ks.kafka, sink, ledger, telemetry)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -107,7 +107,7 @@ def test_store_outage_pauses_and_resumes_without_loss(settings, store, kafka_boo
 
 
 def test_broker_restart_on_durable_storage_loses_and_duplicates_nothing(settings, store, durable_broker,
-                                                                        kafka_names) -> None:
+                                                                        kafka_names, kafka_client) -> None:
     bootstrap = durable_broker.bootstrap
     topic = kafka_names.topic("gctrace")
     partitions, first, second = 2, 150, 150
@@ -125,7 +125,8 @@ def test_broker_restart_on_durable_storage_loses_and_duplicates_nothing(settings
             producer.close(timeout=5)
 
     produce(range(1, first + 1))
-    ks = kafka_settings(settings, bootstrap, kafka_names, batch_max_messages=40, retry_max_seconds=1.0)
+    ks = kafka_settings(settings, bootstrap, kafka_names, batch_max_messages=40, retry_max_seconds=1.0,
+                        client=kafka_client)
     worker, thread = start_worker_thread(ks, store)
     try:
         wait_for(lambda: stored(store)[0] >= 80, 60, "the worker to store the first rows")

@@ -53,7 +53,7 @@ def message(topic: str, offset: int, value: str) -> KafkaMessage:
 
 @pytest.mark.parametrize("crashed_after", ["plan", "first_table", "all_tables"])
 def test_a_batch_interrupted_at_each_step_is_replayed_exactly(
-    crashed_after, settings, store, kafka_bootstrap, kafka_names, producer
+    crashed_after, settings, store, kafka_bootstrap, kafka_names, producer, kafka_client
 ) -> None:
     """A previous owner planned [0, 37), wrote some or all of its tables, and died before committing 37.
 
@@ -66,7 +66,8 @@ def test_a_batch_interrupted_at_each_step_is_replayed_exactly(
     for v in values:
         send(producer, topic, v, key=b"svc/p0")
     producer.flush()
-    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=100, batch_max_seconds=30.0)
+    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=100, batch_max_seconds=30.0,
+                        client=kafka_client)
 
     # The crashed owner's footprint: committed offset 0, the plan, and some of the batch's rows.
     tp = TopicPartition(topic, 0)
@@ -117,12 +118,12 @@ class _Feeder(threading.Thread):
 
 
 def test_two_workers_with_a_rebalance_midway_store_every_row_once(
-    settings, store, kafka_bootstrap, kafka_names, producer
+    settings, store, kafka_bootstrap, kafka_names, producer, kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions = 4
     create_topics(kafka_bootstrap, {topic: partitions})
-    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=40)
+    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=40, client=kafka_client)
     feeder = _Feeder(producer, topic, partitions)
     feeder.start()
 
@@ -164,7 +165,7 @@ def _committed_batches(log_path: Path) -> int:
 
 
 def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
-    tmp_path, kafka_bootstrap, kafka_names, producer
+    tmp_path, kafka_bootstrap, kafka_names, producer, kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 3, 1500
@@ -174,7 +175,7 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
             send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
     producer.flush()
     store_path = tmp_path / "store"
-    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap)
+    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=kafka_client)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "60"
     rng = random.Random()
     kills = []
@@ -217,7 +218,7 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
     assert set(kills) <= pids and len(pids) == 3, planners
 
 
-def test_until_caught_up_as_a_user_runs_it(tmp_path, kafka_bootstrap, kafka_names, producer) -> None:
+def test_until_caught_up_as_a_user_runs_it(tmp_path, kafka_bootstrap, kafka_names, producer, kafka_client) -> None:
     """Backfill: `fleetwatch run --until-caught-up` exits 0 with everything stored; a configured topic that does
     not exist is neither an error nor created."""
     topic = kafka_names.topic("gctrace")
@@ -227,7 +228,7 @@ def test_until_caught_up_as_a_user_runs_it(tmp_path, kafka_bootstrap, kafka_name
              partition=n % 2)
     producer.flush()
     store_path = tmp_path / "store"
-    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap)
+    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=kafka_client)
     proc = subprocess.run([FLEETWATCH, "run", "--until-caught-up"], env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -248,7 +249,7 @@ def test_until_caught_up_as_a_user_runs_it(tmp_path, kafka_bootstrap, kafka_name
 
 
 def test_backpressure_pauses_partitions_and_loses_nothing(settings, store, kafka_bootstrap, kafka_names,
-                                                          producer) -> None:
+                                                          producer, kafka_client) -> None:
     """Buffers far over `max_buffered_bytes`: fetching pauses and resumes many times; every row lands once."""
     topic = kafka_names.topic("gctrace")
     create_topics(kafka_bootstrap, {topic: 3})
@@ -256,7 +257,8 @@ def test_backpressure_pauses_partitions_and_loses_nothing(settings, store, kafka
         for n in range(1, 401):
             send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
     producer.flush()
-    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=25, max_buffered_bytes=4_000)
+    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=25, max_buffered_bytes=4_000,
+                        client=kafka_client)
     worker = run_worker(ks, store)
     assert stored(store) == (1200, 1200)
     assert worker.pauses > 0
@@ -285,14 +287,15 @@ class _FlakySink(Sink):
 
 
 def test_store_unavailable_keeps_the_batch_and_retries(settings, store, kafka_bootstrap, kafka_names,
-                                                       producer) -> None:
+                                                       producer, kafka_client) -> None:
     topic = kafka_names.topic("gctrace")
     create_topics(kafka_bootstrap, {topic: 2})
     for p in range(2):
         for n in range(1, 201):
             send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
     producer.flush()
-    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=50, retry_initial_seconds=0.05)
+    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=50, retry_initial_seconds=0.05,
+                        client=kafka_client)
     worker = make_worker(ks, store, until_caught_up=True)
     worker.sink = _FlakySink(store, failures=4)
     timer = threading.Timer(60, worker.stop_requested.set)

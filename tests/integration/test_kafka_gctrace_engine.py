@@ -164,7 +164,8 @@ def test_a_replayed_batch_lands_once(settings, store, engine_store) -> None:
     assert engine.engine_lines > 0 and counts["gc_events"] > 500
 
 
-def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_bootstrap, kafka_names, producer) -> None:
+def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_bootstrap, kafka_names, producer,
+                                                     kafka_client) -> None:
     """A worker planned a batch for the engine, wrote its rows and died before committing; the next owner runs with
     `kafka.gctrace_engine` off (or an older setting) and must still write that batch the engine's way: the plan says
     so. The batch is far larger than one client insert block, so the Python path's insert of the same rows would
@@ -201,6 +202,6 @@ def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_boot
     assert before[0] > len(lines) * 9 // 10 and before[1] >= 1
 
     worker = run_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, gctrace_engine=False,
-                                       batch_max_seconds=30.0), store)
+                                       batch_max_seconds=30.0, client=kafka_client), store)
     assert store.rows(counts_sql)[0] == before
     assert worker.gctrace_engine is not None and worker.gctrace_engine.engine_lines > len(lines) * 9 // 10

@@ -181,7 +181,8 @@ def test_a_batch_replayed_the_other_way_lands_once(settings, store, first_one_st
 
 
 def test_a_worker_replays_a_batch_stored_by_one_statement_before_the_crash(settings, store, kafka_bootstrap,
-                                                                            kafka_names, producer) -> None:
+                                                                            kafka_names, producer,
+                                                                            kafka_client) -> None:
     """A worker stored a planned batch with one statement and died before committing; the next owner replays the
     plan: the same rows, once."""
     topic = kafka_names.topic("gctrace")
@@ -213,6 +214,7 @@ def test_a_worker_replays_a_batch_stored_by_one_statement_before_the_crash(setti
     before = store.rows(rows_sql)[0]
     assert before[0] == len(lines)
 
-    worker = run_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_seconds=30.0), store)
+    worker = run_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_seconds=30.0,
+                                       client=kafka_client), store)
     assert store.rows(rows_sql)[0] == before
     assert worker.gctrace_engine is not None and worker.gctrace_engine.clean_batches == 1

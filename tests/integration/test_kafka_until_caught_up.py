@@ -38,14 +38,14 @@ def test_lagging_compares_the_group_offset_with_the_high_watermark() -> None:
 
 
 def test_until_caught_up_after_a_member_was_killed_drains_every_partition(
-    tmp_path: Path, kafka_bootstrap, kafka_names, producer
+    tmp_path: Path, kafka_bootstrap, kafka_names, producer, kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 4, 2500
     tps = fill_partitions(producer, kafka_bootstrap, topic, partitions, per_partition)
     total = partitions * per_partition
 
-    env = fleetwatch_env(tmp_path / "store", kafka_names, kafka_bootstrap)
+    env = fleetwatch_env(tmp_path / "store", kafka_names, kafka_bootstrap, client=kafka_client)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "50"
     # The killed member keeps its place in the group for its whole session: long enough that the next member
     # joins while it is still counted, and is handed only part of the partitions.
@@ -103,7 +103,7 @@ class Squatter:
 
 
 def test_until_caught_up_waits_for_partitions_assigned_to_another_member(
-    settings, store, kafka_bootstrap, kafka_names, producer
+    settings, store, kafka_bootstrap, kafka_names, producer, kafka_client
 ) -> None:
     """Caught up on its own partitions is not caught up: the worker keeps polling until the group has
     committed every partition, and drains the others' partitions once they are handed over."""
@@ -119,7 +119,8 @@ def test_until_caught_up_waits_for_partitions_assigned_to_another_member(
     worker_thread = None
     try:
         wait_for(lambda: len(squatter.assigned) == partitions, 60, "the squatter to hold every partition")
-        worker = make_worker(kafka_settings(settings, kafka_bootstrap, kafka_names), store, until_caught_up=True)
+        worker = make_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, client=kafka_client), store,
+                             until_caught_up=True)
         worker_thread = threading.Thread(target=worker.run, daemon=True)
         worker_thread.start()
 

@@ -134,7 +134,7 @@ def cancel_events() -> list[dict[str, object]]:
 
 def test_file_kafka_and_otlp_give_the_same_rows_in_every_table(
     settings: Settings, store: Store, other_store, kafka_bootstrap: str, kafka_names, go119_stderr: str,
-    tmp_path: Path,
+    tmp_path: Path, kafka_client: str,
 ) -> None:
     caps = captures(go119_stderr)
     assert any("KiB total" in line for line in caps["go1.19-scvg119"])
@@ -150,7 +150,7 @@ def test_file_kafka_and_otlp_give_the_same_rows_in_every_table(
     kafka_cfg, kafka_store = other_store("kafka")
     # One partition batch for the whole stream (docs/schema.md: after_gc_num starts at 0 in each batch).
     kafka_cfg = kafka_settings(kafka_cfg, kafka_bootstrap, kafka_names, max_poll_records=100_000,
-                               batch_max_messages=200_000, batch_max_seconds=30.0)
+                               batch_max_messages=200_000, batch_max_seconds=30.0, client=kafka_client)
     topic = kafka_names.topic("gctrace")
     create_topics(kafka_bootstrap, {topic: 1, kafka_names.topic("cancel-events"): 1})
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20, batch_size=1 << 20)

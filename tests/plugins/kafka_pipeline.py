@@ -25,6 +25,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from pipeline.config import Settings
 from pipeline.sink import Sink
+from pipeline.sources.kafka import worker_class
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
 from pipeline.sources.kafka.gctrace_engine import engine_from_settings
@@ -71,6 +72,16 @@ class KafkaNames:
         }
 
 
+# Both Kafka clients the source can run on (`kafka.client`); tests of delivery guarantees run against each.
+KAFKA_CLIENTS = ("kafka-python", "confluent")
+
+
+@pytest.fixture(params=KAFKA_CLIENTS)
+def kafka_client(request: pytest.FixtureRequest) -> str:
+    """The `kafka.client` setting a parametrized test runs with."""
+    return str(request.param)
+
+
 @pytest.fixture
 def kafka_names() -> KafkaNames:
     tag = uuid.uuid4().hex[:10]
@@ -113,7 +124,8 @@ def kafka_settings(settings: Settings, bootstrap: str, names: KafkaNames, **extr
 def make_worker(settings: Settings, store: Store, *, until_caught_up: bool) -> KafkaWorker:
     telemetry = Telemetry()
     ledger = BatchLedger(store, settings.kafka.group_id, settings.sql_dir, context_from_settings(settings))
-    worker = KafkaWorker(settings.kafka, Sink(store, telemetry), ledger, telemetry, until_caught_up=until_caught_up)
+    worker = worker_class(settings.kafka)(settings.kafka, Sink(store, telemetry), ledger, telemetry,
+                                          until_caught_up=until_caught_up)
     worker.gctrace_engine = engine_from_settings(settings, store)  # as `fleetwatch run` starts it
     return worker
 
@@ -147,8 +159,10 @@ def start_worker_thread(settings: Settings, store: Store) -> tuple[KafkaWorker, 
     return worker, thread
 
 
-def fleetwatch_env(store_path: Path, names: KafkaNames, bootstrap: str) -> dict[str, str]:
-    """Environment for a `fleetwatch run` subprocess: its own store, this test's topics, nothing else on."""
+def fleetwatch_env(store_path: Path, names: KafkaNames, bootstrap: str, *, client: str | None = None
+                   ) -> dict[str, str]:
+    """Environment for a `fleetwatch run` subprocess: its own store, this test's topics, nothing else on;
+    `client`: the Kafka client (else the default)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETWATCH_")}
     env.update({
         "FLEETWATCH_CLICKHOUSE_DSN": f"chdb://{store_path}",
@@ -159,6 +173,8 @@ def fleetwatch_env(store_path: Path, names: KafkaNames, bootstrap: str) -> dict[
     })
     for key, value in {**names.topic_settings(), **FAST_KAFKA}.items():
         env[f"FLEETWATCH_KAFKA__{key.upper()}"] = str(value)
+    if client is not None:
+        env["FLEETWATCH_KAFKA__CLIENT"] = client
     return env
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from pipeline.config import KafkaSettings
 from pipeline.runtime import RunContext
 from pipeline.sources.kafka.consumer import KafkaWorker
 from pipeline.sources.kafka.delivery import BatchLedger
@@ -19,6 +20,15 @@ from pipeline.sources.pprof_files import limits_from_settings
 from pipeline.store.migrate import context_from_settings
 
 log = logging.getLogger(__name__)
+
+
+def worker_class(settings: KafkaSettings) -> type[KafkaWorker]:
+    """The worker for `kafka.client`: the same loop on kafka-python or on confluent-kafka (confluent.py)."""
+    if settings.client == "confluent":
+        from pipeline.sources.kafka.confluent import ConfluentWorker
+
+        return ConfluentWorker
+    return KafkaWorker
 
 
 class KafkaSource:
@@ -30,8 +40,8 @@ class KafkaSource:
         settings = ctx.settings
         ledger = BatchLedger(ctx.store, settings.kafka.group_id, settings.sql_dir, context_from_settings(settings))
         self.ctx = ctx
-        self.worker = KafkaWorker(settings.kafka, ctx.sink, ledger, ctx.telemetry,
-                                  until_caught_up=ctx.until_caught_up)
+        self.worker = worker_class(settings.kafka)(settings.kafka, ctx.sink, ledger, ctx.telemetry,
+                                                   until_caught_up=ctx.until_caught_up)
         self.worker.pprof_limits = limits_from_settings(settings)
         self.worker.gctrace_engine = engine_from_settings(settings, ctx.store)
         self.thread = threading.Thread(target=self._run, name="fleetwatch-kafka", daemon=True)

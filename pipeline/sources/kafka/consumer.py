@@ -21,6 +21,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from itertools import islice
+from operator import attrgetter
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
@@ -86,6 +88,12 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+def bytes_of(messages: list[KafkaMessage]) -> int:
+    """The summed `KafkaMessage.size` of `messages`, without a Python call per message."""
+    return (sum(map(len, filter(None, map(attrgetter("value"), messages))))
+            + sum(map(len, filter(None, map(attrgetter("key"), messages)))))
+
+
 @dataclass
 class PartitionState:
     """What the loop knows about one assigned partition."""
@@ -113,8 +121,11 @@ class PartitionState:
         self.bytes += msg.size
 
     def take(self, count: int) -> None:
-        for _ in range(count):
-            self.bytes -= self.buffer.popleft().size
+        if count >= len(self.buffer):
+            self.buffer.clear()
+            self.bytes = 0
+        else:
+            self.bytes -= bytes_of([self.buffer.popleft() for _ in range(count)])
         self.first_at = time.monotonic() if self.buffer else None
 
     def reset(self) -> None:
@@ -188,6 +199,8 @@ class KafkaWorker:
         self._topics_checked = 0.0
         self._retry_at = 0.0
         self._backoff = settings.retry_initial_seconds
+        # Partitions paused in the client and not resumed since, assigned or not: both clients keep a partition
+        # paused across a rebalance that gives it back (see _apply_rebalance_events).
         self._paused: set[TopicPartition] = set()
         self._lag_at = 0.0
         self.pauses = 0  # partitions paused so far (for tests and health pages)
@@ -201,17 +214,18 @@ class KafkaWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer = KafkaConsumer(**consumer_config(self.settings))
-        progress = GroupProgress(consumer_config(self.settings)) if self.until_caught_up else None
+        self._open_client()
+        progress = GroupProgress(self._progress_config()) if self.until_caught_up else None
         try:
             while not self.stop_requested.is_set():
                 self._refresh_subscription()
-                poll_ms = _POLL_WRITING_MS if self.writes.running() else _POLL_MS
-                records = self.consumer.poll(timeout_ms=poll_ms) if self._subscribed else {}
-                if not self._subscribed:
+                if self._subscribed:
+                    # rebalance events applied, then records buffered; while batches are being written, a short
+                    # wait, so a finished write is committed soon
+                    self._poll(_POLL_WRITING_MS if self.writes.running() else _POLL_MS)
+                else:
                     self.stop_requested.wait(_POLL_MS / 1000)
-                self._apply_rebalance_events()
-                self._buffer(records)  # before initializing: a first batch may arrive with the assignment
+                    self._apply_rebalance_events()
                 self._initialize_partitions()
                 self._flush(force=False)
                 self._apply_backpressure()
@@ -226,8 +240,8 @@ class KafkaWorker:
             self.writes.wait_all(None)
             self._collect()
         finally:
-            self.writes.close()
-            self.consumer.close(autocommit=False)
+            self.writes.close()  # the write threads return before the client goes (they never call it)
+            self._close_client()
             if progress is not None:
                 progress.close()
             if self.gctrace_engine is not None:
@@ -245,10 +259,9 @@ class KafkaWorker:
         if self._subscribed is not None and now - self._topics_checked < self.settings.topic_refresh_seconds:
             return
         self._topics_checked = now
-        assert self.consumer is not None
         try:
-            existing = self.consumer.topics()
-        except KafkaError as exc:
+            existing = self._list_topics()
+        except self.client_errors as exc:
             log.warning("kafka: cannot list topics: %s", exc)
             return
         wanted = tuple(sorted(t for t in self.kinds if t in existing))
@@ -258,9 +271,9 @@ class KafkaWorker:
         if missing:
             log.info("kafka: topics %s do not exist (yet); consuming %s", missing, list(wanted))
         if wanted:
-            self.consumer.subscribe(list(wanted), listener=self._listener)
+            self._subscribe(list(wanted))
         elif self._subscribed:
-            self.consumer.unsubscribe()
+            self._unsubscribe()
             self.states.clear()
         self._subscribed = wanted
 
@@ -271,7 +284,6 @@ class KafkaWorker:
                 # rows are stored but not committed is replayed from its plan by the next owner.
                 for tp in partitions:
                     self.states.pop(tp, None)
-                    self._paused.discard(tp)
                 if partitions:
                     log.info("kafka: partitions revoked: %s", _names(partitions))
             else:
@@ -280,39 +292,38 @@ class KafkaWorker:
                         self.states[tp] = PartitionState(tp, self.kinds[tp.topic])
                 if partitions:
                     log.info("kafka: partitions assigned: %s", _names(partitions))
-                    # The client keeps a partition paused across a rebalance that gives it back, while its state
-                    # here starts afresh (not paused): resume it, or it is never fetched again.
-                    stale = set(partitions) & set(self.consumer.paused()) if self.consumer is not None else set()
+                    # The client keeps a partition paused across a rebalance that gives it back (kafka-python if
+                    # it stays assigned, librdkafka even after it was away), while its state here starts afresh
+                    # (not paused): resume it, or it is never fetched again. Both then fetch from the committed
+                    # offset. This runs on the consumer's thread, right after the fetch that brought the event.
+                    stale = set(partitions) & self._paused
                     if stale:
-                        self.consumer.resume(*stale)
-                        _release_parked_records(self.consumer)
+                        self._resume(stale)
+                        self._paused -= stale
 
     def _initialize_partitions(self) -> None:
         """Read the committed offset and any recorded plan of partitions that are new to this worker."""
-        assert self.consumer is not None
         for st in self.states.values():
             if st.ready:
                 continue
             try:
-                committed = self.consumer.committed(st.tp)
-                if committed is None or committed < 0:
-                    # Never committed: pin where auto_offset_reset started, so the first batch's plan is
-                    # keyed on an offset the next owner will also start from.
-                    start = st.buffer[0].offset if st.buffer else self.consumer.position(st.tp)
-                    self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
-                else:
-                    start = committed
+                start = self._start_offset(st)
                 plan = self.ledger.plan(st.tp.topic, st.tp.partition, start)
-            except (KafkaError, StoreUnavailable, StoreError) as exc:
+            except (*self.client_errors, StoreUnavailable, StoreError) as exc:
                 log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
                 continue
             while st.buffer and st.buffer[0].offset < start:
                 st.take(1)
-            if st.needs_seek or not st.buffer or st.buffer[0].offset != start:
+            if self._must_seek(st, start):
                 # The client may keep a fetch position from before a rebalance (past records this worker
                 # buffered and dropped); fetch again from exactly the committed offset.
                 st.reset()
-                self.consumer.seek(st.tp, start)
+                try:
+                    self._seek(st.tp, start)
+                except self.client_errors as exc:
+                    log.info("kafka: %s cannot be positioned yet: %s", _name(st.tp), exc)
+                    st.needs_seek = True
+                    continue
                 st.needs_seek = False
             st.committed = start
             st.plan_end = plan.end if plan is not None and plan.end > start else None
@@ -369,7 +380,7 @@ class KafkaWorker:
         if st.first_at is not None and time.monotonic() - st.first_at >= s.batch_max_seconds:
             return True
         if self.until_caught_up:
-            high = self.consumer.highwater(st.tp) if self.consumer else None
+            high = self._highwater(st.tp)
             return high is not None and st.next_offset >= high
         return False
 
@@ -381,7 +392,7 @@ class KafkaWorker:
         start = st.committed
         if st.plan_end is not None:
             end = st.plan_end
-            position = self.consumer.position(st.tp) if self.consumer else None
+            position = self._position(st.tp)
             if st.next_offset < end and (position is None or position < end):
                 return False  # the recorded range is not fully fetched yet
             count = sum(1 for m in st.buffer if m.offset < end)
@@ -396,7 +407,7 @@ class KafkaWorker:
                 count += 1
                 size += m.size
             end = st.buffer[count - 1].offset + 1
-        messages = [st.buffer[i] for i in range(count)]
+        messages = list(islice(st.buffer, count))  # a deque indexes its middle in O(n)
         planned = st.plan_end is not None
         engine = st.plan_engine if planned else (st.kind is Kind.gctrace and self.gctrace_engine is not None
                                                  and self.gctrace_engine.wants(messages))
@@ -460,17 +471,17 @@ class KafkaWorker:
     def _commit(self, st: PartitionState) -> bool:
         """Commit the end of the stored batch. On a rebalance the partition is re-read from the group's
         committed offset; the stored rows are safe either way (the plan makes their replay a no-op)."""
-        assert self.consumer is not None and st.pending_commit is not None
+        assert st.pending_commit is not None
         end = st.pending_commit
         try:
-            self.consumer.commit({st.tp: OffsetAndMetadata(end, "", -1)})
-        except (CommitFailedError, RebalanceInProgressError) as exc:
+            self._commit_offset(st.tp, end)
+        except CommitRefused as exc:
             log.info("kafka: commit of %s@%d refused during a rebalance (%s); re-reading the partition",
-                     _name(st.tp), end, type(exc).__name__)
+                     _name(st.tp), end, exc)
             st.reset()
             st.needs_seek = True
             return False
-        except KafkaError as exc:
+        except self.client_errors as exc:
             log.warning("kafka: commit of %s@%d failed, will retry: %s", _name(st.tp), end, exc)
             return False
         log.debug("kafka: committed batch %s [%d, %d)", _name(st.tp), st.committed, end)
@@ -484,34 +495,34 @@ class KafkaWorker:
     def _apply_backpressure(self) -> None:
         """Pause fetching instead of growing memory: all partitions while the store is failing or the
         buffers are over `max_buffered_bytes`, single partitions holding two batches' worth."""
-        assert self.consumer is not None
         s = self.settings
         total = sum(st.bytes for st in self.states.values())
         store_down = time.monotonic() < self._retry_at
-        over = total > s.max_buffered_bytes or (self._paused and total > s.max_buffered_bytes // 2)
+        paused_here = self._paused & self.states.keys()
+        over = total > s.max_buffered_bytes or (paused_here and total > s.max_buffered_bytes // 2)
         wanted = set()
         for tp, st in self.states.items():
             full = st.bytes >= 2 * s.batch_max_bytes or len(st.buffer) >= 2 * s.batch_max_messages
             if store_down or over or full:
                 wanted.add(tp)
-        to_pause, to_resume = wanted - self._paused, self._paused - wanted
+        to_pause, to_resume = wanted - self._paused, (paused_here - wanted) & self._assignment()
         if to_pause:
             self.pauses += len(to_pause)
-            self.consumer.pause(*to_pause)
+            self._pause(to_pause)
+            self._paused |= to_pause
             log.info("kafka: paused %d partition(s) (%d bytes buffered, store %s)",
                      len(to_pause), total, "unavailable" if store_down else "ok")
         if to_resume:
-            self.consumer.resume(*[tp for tp in to_resume if tp in self.consumer.assignment()])
-            _release_parked_records(self.consumer)
-        self._paused = wanted
+            self._resume(to_resume)
+            self._paused -= to_resume
 
     def _report_lag(self) -> None:
         now = time.monotonic()
-        if now - self._lag_at < _LAG_EVERY_S or self.consumer is None:
+        if now - self._lag_at < _LAG_EVERY_S:
             return
         self._lag_at = now
         for tp, st in self.states.items():
-            high = self.consumer.highwater(tp)
+            high = self._highwater(tp)
             if high is not None and st.ready:
                 self.telemetry.consumer_lag.record(max(high - st.committed, 0),
                                                    {"topic": tp.topic, "partition": tp.partition})
@@ -521,8 +532,7 @@ class KafkaWorker:
         """Every partition of the subscribed topics, assigned here or not, is committed to its end offset."""
         if not self._subscribed:
             return True  # none of the topics exists: nothing to consume
-        assert self.consumer is not None
-        return progress.caught_up(self._subscribed, self.consumer.assignment())
+        return progress.caught_up(self._subscribed, self._assignment())
 
     def _is_caught_up(self) -> bool:
         """Joined, and every assigned partition has committed up to the high watermark of its last fetch."""
@@ -530,12 +540,97 @@ class KafkaWorker:
             return self._subscribed is not None
         if not self._listener.joined.is_set() or self._listener.events:
             return False
-        assert self.consumer is not None
         for tp, st in self.states.items():
-            high = self.consumer.highwater(tp)
+            high = self._highwater(tp)
             if not st.ready or st.pending_commit is not None or st.buffer or high is None or st.committed < high:
                 return False
         return True
+
+    # -- the client (kafka-python here; confluent.py implements the same for librdkafka) --------------------
+    # Errors of the client that mean "not now": the loop logs them and tries again on a later turn.
+    client_errors: tuple[type[Exception], ...] = (KafkaError,)
+
+    def _progress_config(self) -> dict[str, Any]:
+        """kafka-python options of the `--until-caught-up` probe (progress.py), which never joins the group."""
+        return consumer_config(self.settings)
+
+    def _open_client(self) -> None:
+        self.consumer = KafkaConsumer(**consumer_config(self.settings))
+
+    def _close_client(self) -> None:
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)
+
+    def _poll(self, timeout_ms: int) -> None:
+        """Fetch (waiting up to `timeout_ms`), apply the rebalance events the fetch brought, then buffer the
+        records (a first batch may arrive with the assignment)."""
+        assert self.consumer is not None
+        records = self.consumer.poll(timeout_ms=timeout_ms)
+        self._apply_rebalance_events()
+        self._buffer(records)
+
+    def _list_topics(self) -> set[str]:
+        assert self.consumer is not None
+        return set(self.consumer.topics())
+
+    def _subscribe(self, topics: list[str]) -> None:
+        assert self.consumer is not None
+        self.consumer.subscribe(topics, listener=self._listener)
+
+    def _unsubscribe(self) -> None:
+        assert self.consumer is not None
+        self.consumer.unsubscribe()
+
+    def _start_offset(self, st: PartitionState) -> int:
+        """The group's committed offset; a partition never committed is pinned where auto_offset_reset started,
+        so the first batch's plan is keyed on an offset the next owner will also start from."""
+        assert self.consumer is not None
+        committed = self.consumer.committed(st.tp)
+        if committed is not None and committed >= 0:
+            return committed
+        start = st.buffer[0].offset if st.buffer else self.consumer.position(st.tp)
+        self.consumer.commit({st.tp: OffsetAndMetadata(start, "", -1)})
+        return start
+
+    def _must_seek(self, st: PartitionState, start: int) -> bool:
+        """Whether the fetch position must be set to `start` before the partition's records can be used."""
+        return st.needs_seek or not st.buffer or st.buffer[0].offset != start
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        assert self.consumer is not None
+        self.consumer.seek(tp, offset)
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        return self.consumer.position(tp) if self.consumer is not None else None
+
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        """The partition's high watermark as of its last fetch (None before one)."""
+        return self.consumer.highwater(tp) if self.consumer is not None else None
+
+    def _commit_offset(self, tp: TopicPartition, end: int) -> None:
+        """Commit `end`; `CommitRefused` when the group is rebalancing (re-read the partition)."""
+        assert self.consumer is not None
+        try:
+            self.consumer.commit({tp: OffsetAndMetadata(end, "", -1)})
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            raise CommitRefused(type(exc).__name__) from exc
+
+    def _pause(self, tps: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        self.consumer.pause(*tps)
+
+    def _resume(self, tps: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        self.consumer.resume(*tps)
+        _release_parked_records(self.consumer)
+
+    def _assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+
+class CommitRefused(Exception):
+    """The group coordinator refused a commit because of a rebalance: the rows are stored and planned, the
+    partition is re-read from the committed offset and the replay is dropped by the store."""
 
 
 def _release_parked_records(consumer: KafkaConsumer) -> None:

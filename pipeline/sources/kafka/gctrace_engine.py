@@ -60,6 +60,7 @@ from pipeline.normalize.kafka_messages import (
 )
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
+from pipeline.sources.kafka.one_line import OneLineBatch, one_line_batch
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext, context_from_settings
@@ -191,6 +192,9 @@ class KafkaGctraceEngine:
                 max_message_bytes: int) -> EngineBatch:
         """Normalize a gctrace batch: the rows of every table but gc_events in `EngineBatch.rows`, its gc rows
         staged for `EngineBatch.store_gc`."""
+        plain = one_line_batch(messages, max_message_bytes)
+        if plain is not None:  # one plain line per message: the columns in bulk (one_line.py)
+            return self._prepare_one_line(plain, received_at, max_message_bytes)
         items = list(gctrace_runs(messages, max_message_bytes))
         runs = [item for item in items if isinstance(item, GctraceRun)]
         total = sum(len(lines) for run in runs for lines in run.lines)
@@ -238,6 +242,35 @@ class KafkaGctraceEngine:
             self.store.insert_columns(f"{self.database}.{stages.python_stage}", python_gc)
         skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
         return EngineBatch(self, stages, rows, poisoned, list(identities), skipped_seqs, recognised,
+                           rows_in(python_gc), received_at)
+
+    def _prepare_one_line(self, plain: OneLineBatch, received_at: datetime, max_message_bytes: int) -> EngineBatch:
+        """`prepare` for a plain one-line batch: the same stage, rows and skips, with Python only for the runs that
+        hold a line the engine does not recognise (in batch order, as `prepare` visits them)."""
+        total = len(plain.values)
+        stages = self._stages()
+        self._stage(stages, {"seq": range(total), "ident": plain.ident, "observed_us": plain.observed_us,
+                             "line": plain.values})
+        found = self.store.query(self.unrecognised_sql, parameters={"stage": stages.stage})
+        stretches = _stretches_by_run([seq for (seq,) in found.result_rows], plain.run_starts)
+        rows = Rows()
+        poisoned = 0
+        skipped: list[tuple[int, int]] = []
+        python_lines = 0
+        for index in sorted(stretches):
+            run = plain.run(index)
+            first = plain.run_starts[index]
+            if _run_stretches(run, stretches[index], first, rows, received_at):
+                python_lines += sum(end - start for start, end in stretches[index])
+            else:
+                skipped.append((first, first + len(run.messages) - 1))
+                python_lines += len(run.messages)
+                poisoned += redo_run(run, rows, received_at, max_message_bytes)
+        python_gc = rows.tables.pop(GC_TABLE, None)
+        if rows_in(python_gc):
+            assert python_gc is not None
+            self.store.insert_columns(f"{self.database}.{stages.python_stage}", python_gc)
+        return EngineBatch(self, stages, rows, poisoned, plain.identities, skipped, total - python_lines,
                            rows_in(python_gc), received_at)
 
     def _stage(self, stages: _Stages, columns: dict[str, Sequence[object]]) -> None:

@@ -1,0 +1,272 @@
+"""The Kafka worker on confluent-kafka (librdkafka, a C client): `kafka.client = "confluent"`.
+
+Why a second client: kafka-python decodes every record in Python (10-18 CPU µs per record on this project's
+bench machine), which alone keeps one-line messages under 100k records/s; librdkafka decodes them in C at
+about 2 µs. Why not a second loop: the guarantees (batch plans, commits after the store has the rows,
+rebalances, backpressure, `--until-caught-up`) are the loop in consumer.py, written once; this class only
+answers the loop's questions about the client (`KafkaWorker._open_client` ... `_assignment`) the librdkafka way:
+
+* rebalances: confluent-kafka calls `on_assign` / `on_revoke` from inside `consume()` on this thread (and then
+  assigns or unassigns itself); they record the same events the kafka-python listener records, and the loop
+  applies them right after the fetch, as it does for kafka-python;
+* the high watermark: `get_watermark_offsets(cached=True)`, which librdkafka updates from every fetch answer
+  (not a ListOffsets request, which some brokers answer with the end of the last record batch);
+* `seek` is refused until librdkafka has started fetching a newly assigned partition; assigned partitions
+  already fetch from the committed offset, so a seek is only made when the position is known to differ, and a
+  refused seek is retried on a later turn;
+* `pause` drops what librdkafka prefetched for the partition and `resume` fetches again from the position (no
+  parked records, unlike kafka-python 3.0);
+* commit errors carry codes: the ones a rebalance causes (rebalance in progress, illegal generation, unknown
+  member, fenced) mean "re-read the partition", as kafka-python's CommitFailedError does.
+
+Records are read in bulk (`consume(num_messages=max_poll_records)`); per record, only the fields the
+normalizers need are copied into a `KafkaMessage`. The `--until-caught-up` probe (progress.py) stays on
+kafka-python: it asks the group's offsets a few times a second and never joins, so its client is not a cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as ConfluentPartition
+from kafka import TopicPartition
+
+from pipeline.config import KafkaSettings
+from pipeline.normalize.kafka_messages import KafkaMessage
+from pipeline.sources.kafka.consumer import (
+    CommitRefused,
+    KafkaWorker,
+    PartitionState,
+    bytes_of,
+    consumer_config,
+)
+
+log = logging.getLogger(__name__)
+
+_TIMEOUT_S = 10.0
+# Commit errors that mean the group moved on (a rebalance): the partition is re-read from the committed offset.
+_REBALANCE_CODES = frozenset({
+    KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
+    KafkaError.FENCED_INSTANCE_ID, KafkaError._ASSIGNMENT_LOST, KafkaError._STATE,
+})
+
+
+def confluent_config(settings: KafkaSettings) -> dict[str, Any]:
+    """librdkafka properties: our fixed choices, the security settings, then `client_options` (librdkafka's
+    own property names when this client is selected)."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": ",".join(s.strip() for s in settings.bootstrap.split(",") if s.strip()),
+        "group.id": settings.group_id,
+        "client.id": settings.client_id,
+        "enable.auto.commit": False,  # offsets move only after the rows are stored
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": settings.auto_offset_reset,
+        "allow.auto.create.topics": False,
+        "session.timeout.ms": settings.session_timeout_ms,
+        "heartbeat.interval.ms": settings.heartbeat_interval_ms,
+        "fetch.wait.max.ms": settings.fetch_max_wait_ms,
+        # What kafka-python does by default: every fetched batch's CRC is checked (in C here), uncommitted
+        # transactional records are read as any other.
+        "check.crcs": True,
+        "isolation.level": "read_uncommitted",
+        # librdkafka prefetches up to this per partition; bounded like one batch, so memory stays bounded.
+        "queued.max.messages.kbytes": max(1024, settings.batch_max_bytes // 1024),
+        "fetch.message.max.bytes": max(1 << 20, settings.max_message_bytes + (64 << 10)),
+        "security.protocol": settings.security_protocol.lower(),
+    }
+    if settings.sasl_mechanism:
+        config["sasl.mechanism"] = settings.sasl_mechanism
+        if settings.sasl_username is not None:
+            config["sasl.username"] = settings.sasl_username
+        if settings.sasl_password is not None:
+            config["sasl.password"] = settings.sasl_password.get_secret_value()
+    for name, prop in (("ssl_cafile", "ssl.ca.location"), ("ssl_certfile", "ssl.certificate.location"),
+                       ("ssl_keyfile", "ssl.key.location")):
+        if getattr(settings, name):
+            config[prop] = getattr(settings, name)
+    if settings.security_protocol.upper().endswith("SSL"):
+        config["ssl.endpoint.identification.algorithm"] = "https" if settings.ssl_check_hostname else "none"
+    config.update(settings.client_options)
+    return config
+
+
+def _ours(tp: TopicPartition) -> ConfluentPartition:
+    return ConfluentPartition(tp.topic, tp.partition)
+
+
+def _theirs(partitions: list[ConfluentPartition]) -> set[TopicPartition]:
+    return {TopicPartition(p.topic, p.partition) for p in partitions}
+
+
+def _raise_partition_error(partitions: list[ConfluentPartition] | None) -> None:
+    for p in partitions or ():
+        if p.error is not None:
+            raise KafkaException(p.error)
+
+
+def _extend(st: PartitionState, taken: list[KafkaMessage], now: float) -> int:
+    """`PartitionState.add` for many messages at once; returns how many."""
+    if st.first_at is None:
+        st.first_at = now
+    st.buffer.extend(taken)
+    st.bytes += bytes_of(taken)
+    return len(taken)
+
+
+class ConfluentWorker(KafkaWorker):
+    """One consumer in the group on librdkafka; the loop, plans and writes are `KafkaWorker`'s."""
+
+    client_errors = (KafkaException,)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client: Consumer | None = None
+
+    def _progress_config(self) -> dict[str, Any]:
+        # client_options name librdkafka properties here; the kafka-python probe gets the mapped settings only.
+        return consumer_config(self.settings.model_copy(update={"client_options": {}}))
+
+    def _open_client(self) -> None:
+        self.client = Consumer(confluent_config(self.settings), logger=log)
+
+    def _close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()  # leaves the group; nothing is committed (auto commit is off)
+            self.client = None
+
+    def _consumer(self) -> Consumer:
+        assert self.client is not None, "the client is opened by run()"
+        return self.client
+
+    # -- rebalance callbacks: called by confluent-kafka inside consume(), on this thread --------------------
+    def _on_assign(self, _consumer: Consumer, partitions: list[ConfluentPartition]) -> None:
+        self._listener.on_partitions_assigned(_theirs(partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[ConfluentPartition]) -> None:
+        self._listener.on_partitions_revoked(_theirs(partitions))
+
+    # -- the loop's questions ------------------------------------------------------------------------------
+    def _poll(self, timeout_ms: int) -> None:
+        messages = self._consumer().consume(num_messages=self.settings.max_poll_records, timeout=timeout_ms / 1000)
+        self._apply_rebalance_events()
+        if messages:
+            self._buffer_messages(messages)
+
+    def _buffer_messages(self, messages: list[Any]) -> None:
+        """Append fetched records to their partitions' buffers (records before a partition's next offset are
+        re-fetches after a seek and are skipped). A fetch holds long stretches of one partition, so records are
+        gathered per stretch and added to the buffer in one step."""
+        now = time.monotonic()
+        topic, partition = "", -1
+        st: PartitionState | None = None
+        taken: list[KafkaMessage] = []
+        accepted: dict[str, int] = {}
+        for m in messages:
+            if m.error() is not None:
+                if m.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka: fetch error on %s/%s: %s", m.topic(), m.partition(), m.error())
+                continue
+            if m.partition() != partition or m.topic() != topic:
+                if st is not None and taken:
+                    accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
+                    taken = []
+                topic, partition = m.topic(), m.partition()
+                st = self.states.get(TopicPartition(topic, partition))
+                if st is not None and st.needs_seek:
+                    st = None
+                next_offset = st.next_offset if st is not None else 0
+            if st is None:
+                continue
+            offset = m.offset()
+            if offset < next_offset:
+                continue
+            next_offset = offset + 1
+            headers = m.headers()
+            taken.append(KafkaMessage(topic, partition, offset, m.timestamp()[1], m.key(), m.value(),
+                                      tuple(headers) if headers else ()))
+        if st is not None and taken:
+            accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
+        for signal, count in accepted.items():
+            self.telemetry.records_in.add(count, {"source": "kafka", "signal": signal})
+
+    def _list_topics(self) -> set[str]:
+        meta = self._consumer().list_topics(timeout=_TIMEOUT_S)
+        return {name for name, topic in meta.topics.items() if topic.error is None}
+
+    def _subscribe(self, topics: list[str]) -> None:
+        self._consumer().subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                   on_lost=self._on_revoke)
+
+    def _unsubscribe(self) -> None:
+        self._consumer().unsubscribe()
+
+    def _start_offset(self, st: PartitionState) -> int:
+        consumer = self._consumer()
+        (committed,) = consumer.committed([_ours(st.tp)], timeout=_TIMEOUT_S)
+        _raise_partition_error([committed])
+        if committed.offset >= 0:
+            return int(committed.offset)
+        # Never committed: pin where auto_offset_reset starts, so the first plan is keyed on an offset the
+        # next owner also starts from.
+        if st.buffer:
+            start = st.buffer[0].offset
+        else:
+            position = self._position(st.tp)
+            start = position if position is not None else -1
+            if start < 0:
+                low, high = consumer.get_watermark_offsets(_ours(st.tp), timeout=_TIMEOUT_S, cached=False)
+                start = low if self.settings.auto_offset_reset == "earliest" else high
+        _raise_partition_error(consumer.commit(offsets=[ConfluentPartition(st.tp.topic, st.tp.partition, start)],
+                                               asynchronous=False))
+        return int(start)
+
+    def _must_seek(self, st: PartitionState, start: int) -> bool:
+        # An assigned partition fetches from the committed offset already, and librdkafka refuses a seek until
+        # it has started fetching: seek only when the position is known to be elsewhere.
+        if st.needs_seek:
+            return True
+        if st.buffer:
+            return st.buffer[0].offset != start
+        position = self._position(st.tp)
+        return position is not None and position != start
+
+    def _seek(self, tp: TopicPartition, offset: int) -> None:
+        self._consumer().seek(ConfluentPartition(tp.topic, tp.partition, offset))
+
+    def _position(self, tp: TopicPartition) -> int | None:
+        if self.client is None:
+            return None
+        (position,) = self.client.position([_ours(tp)])
+        return int(position.offset) if position.offset >= 0 else None
+
+    def _highwater(self, tp: TopicPartition) -> int | None:
+        if self.client is None:
+            return None
+        marks = self.client.get_watermark_offsets(_ours(tp), cached=True)
+        if marks is None or marks[1] < 0:
+            return None
+        return int(marks[1])
+
+    def _commit_offset(self, tp: TopicPartition, end: int) -> None:
+        try:
+            result = self._consumer().commit(offsets=[ConfluentPartition(tp.topic, tp.partition, end)],
+                                             asynchronous=False)
+            _raise_partition_error(result)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+            if error is not None and error.code() in _REBALANCE_CODES:
+                raise CommitRefused(error.name()) from exc
+            raise
+
+    def _pause(self, tps: set[TopicPartition]) -> None:
+        self._consumer().pause([_ours(tp) for tp in tps])
+
+    def _resume(self, tps: set[TopicPartition]) -> None:
+        if tps:
+            self._consumer().resume([_ours(tp) for tp in tps])
+
+    def _assignment(self) -> set[TopicPartition]:
+        return _theirs(self.client.assignment()) if self.client is not None else set()
