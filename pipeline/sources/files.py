@@ -52,6 +52,17 @@ STDIN_FLUSH_SECONDS = 1.0
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+def default_jobs() -> int:
+    """Inputs ingested at once when --jobs is not given: one per core this process may run on (its CPU affinity,
+    which a container's cpuset narrows), since a clean batch is one engine statement on one core; at most
+    MAX_JOBS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_JOBS))
+
+
 class UsageError(Exception):
     """A bad argument: reported with exit code 2."""
 
@@ -390,7 +401,7 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
 
         # Inputs are independent streams (each its own clock), so several go at once: the engine runs each
         # connection's statements on a thread of its own, and one clean batch is one statement on one core.
-        jobs = max(1, min(getattr(args, "jobs", 1) or 1, len(inputs), MAX_JOBS))
+        jobs = max(1, min(getattr(args, "jobs", None) or default_jobs(), len(inputs), MAX_JOBS))
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest")
         try:
             for source, stats in zip(inputs, pool.map(one, inputs), strict=True):
