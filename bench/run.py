@@ -179,16 +179,20 @@ class Bench:
     # -- OTLP ---------------------------------------------------------------------------------------------
     def otlp_paths(self) -> None:
         s = self.sizes
-        transports = [t for t in ("http", "grpc") if self.wanted(f"otlp_{t}")]
+        # The *_python rows are the reference: the same requests with the gctrace engine off.
+        transports = [(name, name.split("_")[1], not name.endswith("_python"))
+                      for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python")
+                      if self.wanted(name)]
         if not transports:
             return
         bodies = list(clients.log_requests(100, s.otlp_records_per_request, s.otlp_requests))
         records = s.otlp_requests * s.otlp_records_per_request
-        for transport in transports:
+        for name, transport, engine in transports:
             port = _free_port()
             proc = subprocess.Popen(
                 [*shlex.split(os.environ.get("BENCH_WRAP", "")), sys.executable, "-m", "bench.worker", "otlp",
-                 json.dumps({"dsn": self.dsn(f"otlp-{transport}"), "transport": transport, "port": port})],
+                 json.dumps({"dsn": self.dsn(name.replace("_", "-")), "transport": transport, "port": port,
+                             "engine": engine, "name": name})],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             try:
@@ -205,7 +209,7 @@ class Bench:
                     proc.kill()
             if proc.returncode != 0:
                 raise RuntimeError(f"otlp {transport} worker failed ({proc.returncode})")
-            self.record(f"otlp_{transport}", Result.parse(out))
+            self.record(name, Result.parse(out))
 
     @staticmethod
     def _expect(proc: subprocess.Popen[str], word: str) -> None:
@@ -327,6 +331,10 @@ class Bench:
                                     "Python normalizer only",
             "otlp_http": f"OTLP/HTTP protobuf, {self.sizes.otlp_records_per_request} records/request",
             "otlp_grpc": f"OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request",
+            "otlp_http_python": f"reference: OTLP/HTTP, {self.sizes.otlp_records_per_request} records/request, "
+                                "Python normalizer only",
+            "otlp_grpc_python": f"reference: OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request, "
+                                "Python normalizer only",
             "file_python": "reference: file ingest, Python normalizer only",
             "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
@@ -382,7 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,otlp_http,otlp_grpc,jobs,scrape,"
+                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,otlp_http,otlp_grpc,"
+                                       "otlp_http_python,otlp_grpc_python,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     args = parser.parse_args(argv)

@@ -299,6 +299,8 @@ def otlp_scenario(args: dict) -> Result:
     address = f"127.0.0.1:{args['port']}"
     settings = _settings(args["dsn"], otlp_grpc=address if transport == "grpc" else "",
                          otlp_http=address if transport == "http" else "")
+    # The *_python rows: the reference, plain gc lines through the Python normalizer (otlp.gctrace_engine off).
+    settings.otlp.gctrace_engine = bool(args.get("engine", True))
     ctx = build_context(settings)
     component = (otlp_grpc if transport == "grpc" else otlp_http).start(ctx)
     assert component is not None
@@ -322,7 +324,7 @@ def otlp_scenario(args: dict) -> Result:
     component.stop(10)
     ctx.writer.stop()
     rows = _count(ctx.store, "gc_events")
-    return Result(f"otlp_{transport}", units, rows, client_wall, sw.cpu, peak_rss_mb(),
+    return Result(args.get("name", f"otlp_{transport}"), units, rows, client_wall, sw.cpu, peak_rss_mb(),
                   extra={"server_wall_s": sw.wall})
 
 

@@ -142,6 +142,9 @@ class OtlpSettings(BaseModel):
     # batches grow with load; the delay only bounds how long a lone request waits for company.
     batch_max_rows: int = 200_000
     batch_max_seconds: float = 0.05
+    # Log bodies that are all plain gc summary lines are parsed by the engine, in the writer's insert, instead of
+    # line by line in Python (docs/architecture.md, "OTLP gc lines through the engine"); rows are the same.
+    gctrace_engine: bool = True
 
 
 class FilesSettings(BaseModel):

@@ -26,7 +26,7 @@ from pipeline.config import Settings
 from pipeline.health import Health
 from pipeline.normalize.rows import Rows
 from pipeline.request_ledger import RequestLedger
-from pipeline.sink import BatchingWriter, Sink
+from pipeline.sink import BatchingWriter, EngineGcLines, Sink
 from pipeline.store.client import Store, StoreUnavailable, redact_dsn
 from pipeline.store.migrate import context_from_settings, migrate
 from pipeline.telemetry import Telemetry, set_telemetry
@@ -94,7 +94,7 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
         if settings.embedded:
             raise
         deferred = True  # a server that is down now: start anyway, answer 503, migrate once it is back
-    sink = Sink(store, telemetry)
+    sink = Sink(store, telemetry, gc_lines=EngineGcLines(store, settings.sql_dir, context_from_settings(settings)))
     writer = BatchingWriter(
         sink,
         max_rows=settings.otlp.batch_max_rows,

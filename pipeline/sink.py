@@ -6,6 +6,9 @@ Two ways in, for two kinds of source:
   their batching and their acknowledgement (Kafka: commit offsets after the write; files) call it
   directly. A deterministic `token` makes the write idempotent: ClickHouse drops an insert whose
   deduplication token it has already seen for that table, so a replayed batch lands once.
+* Plain gc lines of OTLP log bodies arrive as the pseudo-table `GC_LINES_TABLE` (pipeline/normalize/plain_gc.py);
+  `write` stores them in gc_events through the engine (`EngineGcLines`), which reads their fields, so no Python
+  row is built for them.
 * `BatchingWriter.submit(rows)` queues rows from many small requests (OTLP exports) and returns a future
   that resolves once the merged batch is stored. When more rows wait than the limit allows it raises
   `Backpressure` at once, which the receivers turn into 429 / RESOURCE_EXHAUSTED, so memory stays bounded
@@ -15,15 +18,24 @@ Two ways in, for two kinds of source:
 from __future__ import annotations
 
 import logging
+import struct
+import sys
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
-from pipeline.normalize.rows import QUARANTINE, Rows
+from pipeline.config import REPO_SQL_DIR
+from pipeline.normalize.gctrace import GC_TABLE, normalize_lines
+from pipeline.normalize.plain_gc import GC_LINES_TABLE
+from pipeline.normalize.rows import QUARANTINE, WEIGHT, Rows
 from pipeline.request_ledger import RequestLedger
+from pipeline.sqlfiles import RenderContext, load_statement
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry, get_telemetry
 
@@ -41,12 +53,98 @@ class Backpressure(Exception):
         self.retry_after = retry_after
 
 
+class EngineGcLines:
+    """Writes plain gc lines (`GC_LINES_TABLE`: one row per resource, its lines joined) into gc_events with one
+    `INSERT ... SELECT` per write, in which the engine splits the lines and reads their fields
+    (sql/fastpath/otlp_gc_insert.sql). The rows go to the engine as RowBinary built here a resource at a time
+    (the lines are already one string, the times one packed array), so nothing is serialized line by line."""
+
+    def __init__(self, store: Store, sql_dir: Path = REPO_SQL_DIR, ctx: RenderContext | None = None) -> None:
+        self.store = store
+        ctx = ctx or RenderContext(database=store.database, ttl_days=1)
+        self._insert_sql = load_statement(sql_dir, "fastpath/otlp_gc_insert.sql", ctx)
+
+    def write(self, columns: dict[str, list], token: str | None) -> int:
+        """Store the lines' gc rows; returns how many. `token` is the dedup token of a request written alone.
+
+        Should the engine refuse the statement (StoreError: a line it cannot read after all, a store without the
+        function), the lines are not lost: the Python normalizer, the reference, makes their rows and they are
+        inserted as any other rows (`python_rows`), under their own token."""
+        lines = sum(columns[WEIGHT])
+        if not lines:
+            return 0
+        try:
+            self._engine(columns, token)
+        except StoreError as exc:
+            log.warning("the engine refused %d plain gc lines (%s); the Python normalizer stores them",
+                        lines, str(exc).splitlines()[0][:200])
+            rows = python_rows(columns)
+            for table, table_columns in sorted(rows.tables.items()):
+                self.store.insert_columns(table, table_columns,
+                                          dedup_token=f"{token}/python/{table}" if token else None)
+        return lines
+
+    def _engine(self, columns: dict[str, list], token: str | None) -> None:
+        data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
+                            columns["received_ms"], columns["observed_ns"], columns["text"]))
+        # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
+        settings = {"insert_deduplication_token": token} if token else None
+        self.store.insert_select_input(self._insert_sql, data, parameters={"deduplicate": 1 if token else 0},
+                                       settings=settings)
+
+
+def python_rows(columns: dict[str, list]) -> Rows:
+    """The rows the reference makes of `GC_LINES_TABLE` columns: each resource's lines through `normalize_lines` in
+    observed mode, with its receive time, as the OTLP mapping would have called it."""
+    rows = Rows()
+    for service, instance, source, received_ms, times, text in zip(
+            columns["service"], columns["instance"], columns["source"], columns["received_ms"],
+            columns["observed_ns"], columns["text"], strict=True):
+        normalize_lines(text.split("\n"), observed_ns=times, service=service, instance=instance, source=source,
+                        received_at=datetime.fromtimestamp(received_ms / 1000, UTC), rows=rows)
+    return rows
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    return _varint(len(raw)) + raw
+
+
+def _row_binary(service: str, instance: str, source: str, received_ms: int, observed_ns: list[int],
+                text: str) -> bytes:
+    """One RowBinary row of otlp_gc_insert.sql's input: strings length-prefixed, Int64 little-endian, an array as
+    its length then its items."""
+    times = array("q", observed_ns)
+    if sys.byteorder != "little":
+        times.byteswap()
+    return b"".join((_string(service), _string(instance), _string(source), struct.pack("<q", received_ms),
+                     _varint(len(times)), times.tobytes(), _string(text)))
+
+
 class Sink:
     """Inserts `Rows` into the store, one columnar insert per table."""
 
-    def __init__(self, store: Store, telemetry: Telemetry | None = None) -> None:
+    def __init__(self, store: Store, telemetry: Telemetry | None = None,
+                 gc_lines: EngineGcLines | None = None) -> None:
         self.store = store
         self.telemetry = telemetry or get_telemetry()
+        self._gc_lines = gc_lines
+
+    @property
+    def gc_lines(self) -> EngineGcLines:
+        """The engine path for plain gc lines, made on first use."""
+        if self._gc_lines is None:
+            self._gc_lines = EngineGcLines(self.store)
+        return self._gc_lines
 
     def write(self, rows: Rows, *, token: str | None = None) -> dict[str, int]:
         """Insert all of `rows`; return rows written per table.
@@ -64,7 +162,11 @@ class Sink:
                 continue
             table_token = f"{token}/{table}" if token else None
             try:
-                n = self.store.insert_columns(table, columns, dedup_token=table_token)
+                if table == GC_LINES_TABLE:
+                    # Its own token: Python-made gc rows of the same request go in under `<token>/gc_events`.
+                    n = self.gc_lines.write(columns, table_token)
+                else:
+                    n = self.store.insert_columns(table, columns, dedup_token=table_token)
             except StoreUnavailable as exc:
                 self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
                 exc.written_tables = dict(written)  # type: ignore[attr-defined]
@@ -74,7 +176,7 @@ class Sink:
                 exc.written_tables = dict(written)  # type: ignore[attr-defined]
                 raise
             written[table] = n
-            self.telemetry.rows_written.add(n, {"table": table})
+            self.telemetry.rows_written.add(n, {"table": GC_TABLE if table == GC_LINES_TABLE else table})
             if table == QUARANTINE:
                 self.telemetry.quarantined.add(n)
         self.telemetry.batch_latency.record(time.perf_counter() - start)

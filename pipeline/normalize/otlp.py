@@ -119,13 +119,16 @@ def normalize_request(
     source: str,
     received_at: datetime,
     quarantine: dict[str, Any] | None = None,
+    plain_gc: bool = False,
 ) -> OtlpResult:
     """Append the rows of one decoded export request to `rows`; rejected items are quarantined there.
 
-    `quarantine` carries transport context for rejected rows (location, topic, partition, offset).
+    `quarantine` carries transport context for rejected rows (location, topic, partition, offset). With
+    `plain_gc`, a resource whose log bodies are all plain gc lines leaves them as lines for the engine
+    (`plain_gc.GC_LINES_TABLE`), which only a `pipeline.sink.Sink` stores.
     """
 
-    ctx = Context(rows=rows, source=source, received_at=received_at, where=dict(quarantine or {}))
+    ctx = Context(rows=rows, source=source, received_at=received_at, where=dict(quarantine or {}), plain_gc=plain_gc)
     if signal == "logs":
         return otlp_logs.normalize_logs(request, ctx)  # type: ignore[arg-type]
     if signal == "traces":

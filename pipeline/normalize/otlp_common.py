@@ -41,6 +41,9 @@ class Context:
     received_at: datetime
     # Transport context copied onto quarantine rows (location, topic, partition, offset).
     where: dict[str, Any] = field(default_factory=dict)
+    # Log bodies that are all plain gc lines go to the engine as lines (pipeline/normalize/plain_gc.py), for a
+    # writer whose sink stores them; off, every line goes through the Python normalizer.
+    plain_gc: bool = False
 
     @property
     def received_ns(self) -> int:

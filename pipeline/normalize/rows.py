@@ -18,6 +18,9 @@ QUARANTINE_COLUMNS = (
     "location", "topic", "partition", "offset",
 )
 RAW_LIMIT = 64 * 1024
+# A table whose rows each stand for several rows of the store (plain gc lines: one row per resource, one gc row
+# per line) gives their number in this column, so counts, batch sizes and backpressure count stored rows.
+WEIGHT = "_rows"
 
 
 @dataclass
@@ -100,7 +103,8 @@ class Rows:
         cols = self.tables.get(table)
         if not cols:
             return 0
-        return len(next(iter(cols.values())))
+        weights = cols.get(WEIGHT)
+        return sum(weights) if weights is not None else len(next(iter(cols.values())))
 
     def total(self) -> int:
         return sum(self.count(t) for t in self.tables)

@@ -153,7 +153,8 @@ class OtlpRoutes:
             raise Refusal(413, f"{exc}; split the export into smaller batches") from None
         except OtlpDecodeError as exc:
             raise Refusal(400, str(exc)) from None
-        prepared = prepare(signal, request, telemetry=self.ctx.telemetry, source=SOURCE, location=location)
+        prepared = prepare(signal, request, telemetry=self.ctx.telemetry, source=SOURCE, location=location,
+                           plain_gc=self.ctx.settings.otlp.gctrace_engine)
         if isinstance(prepared, Outcome):
             return prepared
         rows, result = prepared

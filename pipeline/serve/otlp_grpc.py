@@ -138,7 +138,8 @@ class _Receiver:
             context.abort(grpc.StatusCode.UNAVAILABLE, "shutting down; retry another instance or later")
         try:
             outcome = export(signal, request, writer=self.ctx.writer, telemetry=self.ctx.telemetry, source=SOURCE,
-                             location=f"grpc:{context.peer()}", token=_CALL_TOKEN.get())
+                             location=f"grpc:{context.peer()}", token=_CALL_TOKEN.get(),
+                             plain_gc=self.ctx.settings.otlp.gctrace_engine)
         finally:
             self.inflight.leave()
         if outcome.status is Status.OK:

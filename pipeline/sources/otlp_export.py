@@ -114,14 +114,16 @@ def dedup_token(signal: str, body: bytes) -> str:
 
 
 def prepare(
-    signal: Signal, request: Message, *, telemetry: Telemetry, source: str, location: str = ""
+    signal: Signal, request: Message, *, telemetry: Telemetry, source: str, location: str = "",
+    plain_gc: bool = False,
 ) -> tuple[Rows, OtlpResult] | Outcome:
-    """Normalize one decoded request into rows (pure work, run on a worker thread by the HTTP layer)."""
+    """Normalize one decoded request into rows (pure work, run on a worker thread by the HTTP layer). With
+    `plain_gc` (`otlp.gctrace_engine`), plain gc lines stay lines for the writer's sink to store through the engine."""
     received_at = datetime.now(UTC)
     rows = Rows()
     try:
         result = normalize_request(signal, request, rows=rows, source=source, received_at=received_at,
-                                   quarantine={"location": location} if location else None)
+                                   quarantine={"location": location} if location else None, plain_gc=plain_gc)
     except Exception as exc:  # a mapping bug must answer, not drop the connection
         log.exception("normalizing a %s export failed", signal)
         return Outcome(Status.FAILED, f"internal error while mapping the request: {exc}")
@@ -167,9 +169,10 @@ def export(
     source: str,
     location: str = "",
     token: str | None = None,
+    plain_gc: bool = False,
 ) -> Outcome:
     """Normalize one decoded request, store its rows, and decide the answer (blocking; gRPC threads)."""
-    prepared = prepare(signal, request, telemetry=telemetry, source=source, location=location)
+    prepared = prepare(signal, request, telemetry=telemetry, source=source, location=location, plain_gc=plain_gc)
     if isinstance(prepared, Outcome):
         return prepared
     rows, result = prepared

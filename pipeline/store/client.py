@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,9 @@ _TRANSIENT_CODES = {
 # How `Store.insert_select_lines` statements read their raw lines (input() on a server, file() embedded).
 _INPUT_LINES = "input('line String')"
 _FORMAT_LINES = "FORMAT LineAsString"
+# How `Store.insert_select_input` finds its statement's input (a structure literal) and trailing input format.
+_INPUT_RE = re.compile(r"input\('([A-Za-z0-9_ ,()]+)'\)")
+_FORMAT_RE = re.compile(r"\bFORMAT\s+([A-Za-z]+)\s*\Z")
 
 # Embedded store paths this process has opened: the engine keeps them locked until the process exits.
 OPENED_HERE: set[str] = set()
@@ -235,6 +239,28 @@ class Store:
                 tmp.write(piece)
             tmp.flush()
             params = {**(parameters or {}), "fleetwatch_lines_file": tmp.name}
+            self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
+
+    def insert_select_input(self, sql: str, data: bytes, *, parameters: Mapping[str, Any] | None = None,
+                            settings: Mapping[str, Any] | None = None) -> None:
+        """Run one `INSERT ... SELECT ... FROM input('<structure>') ... FORMAT <format>` over `data`, rows already
+        encoded in that format (the OTLP writer's plain gc lines, RowBinary), as `insert_select_lines` does for
+        raw lines: a server reads `data` as the request body; the embedded engine reads it from a temporary file
+        through file() with the same format and structure."""
+        found_input = _INPUT_RE.search(sql)
+        found_format = _FORMAT_RE.search(sql.rstrip())
+        if found_input is None or found_format is None:
+            raise ValueError("the statement must read input('<structure>') and end with FORMAT <format>")
+        if not self.embedded:
+            self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
+            return
+        fmt, structure = found_format.group(1), found_input.group(1)
+        local = sql.rstrip()[:found_format.start()].replace(
+            found_input.group(0), f"file({{fleetwatch_input_file:String}}, '{fmt}', '{structure}')")
+        with tempfile.NamedTemporaryFile(prefix="fleetwatch-input-", suffix=f".{fmt.lower()}") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            params = {**(parameters or {}), "fleetwatch_input_file": tmp.name}
             self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
 
     def export_raw(self, sql: str, parameters: Mapping[str, Any] | None = None, *,

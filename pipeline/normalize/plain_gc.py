@@ -1,0 +1,69 @@
+"""Which runs of lines are plain gc summary lines, so their rows can be made by the engine instead of Python.
+
+Why: the reference normalizer (`normalize.gctrace`) costs about 5 CPU microseconds per gc line in Python (a
+regex with 21 groups, eighteen conversions, a tuple), which bounds the OTLP receivers far below what the store
+takes. A regex match without groups costs about a fifth of that, and ClickHouse reads the fields of a line it is
+told is plain far faster than Python does (sql/fastpath/otlp_gc_insert.sql). So the OTLP log mapping asks
+`all_plain` of one resource's lines; when every line is a plain gc line, none of them can be anything else for
+the reference either (no application output, no repair, no quarantine: the numbers are bounded to fit their
+columns), so the lines go to the engine as they are, with their observed times, in `GC_LINES_TABLE`; otherwise
+the whole resource goes through the reference, exactly as before.
+
+`PLAIN_GC` is the engine path's recognition (sql/fastpath/observed_stage.sql: `shape`, the leak-check form
+folded in as an optional group) with a stricter prefix: everything before the match printable ASCII, where the
+engine looks only up to the first runtime head, and no head in it. Stricter is safe: a line it refuses goes to the
+reference.
+tests/unit/test_plain_gc.py pins the pattern against the SQL file; tests/integration/test_otlp_gc_engine.py
+proves the rows equal the reference's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Final
+
+from pipeline.normalize.gctrace import GC_TABLE
+from pipeline.normalize.rows import WEIGHT
+
+# The pseudo-table the OTLP mapping fills with plain gc lines, one row per resource of a request (its lines joined
+# by "\n", one observed time in unix ns per line); the sink writes it into GC_TABLE through the engine.
+GC_LINES_TABLE: Final = f"{GC_TABLE}:lines"
+GC_LINES_COLUMNS: Final = ("service", "instance", "source", "received_ms", "observed_ns", "text", WEIGHT)
+
+_MS: Final = r"\d{1,12}(?:\.\d+)?"
+# The same text as the SQL's `shape` regex (observed_stage.sql), non-capturing, with its leak-check form as the
+# optional group; anchored at the end of the line, searched from anywhere (the prefix is checked apart).
+PLAIN_GC_PATTERN: Final = (
+    r"gc \d{1,9} @\d{1,10}\.\d+s (?:\d{1,2}|1\d\d|2[0-4]\d|25[0-5])%(?: \(checking for goroutine leaks\))?: "
+    rf"{_MS}\+{_MS}\+{_MS} ms clock, {_MS}\+{_MS}/{_MS}/{_MS}\+{_MS} ms cpu, "
+    r"\d{1,18}->\d{1,18}->\d{1,18} MB, \d{1,18} MB goal(?:, \d{1,18} MB stacks, \d{1,18} MB globals)?, "
+    r"\d{1,4} P(?: \(forced\))?[ \t\r\f\v]*\Z"
+)
+# re.ASCII: \d is [0-9] as in RE2, not every Unicode digit.
+PLAIN_GC: Final = re.compile(PLAIN_GC_PATTERN, re.ASCII)
+# A line whose match starts at 0 needs no prefix check; one with a prefix is plain when the prefix is printable
+# ASCII (a log shipper's timestamp, a container runtime's tag) and holds no runtime head (runtime_lines._HEADS), so
+# the engine's prefix (the text before the first head) is exactly the text before the gc line.
+_PRINTABLE: Final = re.compile(r"[ -~]*\Z", re.ASCII)
+_HEADS: Final = re.compile(r"gc #?\d+ @|(?:forced )?scvg|scav \d|pacer: ", re.ASCII)
+
+
+def is_plain(line: str) -> bool:
+    """One line: a Go 1.6+ gc summary line, numbers within their columns, after a printable-ASCII prefix."""
+    match = PLAIN_GC.search(line)
+    if match is None:
+        return False
+    start = match.start()
+    return start == 0 or (_PRINTABLE.match(line, 0, start) is not None and _HEADS.search(line, 0, start) is None)
+
+
+def all_plain(lines: Sequence[str]) -> bool:
+    """Whether every line is plain (False for none). The common case, lines that start with `gc `, is checked
+    with one C-level `match` per line; anything else falls back to `is_plain` line by line."""
+    if not lines:
+        return False
+    match = PLAIN_GC.match
+    if all(map(match, lines)):
+        return True
+    return all(map(is_plain, lines))
