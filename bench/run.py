@@ -67,6 +67,12 @@ FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instan
              iuq_requests=1_000, iuq_readers=4, iuq_max_execution_time=20.0)
 
 
+def _kafka_overrides() -> dict[str, object]:
+    """`[kafka]` settings for the Kafka rows from BENCH_KAFKA (JSON), to compare settings on one input, e.g.
+    BENCH_KAFKA='{"write_threads": 0}'."""
+    return json.loads(os.environ.get("BENCH_KAFKA", "{}"))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -170,7 +176,7 @@ class Bench:
                     engine = not name.endswith("_python")
                     result = run_worker("kafka", {"dsn": self.dsn(name), "bootstrap": broker.bootstrap,
                                                   "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
-                                                  "kafka": {"gctrace_engine": engine}})
+                                                  "kafka": {"gctrace_engine": engine, **_kafka_overrides()}})
                     result.name = name
                     self.record(name, result)
         finally:

@@ -115,6 +115,9 @@ class KafkaSettings(BaseModel):
     gctrace_engine: bool = True
     # A gctrace batch with fewer lines than this is planned for Python (the engine's statements cost more).
     gctrace_engine_min_lines: int = Field(default=256, ge=1)
+    # Partition batches written at once, each on a thread of its own, while the consumer keeps fetching (at most
+    # one batch per partition, committed in order); 0: written one after another on the consumer's thread.
+    write_threads: int = Field(default=2, ge=0, le=16)
 
 
 class OtlpSettings(BaseModel):

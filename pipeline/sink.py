@@ -183,17 +183,21 @@ class Sink:
         return written
 
     def write_select(self, table: str, sql: str, *, rows: int, parameters: dict[str, object],
-                     settings: dict[str, object], token: str | None = None) -> int:
+                     settings: dict[str, object], token: str | None = None, data: bytes | None = None) -> int:
         """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
         fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
-        table, so a batch written one way and replayed the other lands once. Raises as `write` does."""
+        table, so a batch written one way and replayed the other lands once. With `data`, the statement reads
+        those bytes through input() (`Store.insert_select_input`) instead. Raises as `write` does."""
         full_settings = dict(settings)
         if token:
             full_settings["insert_deduplication_token"] = f"{token}/{table}"
             full_settings["insert_deduplicate"] = 1
         start = time.perf_counter()
         try:
-            self.store.command(sql, parameters=parameters, settings=full_settings)
+            if data is None:
+                self.store.command(sql, parameters=parameters, settings=full_settings)
+            else:
+                self.store.insert_select_input(sql, data, parameters=parameters, settings=full_settings)
         except StoreUnavailable:
             self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
             raise

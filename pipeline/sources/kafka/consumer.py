@@ -1,10 +1,11 @@
 """The Kafka consumer loop: poll, buffer per partition, write planned batches, then commit.
 
 One thread owns the KafkaConsumer (kafka-python clients are not thread-safe) and does everything in
-order: apply rebalance events, initialize newly assigned partitions, buffer fetched records, write the
-batches that are due, pause or resume partitions, report lag. The loop never blocks on a slow or absent
-store: a failed write sets a backoff, pauses fetching and is retried on a later turn, while `poll()` keeps
-the group membership alive.
+order: apply rebalance events, initialize newly assigned partitions, buffer fetched records, hand the
+batches that are due to the write threads (writes.py: plan and rows, at most one batch per partition at a
+time) and commit those that were stored, pause or resume partitions, report lag. The loop never blocks on
+a slow or absent store: a failed write sets a backoff, pauses fetching and is retried on a later turn, while
+`poll()` keeps the group membership alive.
 
 Offsets move only here and only forward, to the end of a batch whose rows are stored. Everything else
 (buffers, uncommitted batches of a revoked partition) may be dropped at any time, because the next owner
@@ -19,6 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
@@ -28,15 +30,17 @@ from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
-from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
+from pipeline.sources.kafka.writes import PartitionWrites, Write
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 _POLL_MS = 100
+_POLL_WRITING_MS = 10  # while batches are being written: notice a finished write soon, to commit and go on
 _LAG_EVERY_S = 1.0
 
 
@@ -123,6 +127,16 @@ class PartitionState:
         self.pending_commit = None
 
 
+@dataclass(frozen=True)
+class _Outcome:
+    """What a write thread hands back: the stored batch (None: another worker's plan stands for this start, to be
+    followed), and the plan the partition is on now."""
+
+    result: BatchResult | None
+    plan_end: int
+    plan_engine: bool
+
+
 class _Listener(ConsumerRebalanceListener):
     """Records rebalance events for the loop. kafka-python calls it on its IO thread, where blocking
     consumer calls are not allowed, so the work happens in the loop right after `poll()` returns."""
@@ -182,6 +196,8 @@ class KafkaWorker:
         # The gctrace engine path (set by the component that starts us; None: the Python normalizer handles every
         # line). Each batch's plan records whether the engine writes it, so a replay writes it the same way.
         self.gctrace_engine: KafkaGctraceEngine | None = None
+        # Batches being written on other threads, at most one per partition (writes.py).
+        self.writes: PartitionWrites[TopicPartition, _Outcome] = PartitionWrites(settings.write_threads)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def run(self) -> None:
@@ -190,7 +206,8 @@ class KafkaWorker:
         try:
             while not self.stop_requested.is_set():
                 self._refresh_subscription()
-                records = self.consumer.poll(timeout_ms=_POLL_MS) if self._subscribed else {}
+                poll_ms = _POLL_WRITING_MS if self.writes.running() else _POLL_MS
+                records = self.consumer.poll(timeout_ms=poll_ms) if self._subscribed else {}
                 if not self._subscribed:
                     self.stop_requested.wait(_POLL_MS / 1000)
                 self._apply_rebalance_events()
@@ -204,8 +221,12 @@ class KafkaWorker:
                              ", ".join(self._subscribed or ()))
                     self.caught_up.set()
                     return
+            self.writes.wait_all(None)  # the batches being written are committed before the last ones are cut
             self._flush(force=True, once=True)
+            self.writes.wait_all(None)
+            self._collect()
         finally:
+            self.writes.close()
             self.consumer.close(autocommit=False)
             if progress is not None:
                 progress.close()
@@ -259,6 +280,12 @@ class KafkaWorker:
                         self.states[tp] = PartitionState(tp, self.kinds[tp.topic])
                 if partitions:
                     log.info("kafka: partitions assigned: %s", _names(partitions))
+                    # The client keeps a partition paused across a rebalance that gives it back, while its state
+                    # here starts afresh (not paused): resume it, or it is never fetched again.
+                    stale = set(partitions) & set(self.consumer.paused()) if self.consumer is not None else set()
+                    if stale:
+                        self.consumer.resume(*stale)
+                        _release_parked_records(self.consumer)
 
     def _initialize_partitions(self) -> None:
         """Read the committed offset and any recorded plan of partitions that are new to this worker."""
@@ -320,10 +347,11 @@ class KafkaWorker:
     # -- writing and committing ----------------------------------------------------------------------------
     def _flush(self, *, force: bool, once: bool = False) -> None:
         """Write and commit every batch that is due. `force`: also partial batches (stop, caught up)."""
+        self._collect()
         for st in list(self.states.values()):
             if time.monotonic() < self._retry_at and not once:
                 return
-            if self.states.get(st.tp) is not st:
+            if self.states.get(st.tp) is not st or self.writes.busy(st.tp):
                 continue
             if st.pending_commit is not None and not self._commit(st):
                 continue
@@ -346,7 +374,10 @@ class KafkaWorker:
         return False
 
     def _flush_one(self, st: PartitionState, force: bool) -> bool:
-        """Write one batch of `st` if one is due and complete; True when a batch was stored and committed."""
+        """Start writing one batch of `st` if one is due and complete (on a write thread, or here with none);
+        True when a batch was stored and committed by the time this returns."""
+        if self.writes.busy(st.tp):
+            return False
         start = st.committed
         if st.plan_end is not None:
             end = st.plan_end
@@ -366,38 +397,63 @@ class KafkaWorker:
                 size += m.size
             end = st.buffer[count - 1].offset + 1
         messages = [st.buffer[i] for i in range(count)]
-        tp = st.tp
+        planned = st.plan_end is not None
+        engine = st.plan_engine if planned else (st.kind is Kind.gctrace and self.gctrace_engine is not None
+                                                 and self.gctrace_engine.wants(messages))
+        job = partial(self._write, st.tp, st.kind, messages, start, end, planned=planned, engine=engine)
+        self.writes.submit(st.tp, st, start, end, count, job)
+        return self._collect(st)
+
+    def _write(self, tp: TopicPartition, kind: Kind, messages: list[KafkaMessage], start: int, end: int, *,
+               planned: bool, engine: bool) -> _Outcome:
+        """Claim the plan of [start, end) unless it is the recorded one, then store the batch: on a write thread
+        (no consumer call here; the consumer commits once this returned)."""
+        if not planned:
+            stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, len(messages), gctrace_engine=engine)
+            if stored_end != end:  # someone planned this range first: follow their plan
+                plan = self.ledger.plan(tp.topic, tp.partition, start)
+                return _Outcome(None, stored_end, plan is not None and plan.gctrace_engine)
+        token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
+        if engine and self.gctrace_engine is None:
+            raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
+        result = write_batch(
+            self.sink, kind, messages, token, received_at=datetime.now(UTC),
+            otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
+            pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine if engine else None,
+        )
+        return _Outcome(result, end, engine)
+
+    def _collect(self, own: PartitionState | None = None) -> bool:
+        """Finish the writes that returned: commit what was stored, back off from what failed. True when `own`'s
+        batch was stored and committed."""
+        committed = False
+        for tp, write in self.writes.finished():
+            if self._finish(tp, write) and write.owner is own:
+                committed = True
+        return committed
+
+    def _finish(self, tp: TopicPartition, write: Write[_Outcome]) -> bool:
+        st = self.states.get(tp)
+        if st is not write.owner or not st.buffer or st.buffer[0].offset != write.start:
+            return False  # revoked or re-read meanwhile: the next owner replays the plan
+        start, end = write.start, write.end
         try:
-            if st.plan_end is None:
-                engine = (st.kind is Kind.gctrace and self.gctrace_engine is not None
-                          and self.gctrace_engine.wants(messages))
-                stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, count, gctrace_engine=engine)
-                if stored_end != end:  # someone planned this range first: follow their plan
-                    log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, stored_end)
-                    plan = self.ledger.plan(tp.topic, tp.partition, start)
-                    st.plan_end = stored_end
-                    st.plan_engine = plan is not None and plan.gctrace_engine
-                    return False
-                st.plan_end = end
-                st.plan_engine = engine
-            token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
-            if st.plan_engine and self.gctrace_engine is None:
-                raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
-            result = write_batch(
-                self.sink, st.kind, messages, token, received_at=datetime.now(UTC),
-                otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
-                pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine if st.plan_engine else None,
-            )
+            outcome = write.future.result()
         except (StoreUnavailable, StoreError) as exc:
             self._retry_at = time.monotonic() + self._backoff
             log.warning("kafka: store unavailable for %s [%d, %d), retry in %.1fs: %s",
                         _name(tp), start, end, self._backoff, exc)
             self._backoff = min(self._backoff * 2, self.settings.retry_max_seconds)
             return False
+        st.plan_end, st.plan_engine = outcome.plan_end, outcome.plan_engine
+        if outcome.result is None:
+            log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, outcome.plan_end)
+            return False
         self._backoff = self.settings.retry_initial_seconds
-        if result.poisoned:
-            log.warning("kafka: %d message(s) of %s [%d, %d) quarantined", result.poisoned, _name(tp), start, end)
-        st.take(count)
+        if outcome.result.poisoned:
+            log.warning("kafka: %d message(s) of %s [%d, %d) quarantined", outcome.result.poisoned, _name(tp),
+                        start, end)
+        st.take(write.count)
         st.pending_commit = end
         return self._commit(st)
 
@@ -483,7 +539,7 @@ class KafkaWorker:
 
 
 def _release_parked_records(consumer: KafkaConsumer) -> None:
-    """Work around kafka-python 3.0.x losing a resumed partition.
+    """Work around kafka-python 3.0.x losing a resumed partition (resumed, or assigned again after a rebalance).
 
     Records fetched for a partition that is then paused are parked in the fetcher; on resume they are
     handed back only when the fetcher's in-line slot is None, but a drained slot keeps its (empty) record

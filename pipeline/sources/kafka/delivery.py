@@ -119,8 +119,9 @@ def write_batch(
 ) -> BatchResult:
     """Normalize and store one planned batch; idempotent for the same messages and token.
 
-    With `gctrace_engine` (when the batch's plan says so), a gctrace batch's gc rows are stored by the engine in
-    one insert, after every other table (gctrace_engine.py); the rest is as below.
+    With `gctrace_engine` (when the batch's plan says so), a gctrace batch of plain gc lines only is stored by one
+    engine statement; any other gctrace batch has its gc rows stored by the engine in one insert, after every
+    other table (gctrace_engine.py); the rest is as below.
 
     Raises `StoreUnavailable` (retry the same batch later). When the store rejects a table's insert
     outright (`StoreError`: a value the column cannot hold), the batch falls back to one write per message
@@ -130,6 +131,10 @@ def write_batch(
     """
     engine = None
     if kind is Kind.gctrace and gctrace_engine is not None:
+        clean = gctrace_engine.write_clean(messages, sink, token, received_at=received_at,
+                                           max_message_bytes=max_message_bytes)
+        if clean is not None:  # plain gc lines only: one statement stored them all
+            return BatchResult({GC_TABLE: clean}, 0)
         engine = gctrace_engine.prepare(messages, received_at=received_at, max_message_bytes=max_message_bytes)
         rows, poisoned = engine.rows, engine.poisoned
     else:

@@ -22,12 +22,23 @@ deduplicates an `INSERT ... SELECT` block by block of its source, so a one-block
 the same block under the same token. Which path writes a batch is recorded in its plan (`kafka_batches`,
 migration 092) and a replay follows the plan, so a batch is never written one way and replayed the other (the
 Python path's insert is cut into blocks by the client, which the engine's cannot match).
+
+Most batches are nothing but plain gc lines, and for those the stage path's work (split every value in Python,
+stage the lines by column, query the unrecognised ones, insert, gather, insert again) is four engine passes and a
+Python string per line for what one statement does: `write_clean` hands the batch's messages to the engine as
+they came off the wire, one RowBinary row per message (record time, identity, value), and
+sql/fastpath/observed_batch.sql splits, recognises, parses and stores them in gc_events under the batch's token,
+or refuses the whole batch (nothing stored) when a line is not one it takes; the batch then takes the stage path.
+Both write the batch's gc rows as one block under `<batch token>/gc_events`, so a batch written one way and
+replayed the other lands once (tests/integration/test_kafka_gctrace_engine.py).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import struct
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -42,6 +53,7 @@ from pipeline.normalize.kafka_messages import (
     KafkaMessage,
     Kind,
     gctrace_runs,
+    identity_from_transport,
     normalize_message,
     redo_run,
     run_lines,
@@ -49,7 +61,7 @@ from pipeline.normalize.kafka_messages import (
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
 from pipeline.sqlfiles import load_statement
-from pipeline.store.client import Store
+from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext, context_from_settings
 
 log = logging.getLogger(__name__)
@@ -62,6 +74,15 @@ _ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_si
                      "max_insert_block_size": 1 << 30}
 _INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
                            "max_block_size": 1 << 30}
+# observed_batch.sql's refusal: the batch is not made of plain gc lines only (nothing was stored).
+NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean batch"
+# After a refusal the next batch skips the statement, after two in a row the next two, ... up to this many: a
+# stream that is never clean (Go 1.5 lines hold " ms clock, " but are not taken) wastes it on few batches.
+MAX_SKIP: Final = 64
+# What str.lstrip() strips from ASCII text: a value starting with "{" or "[" after it is a JSON envelope.
+_ASCII_WHITESPACE: Final = b" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+_CLOCK: Final = b" ms clock, "
+_ROW_HEAD: Final = struct.Struct("<qI")  # observed_batch.sql's input: observed_us Int64, ident UInt32, then value
 
 
 def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine:
@@ -72,8 +93,9 @@ def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine
 
 
 class KafkaGctraceEngine:
-    """One Kafka worker's gctrace fast path: its SQL, and its three Memory tables (created on first use, emptied
-    per batch, dropped by `close`): the staged lines, the batch's gc rows, and those rows gathered as one block."""
+    """One Kafka worker's gctrace fast path: its SQL, and for each thread that writes batches three Memory tables
+    (created on first use, emptied per batch, dropped by `close`): the staged lines, the batch's gc rows, and those
+    rows gathered as one block. Safe to use from several threads at once (one batch per thread)."""
 
     def __init__(self, store: Store, sql_dir: Path, ctx: RenderContext, *, min_lines: int = MIN_LINES,
                  enabled: bool = True) -> None:
@@ -89,17 +111,34 @@ class KafkaGctraceEngine:
         self.gather_sql = load_statement(sql_dir, "fastpath/observed_gather.sql", ctx)
         self.clear_sql = load_statement(sql_dir, "fastpath/observed_clear.sql", ctx)
         self.drop_sql = load_statement(sql_dir, "fastpath/observed_drop.sql", ctx)
-        self.stage = f"kafka_gctrace_{uuid.uuid4().hex}"
-        self.python_stage = f"{self.stage}_python"
-        self.gathered = f"{self.stage}_gathered"
+        self._local = threading.local()  # this thread's stage tables: batches are written on several threads
+        self._all_stages: list[_Stages] = []
+        self.batch_sql = load_statement(sql_dir, "fastpath/observed_batch.sql", ctx)
         self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
-        self._created = False
+        self.clean_batches = 0  # batches stored by observed_batch.sql alone
+        self.refused_batches = 0  # batches observed_batch.sql refused (then written by the stage path)
+        self.one_statement = True  # try observed_batch.sql first (off: every batch takes the stage path)
+        self._skip = 0
+        self._backoff = 1
+        self._lock = threading.Lock()
 
     def close(self) -> None:
-        if self._created:
-            for stage in (self.stage, self.python_stage, self.gathered):
+        """Drop every thread's stage tables (after the writes on those threads have returned)."""
+        with self._lock:
+            created = [stages for stages in self._all_stages if stages.created]
+        for stages in created:
+            for stage in stages.names:
                 self.store.command(self.drop_sql, parameters={"stage": stage})
-            self._created = False
+            stages.created = False
+
+    def _stages(self) -> _Stages:
+        """This thread's three stage tables (named on first use, created by the first batch that needs them)."""
+        stages = getattr(self._local, "stages", None)
+        if stages is None:
+            stages = self._local.stages = _Stages(f"kafka_gctrace_{uuid.uuid4().hex}")
+            with self._lock:
+                self._all_stages.append(stages)
+        return stages
 
     def wants(self, messages: Sequence[KafkaMessage]) -> bool:
         """Whether a new gctrace batch is planned for the engine: on, and enough lines to be worth its statements.
@@ -113,6 +152,40 @@ class KafkaGctraceEngine:
                 if lines >= self.min_lines:
                     return True
         return False
+
+    def write_clean(self, messages: Sequence[KafkaMessage], sink: Sink, token: str, *, received_at: datetime,
+                    max_message_bytes: int) -> int | None:
+        """Store a batch made of plain gc lines only with one statement (observed_batch.sql), its rows under
+        `<token>/gc_events`; returns how many. None, with nothing stored, when the batch is not such a batch (a
+        cheap byte test, or the statement's refusal): then it takes the stage path (`prepare`)."""
+        if not self.one_statement:
+            return None
+        with self._lock:
+            if self._skip:
+                self._skip -= 1
+                return None
+        encoded = clean_input(messages, max_message_bytes)
+        if encoded is None:
+            return None
+        data, identities, lines = encoded
+        params: dict[str, object] = {
+            "services": [s for s, _ in identities], "instances": [i for _, i in identities], "source": SOURCE,
+            "received_ms": int(received_at.timestamp() * 1000)}
+        try:
+            sink.write_select(GC_TABLE, self.batch_sql, rows=lines, parameters=params, settings={}, token=token,
+                              data=data)
+        except StoreError as exc:
+            if NOT_CLEAN not in str(exc):
+                raise
+            with self._lock:
+                self.refused_batches += 1
+                self._skip, self._backoff = self._backoff, min(self._backoff * 2, MAX_SKIP)
+            return None
+        with self._lock:
+            self._backoff = 1
+            self.clean_batches += 1
+            self.engine_lines += lines
+        return lines
 
     def prepare(self, messages: Sequence[KafkaMessage], *, received_at: datetime,
                 max_message_bytes: int) -> EngineBatch:
@@ -133,9 +206,10 @@ class KafkaGctraceEngine:
                 observed_col += [msg.timestamp_ms * 1000] * len(lines)
             identity = identities.setdefault(run.identity, len(identities))
             identity_col += [identity] * (len(line_col) - seq_of_run[-1])
-        self._stage({"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
-                     "line": line_col})
-        found = self.store.query(self.unrecognised_sql, parameters={"stage": self.stage}) if total else None
+        stages = self._stages()
+        self._stage(stages, {"seq": range(len(line_col)), "ident": identity_col, "observed_us": observed_col,
+                             "line": line_col})
+        found = self.store.query(self.unrecognised_sql, parameters={"stage": stages.stage}) if total else None
         unrecognised = [seq for (seq,) in found.result_rows] if found is not None else []
 
         rows = Rows()
@@ -161,32 +235,45 @@ class KafkaGctraceEngine:
         python_gc = rows.tables.pop(GC_TABLE, None)
         if rows_in(python_gc):
             assert python_gc is not None
-            self.store.insert_columns(f"{self.database}.{self.python_stage}", python_gc)
+            self.store.insert_columns(f"{self.database}.{stages.python_stage}", python_gc)
         skipped_seqs = [(seq_of_run[i], ends[i] - 1) for i in skipped]
-        return EngineBatch(self, rows, poisoned, list(identities), skipped_seqs, recognised, rows_in(python_gc),
-                           received_at)
+        return EngineBatch(self, stages, rows, poisoned, list(identities), skipped_seqs, recognised,
+                           rows_in(python_gc), received_at)
 
-    def _stage(self, columns: dict[str, Sequence[object]]) -> None:
-        if not self._created:
-            self.store.command(self.stage_sql, parameters={"stage": self.stage})
-            for stage in (self.python_stage, self.gathered):
+    def _stage(self, stages: _Stages, columns: dict[str, Sequence[object]]) -> None:
+        if not stages.created:
+            self.store.command(self.stage_sql, parameters={"stage": stages.stage})
+            for stage in (stages.python_stage, stages.gathered):
                 self.store.command(self.python_stage_sql, parameters={"stage": stage})
-            self._created = True
+            stages.created = True
         else:
-            for stage in (self.stage, self.python_stage, self.gathered):
+            for stage in stages.names:
                 self.store.command(self.clear_sql, parameters={"stage": stage})
         # As few blocks as the client's insert allows (store_gc gathers the result into one anyway).
         if next(iter(columns.values())):
-            self.store.insert_columns(f"{self.database}.{self.stage}", columns, settings=_ONE_BLOCK)
+            self.store.insert_columns(f"{self.database}.{stages.stage}", columns, settings=_ONE_BLOCK)
+
+
+class _Stages:
+    """One thread's Memory tables: the staged lines, the batch's gc rows, and those rows gathered as one block."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.python_stage = f"{stage}_python"
+        self.gathered = f"{stage}_gathered"
+        self.names = (self.stage, self.python_stage, self.gathered)
+        self.created = False
 
 
 class EngineBatch:
     """A prepared batch: the rows of every table but gc_events (`rows`, `poisoned`), and its gc rows staged in
     the store, inserted by `store_gc`."""
 
-    def __init__(self, engine: KafkaGctraceEngine, rows: Rows, poisoned: int, identities: list[tuple[str, str]],
-                 skipped: list[tuple[int, int]], recognised: int, python_gc: int, received_at: datetime) -> None:
+    def __init__(self, engine: KafkaGctraceEngine, stages: _Stages, rows: Rows, poisoned: int,
+                 identities: list[tuple[str, str]], skipped: list[tuple[int, int]], recognised: int, python_gc: int,
+                 received_at: datetime) -> None:
         self.engine = engine
+        self.stages = stages
         self.rows = rows
         self.poisoned = poisoned
         self.identities = identities
@@ -201,23 +288,66 @@ class EngineBatch:
         many rows that is."""
         if self.gc_rows <= 0:
             return 0
-        engine = self.engine
+        engine, stages = self.engine, self.stages
         params: dict[str, object] = {
-            "stage": engine.stage, "python_stage": engine.python_stage, "services": [s for s, _ in self.identities],
+            "stage": stages.stage, "python_stage": stages.python_stage, "services": [s for s, _ in self.identities],
             "instances": [i for _, i in self.identities], "skip_first": [f for f, _ in self.skipped],
             "skip_last": [last for _, last in self.skipped], "source": SOURCE, "received_ms": self.received_ms}
         # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
         # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
         # block under the same token (the stage's insert, or two inserts into one table, may leave several).
         if self.recognised:
-            engine.store.command(engine.insert_sql, parameters={**params, "target": engine.python_stage},
+            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage},
                                  settings=dict(_INSERT_SETTINGS))
-        engine.store.command(engine.gather_sql, parameters={"source": engine.python_stage, "target": engine.gathered},
+        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered},
                              settings=dict(_INSERT_SETTINGS))
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": engine.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
-        engine.engine_lines += self.recognised
+                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
+        with engine._lock:
+            engine.engine_lines += self.recognised
         return self.gc_rows
+
+
+def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int
+                ) -> tuple[bytes, list[tuple[str, str]], int] | None:
+    """observed_batch.sql's input for a batch that may be plain gc lines only: one RowBinary row per message
+    (record time in microseconds, index of its identity, value), the identities, and the line count. None when
+    a message is certainly not such: a tombstone, empty, too large, not ASCII (the reference decodes UTF-8
+    and the engine's test must not differ from it on any byte), a JSON envelope, or a line without
+    " ms clock, " (the count of lines and of that marker differ). ASCII whose every line holds the marker may
+    still be refused by the statement."""
+    parts: list[bytes] = []
+    identities: dict[tuple[str, str], int] = {}
+    by_transport: dict[tuple[bytes | None, tuple], int] = {}  # identity depends only on key and headers
+    lines = 0
+    for msg in messages:
+        value = msg.value
+        if not value or len(value) > max_message_bytes or not value.isascii():
+            return None
+        if value.lstrip(_ASCII_WHITESPACE)[:1] in (b"{", b"["):
+            return None
+        count = value.count(b"\n") + (0 if value.endswith(b"\n") else 1)
+        if value.count(_CLOCK) != count:
+            return None
+        lines += count
+        transport = (msg.key, msg.headers)
+        ident = by_transport.get(transport)
+        if ident is None:
+            ident = by_transport[transport] = identities.setdefault(identity_from_transport(msg), len(identities))
+        parts += (_ROW_HEAD.pack(msg.timestamp_ms * 1000, ident), _varint(len(value)), value)
+    if not parts:
+        return None
+    return b"".join(parts), list(identities), lines
+
+
+def _varint(n: int) -> bytes:
+    """RowBinary's string length: unsigned LEB128."""
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def rows_in(columns: dict[str, list] | None) -> int:

@@ -1,0 +1,218 @@
+"""A Kafka gctrace batch of plain gc lines stored by one engine statement (sql/fastpath/observed_batch.sql), against
+the Python normalizer, the reference, on the real engine.
+
+The statement takes the messages' values as they are and does the splitting, recognition, parsing and insert; a
+batch with any line it does not take is refused whole, stores nothing, and goes through the stage path. Both
+paths write one block under the batch's gc_events token, so a batch written one way and replayed the other, or
+replayed by a worker after a crash before its commit, lands once.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+from pipeline.config import Settings
+from pipeline.normalize.kafka_messages import KafkaMessage, Kind
+from pipeline.normalize.runtime_lines import parse_gc
+from pipeline.sink import Sink
+from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, clean_input
+from pipeline.store.client import Store
+from pipeline.store.migrate import RenderContext, context_from_settings, migrate
+from tests.conftest import DATA
+from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
+
+pytestmark = [pytest.mark.integration]
+
+SAMPLES = DATA / "go-runtime"
+TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "otel_logs", "quarantine")
+RECEIVED = datetime(2026, 12, 6, 8, 0, 0, 123000, tzinfo=UTC)
+BASE_MS = 1_796_119_200_000
+MAX_BYTES = 1 << 20
+
+
+@pytest.fixture
+def engine_store(settings: Settings) -> Iterator[Store]:
+    """Another migrated database in the session's store, for the engine path's rows."""
+    db = f"t_{uuid.uuid4().hex[:12]}"
+    st = Store(settings.clickhouse_dsn, db)
+    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
+    yield st
+    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+    st.close()
+
+
+def _engine(settings: Settings, store: Store) -> KafkaGctraceEngine:
+    return KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days),
+                              min_lines=1)
+
+
+def _gc_lines() -> list[str]:
+    """Every plain gc summary line of the captures (Go 1.6 to 1.27 forms: stacks, forced, leak checks)."""
+    return [line for p in sorted(SAMPLES.glob("*.txt")) for line in p.read_text(encoding="utf-8").splitlines()
+            if line.startswith("gc ") and not line.startswith("gc #") and parse_gc(line) is not None
+            and re.search(r" P(?: \(forced\))?$", line)]
+
+
+def _messages(values: list[tuple[bytes | None, bytes]], *, headers: bool = False) -> list[KafkaMessage]:
+    """(value, key) pairs -> messages of one partition, each with its own time."""
+    return [KafkaMessage(topic="gctrace", partition=0, offset=i, timestamp_ms=BASE_MS + 7 * i, key=key, value=value,
+                         headers=((("service", b"hdr"), ("instance", key)) if headers and i % 5 == 0 else ()))
+            for i, (value, key) in enumerate(values)]
+
+
+def _table(store: Store, table: str) -> list[tuple]:
+    return sorted(store.rows(f"SELECT * FROM {store.database}.{table}"), key=repr)
+
+
+def _plain_batch(lines: list[str], per_message: int, identities: int) -> list[KafkaMessage]:
+    """Plain gc lines only, in the shapes shippers send them: identities taking turns, prefixes, CRLF line ends,
+    a final newline, trailing blanks."""
+    lines = list(lines)
+    for i in range(0, len(lines), 97):
+        lines[i] = f"2026-12-06T05:00:{i % 60:02d}Z stderr F {lines[i]}"  # a printable shipper prefix
+    for i in range(13, len(lines), 89):
+        lines[i] += " \t"
+    values: list[tuple[bytes | None, bytes]] = []
+    for n, first in enumerate(range(0, len(lines), per_message)):
+        chunk = lines[first:first + per_message]
+        if n % 3 == 1:
+            value = "\r\n".join(chunk) + "\r\n"
+        elif n % 3 == 2:
+            value = "\n".join(chunk) + "\n"
+        else:
+            value = "\n".join(chunk)
+        values.append((value.encode(), f"api/pod-{n % identities}".encode()))
+    return _messages(values, headers=True)
+
+
+@pytest.mark.parametrize(("per_message", "identities"), [(1, 7), (100, 3), (1000, 1)])
+def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, store, engine_store, per_message,
+                                                                      identities) -> None:
+    gc_lines = _gc_lines()
+    messages = _plain_batch(gc_lines, per_message, identities)
+    assert clean_input(messages, MAX_BYTES) is not None
+    engine = _engine(settings, engine_store)
+    try:
+        token = "kafka/g/gctrace/0/0-1"
+        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
+                          max_message_bytes=MAX_BYTES)
+        fast = write_batch(Sink(engine_store), Kind.gctrace, messages, token, received_at=RECEIVED,
+                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    finally:
+        engine.close()
+    assert engine.clean_batches == 1 and engine.refused_batches == 0
+    assert fast.rows == ref.rows == {"gc_events": len(gc_lines)} and fast.poisoned == ref.poisoned == 0
+    for table in TABLES:
+        assert _table(engine_store, table) == _table(store, table), table
+
+
+@pytest.mark.parametrize("bad", ids=["gc number out of range", "Go 1.5", "P out of range"], argvalues=[
+    "gc 99999999999 @1.000s 1%: 0.1+0.2+0.3 ms clock, 0.1+0.2/0.3/0.4+0.5 ms cpu, 4->4->2 MB, 5 MB goal, 8 P",
+    "gc #7 @0.512s 2%: 0+1+0+0+0 ms clock, 0+0/0/0+0 ms cpu, 4->4->2 MB, 5 MB goal, 4 P",  # Go 1.5: not taken
+    "gc 5 @1.0s 1%: 0.1+0.2+0.3 ms clock, 0.1+0.2/0.3/0.4+0.5 ms cpu, 4->4->2 MB, 5 MB goal, 0000000 P",
+])
+def test_a_batch_with_one_line_the_statement_does_not_take_stores_nothing_then_takes_the_stage_path(
+        settings, store, engine_store, bad) -> None:
+    gc_lines = _gc_lines()
+    lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
+    lines[-2] = bad  # the next-to-last line of a 20,000-line batch
+    messages = _plain_batch(lines, 1000, 2)
+    assert clean_input(messages, MAX_BYTES) is not None  # the byte test lets it through: the engine decides
+    engine = _engine(settings, engine_store)
+    try:
+        token = "kafka/g/gctrace/0/0-100"
+        assert engine.write_clean(messages, Sink(engine_store), token, received_at=RECEIVED,
+                                  max_message_bytes=MAX_BYTES) is None
+        assert engine.refused_batches == 1
+        assert engine_store.scalar(f"SELECT count() FROM {engine_store.database}.gc_events") == 0
+        engine._skip = 0  # the refusal's back-off would send the next batch to the stage path at once
+        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
+                          max_message_bytes=MAX_BYTES)
+        fast = write_batch(Sink(engine_store), Kind.gctrace, messages, token, received_at=RECEIVED,
+                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    finally:
+        engine.close()
+    assert engine.refused_batches == 2 and engine.clean_batches == 0
+    assert fast.rows == ref.rows and fast.poisoned == ref.poisoned
+    for table in TABLES:
+        assert _table(engine_store, table) == _table(store, table), table
+
+
+def test_the_byte_test_sends_what_the_reference_reads_otherwise_to_the_stage_path() -> None:
+    line = _gc_lines()[0]
+    ok = [(line.encode(), b"api/a")]
+    assert clean_input(_messages(ok), MAX_BYTES) is not None
+    for value in (None, b"", f"[{line}".encode(), f" \x1c{{{line}".encode(), f"{line}\n\n{line}".encode(),
+                  f"{line}\napp log".encode(), f"név {line}".encode(), line.encode() + b"\xff",
+                  f"{line}\n".encode() * 10_000):
+        assert clean_input(_messages([*ok, (value, b"api/a")]), 64 * 1024) is None, value and value[:40]
+
+
+@pytest.mark.parametrize("first_one_statement", [True, False])
+def test_a_batch_replayed_the_other_way_lands_once(settings, store, first_one_statement) -> None:
+    """One statement and the stage path write the same single block under the batch's token: whichever wrote
+    first, the other's replay is dropped as a repeat (the batch is far larger than one client insert block)."""
+    gc_lines = _gc_lines()
+    lines = (gc_lines * (30_000 // len(gc_lines) + 1))[:30_000]
+    messages = _plain_batch(lines, 300, 4)
+    engine = _engine(settings, store)
+    counts = f"SELECT count(), sum(gc_num), min(ts), max(ts) FROM {store.database}.gc_events"
+    try:
+        token = "kafka/g/gctrace/0/0-100"
+        results = []
+        for one_statement in (first_one_statement, not first_one_statement, first_one_statement):
+            engine.one_statement = one_statement
+            results.append(write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED,
+                                       otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine))
+            assert store.scalar(f"SELECT count() FROM {store.database}.gc_events") == len(lines)
+        once = store.rows(counts)[0]
+    finally:
+        engine.close()
+    assert engine.clean_batches == 2 if first_one_statement else 1
+    assert all(r.rows == {"gc_events": len(lines)} for r in results)
+    assert once[0] == len(lines)
+
+
+def test_a_worker_replays_a_batch_stored_by_one_statement_before_the_crash(settings, store, kafka_bootstrap,
+                                                                            kafka_names, producer) -> None:
+    """A worker stored a planned batch with one statement and died before committing; the next owner replays the
+    plan: the same rows, once."""
+    topic = kafka_names.topic("gctrace")
+    create_topics(kafka_bootstrap, {topic: 1})
+    gc_lines = _gc_lines()
+    lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
+    values = ["\n".join(lines[i:i + 500]) for i in range(0, len(lines), 500)]
+    for v in values:
+        producer.send(topic, v.encode(), key=b"api/crash", partition=0, timestamp_ms=BASE_MS)
+    producer.flush()
+    owner = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=kafka_names.group, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    owner.assign([tp])
+    owner.commit({tp: OffsetAndMetadata(0, "", -1)})
+    owner.close(autocommit=False)
+    ledger = BatchLedger(store, kafka_names.group, settings.sql_dir, context_from_settings(settings))
+    assert ledger.claim(topic, 0, 0, len(values), len(values), gctrace_engine=True) == len(values)
+    messages = [KafkaMessage(topic=topic, partition=0, offset=i, timestamp_ms=BASE_MS, key=b"api/crash",
+                             value=v.encode()) for i, v in enumerate(values)]
+    engine = KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days))
+    try:
+        write_batch(Sink(store), Kind.gctrace, messages, batch_token(kafka_names.group, topic, 0, 0, len(values)),
+                    received_at=RECEIVED, otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    finally:
+        engine.close()
+    assert engine.clean_batches == 1
+    rows_sql = (f"SELECT count(), sum(gc_num), sum(heap_live_mb), min(ts), max(ts), max(received_at) "
+                f"FROM {store.database}.gc_events")
+    before = store.rows(rows_sql)[0]
+    assert before[0] == len(lines)
+
+    worker = run_worker(kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_seconds=30.0), store)
+    assert store.rows(rows_sql)[0] == before
+    assert worker.gctrace_engine is not None and worker.gctrace_engine.clean_batches == 1
