@@ -63,8 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Without it, see docs/schema.md ('Timestamps')",
     )
     gct.add_argument(
-        "--jobs", type=int, default=2, metavar="N",
-        help="inputs ingested at the same time, each on its own engine connection (default 2; 1: in turn)",
+        "--jobs", type=int, default=None, metavar="N",
+        help="inputs ingested at the same time, each on its own engine connection "
+        "(default: the cores this process may use, at most 16; 1: in turn)",
     )
 
     pp = ingest_sub.add_parser("pprof", help="Go profiles: pprof protobuf (gzip or not), goroutine debug=1/debug=2 "

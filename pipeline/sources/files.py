@@ -34,7 +34,7 @@ from pipeline.normalize.container_logs import PLAIN, decode, detect_format
 from pipeline.normalize.gctrace import GctraceStream, LineStats, stream_span_ns
 from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
-from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided, raw_lines
+from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, RawBatch, SpanUndecided, raw_lines
 from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.store.migrate import MigrationError, context_from_settings, migrate
 
@@ -50,6 +50,17 @@ MAX_JOBS = 16
 # A live pipe writes little at a time: flush at least this often so rows show up while it runs.
 STDIN_FLUSH_SECONDS = 1.0
 _GZIP_MAGIC = b"\x1f\x8b"
+
+
+def default_jobs() -> int:
+    """Inputs ingested at once when --jobs is not given: one per core this process may run on (its CPU affinity,
+    which a container's cpuset narrows), since a clean batch is one engine statement on one core; at most
+    MAX_JOBS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_JOBS))
 
 
 class UsageError(Exception):
@@ -244,31 +255,36 @@ def ingest_stream(
 
 def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines: int) -> None:
     """A plain file or stdin through the fast path, batch by batch as bytes: a clean batch never becomes
-    Python strings (`FastGctraceStream.feed_raw`)."""
+    Python strings (`FastGctraceStream.feed_raw`), and its chunks are counted once, as they are read, and
+    never joined. A full batch of a file waits for the next bytes before it is written, so a file's last
+    batch is always written as its final one (held-back lines included: no statement for two lines)."""
     is_stdin = name == "-"
-    raw: list[bytes] = []
-    lines = 0
+    parts: list[bytes] = []
+    lines = clock_lines = 0
     last_flush = time.monotonic()
 
     def flush(final: bool) -> None:
+        nonlocal parts, lines, clock_lines
         rows = Rows()
-        data = b"".join(raw)
-        raw.clear()
-        if data:
-            stream.feed_raw(data, rows, final=final)
+        if parts:
+            stream.feed_raw(RawBatch(parts, lines, clock_lines), rows, final=final)
+            parts, lines, clock_lines = [], 0, 0
         if final:
             stream.finish(rows)  # nothing left when the last batch was stored with the stream's end
         if rows:
             sink.write(rows)
 
     with open_binary(name) as binary:
-        for chunk in iter_raw_chunks(binary):
-            raw.append(chunk)
-            lines += chunk.count(b"\n")
-            now = time.monotonic()
-            if lines >= batch_lines or (is_stdin and now - last_flush >= STDIN_FLUSH_SECONDS):
+        for chunk in iter_raw_chunks(binary, CHUNK_BYTES):
+            if lines >= batch_lines:
                 flush(final=False)
-                lines, last_flush = 0, now
+            parts.append(chunk)
+            lines += chunk.count(b"\n")
+            clock_lines += chunk.count(b" ms clock, ")
+            now = time.monotonic()
+            if is_stdin and (lines >= batch_lines or now - last_flush >= STDIN_FLUSH_SECONDS):
+                flush(final=False)  # a live pipe: rows show up while it runs
+                last_flush = now
     flush(final=True)
 
 
@@ -385,7 +401,7 @@ def ingest_command(settings: Settings, args: argparse.Namespace) -> int:
 
         # Inputs are independent streams (each its own clock), so several go at once: the engine runs each
         # connection's statements on a thread of its own, and one clean batch is one statement on one core.
-        jobs = max(1, min(getattr(args, "jobs", 1) or 1, len(inputs), MAX_JOBS))
+        jobs = max(1, min(getattr(args, "jobs", None) or default_jobs(), len(inputs), MAX_JOBS))
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="ingest")
         try:
             for source, stats in zip(inputs, pool.map(one, inputs), strict=True):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -155,59 +156,70 @@ class FastGctraceStream:
     def stats(self) -> LineStats:
         return self.stream.stats
 
-    def feed_raw(self, raw: bytes, rows: Rows, *, final: bool = False) -> LineStats:
+    def feed_raw(self, raw: bytes | RawBatch, rows: Rows, *, final: bool = False) -> LineStats:
         """A batch given only as bytes (whole lines, as `files.iter_raw_chunks` reads them; a final
-        unterminated line allowed): the common case, every line a plain gc line in clock order, is parsed and
-        stored by one engine statement with no Python string per line; any other batch is split into lines
-        and fed as `feed` does, so the rows are the reference's either way. `final`: the stream's last batch,
-        then `finish` too (one statement for both when the batch is clean)."""
+        unterminated line allowed), or as the `RawBatch` of the chunks a reader counted as it read them: the
+        common case, every line a plain gc line in clock order, is parsed and stored by one engine statement
+        with no Python string per line and no copy of the batch; any other batch is split into lines and fed as
+        `feed` does, so the rows are the reference's either way. `final`: the stream's last batch, then `finish`
+        too (one statement for both when the batch is clean)."""
+        batch = raw if isinstance(raw, RawBatch) else RawBatch.of(raw)
+        parts = list(batch.parts)
+        lines = batch.lines
         # A stream's unterminated last line ends like any other there (its trailing carriage returns, which
         # Python strips and the engine's regex allows, are in no value).
-        whole = raw if raw.endswith(b"\n") or not (final and raw) else raw + b"\n"
+        if final and parts and not parts[-1].endswith(b"\n"):
+            parts[-1] += b"\n"
+            lines += 1
         if self._skip:
             self._skip -= 1
-        elif whole.endswith(b"\n"):
-            stats = self._clean_chunk(whole, final=final)
+        elif parts and parts[-1].endswith(b"\n"):
+            stats = self._clean_chunk(parts, lines, batch.clock_lines, final=final)
             if stats is not None:
                 self._backoff = 1
                 return stats
         self.span_batches += 1
-        stats = self.feed(raw_lines(raw), rows, terminated=False, raw=raw if raw.endswith(b"\n") else None)
+        data = batch.joined()
+        stats = self.feed(raw_lines(data), rows, terminated=False, raw=data if data.endswith(b"\n") else None)
         if final:
             stats.add(self.finish(rows))
         return stats
 
-    def _clean_chunk(self, raw: bytes, *, final: bool) -> LineStats | None:
-        """Store work[:limit] (the held-back lines, then `raw`) with gctrace_chunk.sql; None, with nothing
-        stored, when the batch is not a clean one (then it takes the span path). `final`: the stream's last
-        lines, none held back (a few lines alone are only tried after clean chunks: they cost less in Python)."""
+    def _clean_chunk(self, parts: Sequence[bytes], lines: int, clock_lines: int, *, final: bool) -> LineStats | None:
+        """Store work[:limit] (the held-back lines, then the batch: `parts`, whole lines, `lines` of them,
+        `clock_lines` occurrences of " ms clock, ") with gctrace_chunk.sql; None, with nothing stored, when the
+        batch is not a clean one (then it takes the span path). `final`: the stream's last lines, none held back
+        (a few lines alone are only tried after clean chunks: they cost less in Python)."""
         before = self.stream.clock_state()
         carried = self.stream.pending_work(())
-        lines = raw.count(b"\n")
         held = 0 if final else REPAIR_WINDOW
         limit = len(carried) + lines - held
-        # (the held-back lines come from `raw` alone, so they are the lines a `feed` would have kept)
+        # (the held-back lines come from the batch alone, so they are the lines a `feed` would have kept)
         too_short = (limit < self.fast.min_chunk and not (final and self.clean_chunks)) or lines < held
         if (before is None or limit <= 0 or too_short
                 or not all(line and " ms clock, " in line for line in carried)):
             return None
         # Cheap and exact in one direction: a batch with a line that holds no " ms clock, " is not clean.
-        if raw.count(b" ms clock, ") != lines:
+        if clock_lines != lines:
             return None
-        data = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
-        data += raw
-        # The last REPAIR_WINDOW lines wait for the next batch, as in `GctraceStream.feed`: cut before them.
-        end = len(data) - 1
-        for _ in range(held):
-            end = data.rfind(b"\n", 0, end)
-        cut = end + 1
-        last = parse_last(data[data.rfind(b"\n", 0, end) + 1:cut])
+        head = b"".join(line.encode("utf-8", "backslashreplace") + b"\n" for line in carried if line is not None)
+        pieces = [head, *parts] if head else list(parts)
+        # The last REPAIR_WINDOW lines wait for the next batch, as in `GctraceStream.feed`: cut before them, in the
+        # last piece when it holds them and the end of the line before (the rest is written as it was read).
+        cut = _cut_before(pieces[-1], held)
+        if cut is None:
+            pieces = [b"".join(pieces)]
+            cut = _cut_before(pieces[-1], held)
+            assert cut is not None  # the batch has at least `held` lines and stores at least one
+        tail_piece = pieces[-1]
+        last = parse_last(tail_piece[tail_piece.rfind(b"\n", 0, cut - 1) + 1:cut])
         if last is None:
             return None
         params = {**self.params, "start_us": before.start_us, "incarnation": before.incarnation,
                   "last_num": before.last_num, "last_since_us": before.last_since_us}
         try:
-            self.fast.store.insert_select_lines(self.fast.chunk_sql, data[:cut], parameters=params)
+            self.fast.store.insert_select_lines(self.fast.chunk_sql, [*pieces[:-1], memoryview(tail_piece)[:cut]],
+                                                parameters=params)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -220,7 +232,7 @@ class FastGctraceStream:
                                                last_since_us=last.since_us))
         stats = LineStats()
         self.stream.count_stored(limit, stats)
-        tail: list[str | None] = list(raw_lines(data[cut:]))
+        tail: list[str | None] = list(raw_lines(tail_piece[cut:]))
         self.stream.finish_batch([None] * limit + tail, limit, stats)
         self.engine_lines += limit
         self.clean_chunks += 1
@@ -241,7 +253,7 @@ class FastGctraceStream:
             self._raw = None
 
     def finish(self, rows: Rows) -> LineStats:
-        stats = self._clean_chunk(b"", final=True)
+        stats = self._clean_chunk([], 0, 0, final=True)
         if stats is not None:
             return stats
         return self._run(self.stream.pending_work(()), rows, final=True)
@@ -356,6 +368,36 @@ class FastGctraceStream:
         self.stream.set_clock(states[-1][1])
         self.stream.count_stored(recognised, stats)
         self.engine_lines += recognised
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """A batch of whole lines as a reader got them: `parts` (each ended by b"\\n", but for a stream's unterminated
+    last line), with the counts the fast path needs, taken by the reader chunk by chunk while each was still in
+    the CPU's cache. Not joining the parts and not counting the batch again is what keeps the Python side of a
+    clean batch a small fraction of the engine's statement (docs/benchmarks.md)."""
+
+    parts: Sequence[bytes]
+    lines: int  # b"\\n" in the parts
+    clock_lines: int  # occurrences of b" ms clock, " in the parts
+
+    @classmethod
+    def of(cls, data: bytes) -> RawBatch:
+        return cls([data] if data else [], data.count(b"\n"), data.count(b" ms clock, "))
+
+    def joined(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+
+def _cut_before(piece: bytes, held: int) -> int | None:
+    """The offset in `piece` (whole lines, ended by b"\\n") where its last `held` lines begin, when `piece` also holds
+    the end of a line before them; None when it does not (the caller joins the batch and asks again)."""
+    end = len(piece) - 1
+    for _ in range(held):
+        end = piece.rfind(b"\n", 0, end)
+        if end < 0:
+            return None
+    return end + 1
 
 
 def raw_lines(raw: bytes) -> list[str]:

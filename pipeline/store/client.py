@@ -215,24 +215,28 @@ class Store:
         self._call(lambda c: c.raw_insert(qualified, column_names=list(column_names) if column_names else None,
                                           insert_block=data, settings=dict(settings or {}), fmt=fmt))
 
-    def insert_select_lines(self, sql: str, data: bytes, *, parameters: Mapping[str, Any] | None = None,
+    def insert_select_lines(self, sql: str, data: bytes | Sequence[bytes | memoryview], *,
+                            parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
         """Run one `INSERT ... SELECT ... FROM input('line String') ... FORMAT LineAsString` over `data`, raw
-        lines each ended by b"\\n", so the engine parses and stores them in one statement (the gctrace fast
-        path): no Python object per line.
+        lines each ended by b"\\n" (one buffer, or the pieces of one in order, which are never joined here), so
+        the engine parses and stores them in one statement (the gctrace fast path): no Python object per line.
 
         A server reads `data` as the request body, as input() expects. The embedded engine takes no body for
         input(), so the bytes go through a temporary file read by file() in the same format, which is what
         clickhouse-connect's own raw_insert does for the embedded engine."""
         if _INPUT_LINES not in sql or not sql.rstrip().endswith(_FORMAT_LINES):
             raise ValueError(f"the statement must read {_INPUT_LINES} and end with {_FORMAT_LINES}")
+        pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
         if not self.embedded:
-            self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
+            body = b"".join(pieces)
+            self._call(lambda c: c.command(sql, parameters=parameters, data=body, settings=dict(settings or {})))
             return
         local = sql.rstrip()[:-len(_FORMAT_LINES)].replace(
             _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String')")
         with tempfile.NamedTemporaryFile(prefix="fleetwatch-lines-", suffix=".txt") as tmp:
-            tmp.write(data)
+            for piece in pieces:
+                tmp.write(piece)
             tmp.flush()
             params = {**(parameters or {}), "fleetwatch_lines_file": tmp.name}
             self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))

@@ -1,0 +1,150 @@
+"""Where `fleetwatch ingest gctrace` spends its CPU, thread by thread: `python -m bench.cli_profile`.
+
+Why: the file path's figure (docs/benchmarks.md) is the process's CPU over all threads, which does not say
+whether the engine's statement, its background merges, or the Python threads (reading, counting, the engine's
+work on the calling thread) carry it, nor whether both cores are busy. This runs the command as the bench's
+`file` row does (pipeline.cli.main in this process, the store opened and migrated before the clock) over
+`--files` files of `--lines` real gc lines each (bench.data), while a sampler reads every thread's CPU from
+/proc/self/task every 20 ms. It prints the process's rate and CPU per million lines, CPU per million lines by
+thread kind (the engine names its threads: query pipelines run on `ThreadPool` threads, merges on
+`MergeMutate`; Python's threads are `python`, the sampler's own share left out), and how many cores were busy
+in each quarter second. Linux only (/proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import data
+from bench.measure import Stopwatch
+from pipeline.config import load_settings
+from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings, migrate
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """Every live thread of this process: tid -> (name, user + system CPU seconds)."""
+    out: dict[int, tuple[str, float]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        except OSError:  # the thread ended
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        out[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / TICK)
+    return out
+
+
+class Sampler:
+    """Reads every thread's CPU every `interval` seconds; keeps the last reading of threads that have ended."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []  # (wall, process CPU of the threads seen)
+        self.last: dict[int, tuple[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = thread_cpu()
+            self.last.update(now)
+            self.samples.append((time.perf_counter(), sum(cpu for _, cpu in now.values())))
+            time.sleep(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self.before = thread_cpu()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.last.update(thread_cpu())
+
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds spent inside the block, by thread name, the sampler's own thread left out."""
+        own = self._thread.native_id
+        kinds: dict[str, float] = {}
+        for tid, (name, cpu) in self.last.items():
+            if tid == own:
+                continue
+            spent = cpu - self.before.get(tid, (name, 0.0))[1]
+            if spent > 0:
+                kinds[name] = kinds.get(name, 0.0) + spent
+        return kinds
+
+    def cores(self, step: float = 0.25) -> list[float]:
+        """Cores busy per `step` seconds (all threads, the sampler's included)."""
+        if len(self.samples) < 2:
+            return []
+        t0, out, bucket, edge = self.samples[0][0], [], [], step
+        for (w0, c0), (w1, c1) in zip(self.samples, self.samples[1:], strict=False):
+            if w1 - t0 > edge:
+                out.append(sum(bucket) / max(1, len(bucket)))
+                bucket, edge = [], edge + step
+            bucket.append((c1 - c0) / (w1 - w0))
+        return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--lines", type=int, default=200_000, help="gc lines per file")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args(argv)
+    from pipeline import cli
+    from pipeline.sources import files  # noqa: F401 - imported before the clock, as in bench.worker
+
+    tmp = Path(tempfile.mkdtemp(prefix="cli-profile-"))
+    try:
+        paths = [str(p) for p in data.write_instance_files(tmp / "in", args.files, args.lines)]
+        dsn = f"chdb://{tmp / 'store'}"
+        settings = load_settings(clickhouse_dsn=dsn, jobs_enabled=False)
+        store = Store.from_settings(settings)  # stays open: the engine starts before the clock
+        migrate(store, settings.sql_dir, context_from_settings(settings))
+        start = datetime.now(UTC) - timedelta(seconds=data.span_seconds(args.lines) + 600)
+        argv_cli = ["ingest", "gctrace", "--clickhouse-dsn", dsn, "--service", "bench", "--start-time",
+                    start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--log-level", "WARNING", "--jobs", str(args.jobs), *paths]
+        stdout = sys.stdout
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the command's per-file reports
+        try:
+            with Sampler() as sampler, Stopwatch() as sw:
+                code = cli.main(argv_cli)
+        finally:
+            sys.stdout.close()
+            sys.stdout = stdout
+        lines = args.files * args.lines
+        rows = store.scalar(f"SELECT count() FROM {store.database}.gc_events")
+        if code != 0 or rows != lines:
+            raise RuntimeError(f"exit code {code}, {rows} rows for {lines} lines")
+        million = lines / 1e6
+        print(f"{lines:,} lines in {args.files} files, --jobs {args.jobs}: {sw.wall:.2f} s wall, "
+              f"{lines / sw.wall:,.0f} lines/s, {sw.cpu / million:.2f} CPU s per M (process), "
+              f"{sw.cpu / sw.wall:.2f} cores; load average {os.getloadavg()[0]:.1f}")
+        for name, cpu in sorted(sampler.by_kind().items(), key=lambda item: -item[1]):
+            if cpu / million >= 0.01:
+                print(f"  {name:16s} {cpu / million:5.2f} CPU s per M")
+        print("  cores busy per 0.25 s:", " ".join(f"{c:.1f}" for c in sampler.cores()))
+        parts = store.rows(f"SELECT count(), countIf(level > 0) FROM system.parts WHERE database = "
+                           f"'{store.database}' AND table = 'gc_events' AND active")
+        print(f"  gc_events active parts {parts[0][0]} (merged: {parts[0][1]})")
+        store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
