@@ -157,9 +157,9 @@ def test_two_workers_with_a_rebalance_midway_store_every_row_once(
     assert stored(store) == (total, total)
 
 
-def _committed_batches(log_path: Path) -> int:
+def _logged(log_path: Path, what: str) -> int:
     try:
-        return log_path.read_text(errors="replace").count("kafka: committed batch")
+        return log_path.read_text(errors="replace").count(what)
     except FileNotFoundError:
         return 0
 
@@ -187,8 +187,11 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
             try:
                 target = rng.randint(1, 12)
 
+                # Committed batches, and at least one batch planned by this process: its first commits may be
+                # replays of the plans the previous process left in flight (one per partition being written).
                 def progressed(lp: Path = log_path, t: int = target, p: subprocess.Popen = proc) -> bool:
-                    return _committed_batches(lp) >= t or p.poll() is not None
+                    return ((_logged(lp, "kafka: committed batch") >= t and _logged(lp, "kafka: planned batch") >= 1)
+                            or p.poll() is not None)
 
                 wait_for(progressed, 60, "batches to be committed")
                 time.sleep(rng.uniform(0, 0.05))

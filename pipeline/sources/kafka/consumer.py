@@ -424,6 +424,7 @@ class KafkaWorker:
             if stored_end != end:  # someone planned this range first: follow their plan
                 plan = self.ledger.plan(tp.topic, tp.partition, start)
                 return _Outcome(None, stored_end, plan is not None and plan.gctrace_engine)
+            log.debug("kafka: planned batch %s [%d, %d)", _name(tp), start, end)
         token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
         if engine and self.gctrace_engine is None:
             raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
