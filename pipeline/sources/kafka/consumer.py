@@ -296,7 +296,7 @@ class KafkaWorker:
                     # it stays assigned, librdkafka even after it was away), while its state here starts afresh
                     # (not paused): resume it, or it is never fetched again. Both then fetch from the committed
                     # offset. This runs on the consumer's thread, right after the fetch that brought the event.
-                    stale = set(partitions) & self._paused
+                    stale = set(partitions) & self._paused & self._assignment()  # (a later event may revoke it)
                     if stale:
                         self._resume(stale)
                         self._paused -= stale
