@@ -123,7 +123,8 @@ def test_two_workers_with_a_rebalance_midway_store_every_row_once(
     topic = kafka_names.topic("gctrace")
     partitions = 4
     create_topics(kafka_bootstrap, {topic: partitions})
-    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=40, client=kafka_client)
+    ks = kafka_settings(settings, kafka_bootstrap, kafka_names, batch_max_messages=40, client=kafka_client,
+                        write_threads=2)  # partitions written side by side while the group rebalances
     feeder = _Feeder(producer, topic, partitions)
     feeder.start()
 
@@ -165,7 +166,7 @@ def _logged(log_path: Path, what: str) -> int:
 
 
 def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
-    tmp_path, kafka_bootstrap, kafka_names, producer, kafka_client
+    tmp_path, kafka_bootstrap, kafka_names, producer, default_kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 3, 1500
@@ -175,7 +176,7 @@ def test_a_worker_killed_at_random_points_loses_and_duplicates_nothing(
             send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
     producer.flush()
     store_path = tmp_path / "store"
-    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=kafka_client)
+    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=default_kafka_client)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "60"
     rng = random.Random()
     kills = []

@@ -38,14 +38,14 @@ def test_lagging_compares_the_group_offset_with_the_high_watermark() -> None:
 
 
 def test_until_caught_up_after_a_member_was_killed_drains_every_partition(
-    tmp_path: Path, kafka_bootstrap, kafka_names, producer, kafka_client
+    tmp_path: Path, kafka_bootstrap, kafka_names, producer, default_kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 4, 2500
     tps = fill_partitions(producer, kafka_bootstrap, topic, partitions, per_partition)
     total = partitions * per_partition
 
-    env = fleetwatch_env(tmp_path / "store", kafka_names, kafka_bootstrap, client=kafka_client)
+    env = fleetwatch_env(tmp_path / "store", kafka_names, kafka_bootstrap, client=default_kafka_client)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "50"
     # The killed member keeps its place in the group for its whole session: long enough that the next member
     # joins while it is still counted, and is handed only part of the partitions.

@@ -123,14 +123,14 @@ def test_sigterm_during_otlp_exports_keeps_every_acknowledged_record(restartable
 
 # -- (b) a Kafka batch in flight -------------------------------------------------------------------------
 def test_sigterm_during_kafka_batches_then_restart_stores_every_message_once(
-    tmp_path: Path, kafka_bootstrap, kafka_names, producer, kafka_client
+    tmp_path: Path, kafka_bootstrap, kafka_names, producer, default_kafka_client
 ) -> None:
     topic = kafka_names.topic("gctrace")
     partitions, per_partition = 3, 3000
     tps = fill_partitions(producer, kafka_bootstrap, topic, partitions, per_partition)
     total = partitions * per_partition
     store_path = tmp_path / "store"
-    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=kafka_client)
+    env = fleetwatch_env(store_path, kafka_names, kafka_bootstrap, client=default_kafka_client)
     env["FLEETWATCH_KAFKA__BATCH_MAX_MESSAGES"] = "50"
 
     log_path = tmp_path / "run.log"
