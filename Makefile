@@ -4,8 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
-# Two workers, one test file each at a time (files share module fixtures such as brokers and Go builds).
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Three workers on two cores, one test file each at a time (files share module fixtures such as brokers and Go
+# builds): many tests wait on real time (Go programs running, Kafka sessions expiring), so two workers leave a
+# quarter of the cores idle.
+PYTEST_ARGS ?= -n 3 --dist loadfile
 
 .PHONY: run test lint bench bench-quick demo clean venv go119
 
