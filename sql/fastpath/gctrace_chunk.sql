@@ -33,14 +33,7 @@ FROM
     (
     SELECT
         line,
-        match(line, 'gc (?:\\d{1,9}) @(?:\\d{1,10})\\.(?:\\d+)s (?:\\d{1,2}|1\\d\\d|2[0-4]\\d|25[0-5])%(?: \\(checking for goroutine leaks\\))?: (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms clock, (?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)/(?:\\d{1,12}(?:\\.\\d+)?)\\+(?:\\d{1,12}(?:\\.\\d+)?) ms cpu, (?:\\d{1,18})->(?:\\d{1,18})->(?:\\d{1,18}) MB, (?:\\d{1,18}) MB goal(?:, (?:\\d{1,18}) MB stacks, (?:\\d{1,18}) MB globals)?, (?:\\d{1,4}) P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$') AS shape,
-        if(shape AND NOT startsWith(line, 'gc '),
-           extract(line, '^(.*?)(?:gc #?\\d+ @|(?:forced )?scvg|scav \\d|pacer: )'), '') AS prefix_raw,
-        shape AND isValidUTF8(line) AND match(prefix_raw, '^[ -~]*$') AS recognised,
-        recognised AND position(line, '% (checking for goroutine leaks): ') > 0 AS leak_check,
-        recognised AND match(line, ' MB stacks, \\d+ MB globals, \\d+ P(?: \\(forced\\))?[ \\t\\r\\f\\v]*$') AS stacks,
-        recognised AND match(line, ' P \\(forced\\)[ \\t\\r\\f\\v]*$') AS forced,
-        if(recognised, extractAll(line, '\\d+(?:\\.\\d+)?'), []) AS nums,
+        {{include fastpath/gc_recognise.sql}}
         length(nums) - if(stacks, 18, 16) AS base,
         {{include fastpath/gc_fields.sql}}
     FROM input('line String')

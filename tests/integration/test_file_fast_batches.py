@@ -9,8 +9,6 @@ final one, so no statement is spent on the two lines a full batch holds back.
 from __future__ import annotations
 
 import io
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,23 +21,12 @@ from pipeline.sources import files
 from pipeline.sources.files import iter_raw_chunks
 from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, RawBatch, raw_lines
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, context_from_settings, migrate
+from pipeline.store.migrate import context_from_settings
 from tests.conftest import DATA
 
 SAMPLES = DATA / "go-runtime"
 START_NS = int((datetime.now(UTC) - timedelta(hours=2)).timestamp()) * 10**9
 TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "otel_logs", "quarantine")
-
-
-@pytest.fixture
-def ref_store(settings: Settings) -> Iterator[Store]:
-    """Another migrated database in the session's store, for the reference's rows."""
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
-    yield st
-    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
-    st.close()
 
 
 def _gc_lines(name: str) -> list[bytes]:
@@ -68,13 +55,13 @@ def _reference(store: Store, name: str, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("chunk", [64, 4096])
-def test_batches_of_counted_chunks_store_the_reference_rows(settings, store, ref_store, chunk) -> None:
+def test_batches_of_counted_chunks_store_the_reference_rows(settings, store, second_store, chunk) -> None:
     """Batches given as the chunks a reader got (64-byte reads give one line per chunk), with restarts and a line
     that is not clean, against the reference normalizer fed the same bytes."""
     storm, steady = _gc_lines("go1.27.3-storm.txt"), _gc_lines("go1.19.8-steady.txt")
     data = b"\n".join(storm[:200] + steady[:150] + [b"app: hello"] + storm[:180]) + b"\n"
     name = f"parts-{chunk}"
-    _reference(ref_store, name, data)
+    _reference(second_store, name, data)
 
     stream = _fast(settings, store, name)
     parts = list(iter_raw_chunks(io.BytesIO(data), chunk))
@@ -93,7 +80,7 @@ def test_batches_of_counted_chunks_store_the_reference_rows(settings, store, ref
     stream.close()
     assert stream.clean_chunks >= 2 and stream.engine_lines > 300  # the engine took the clean batches
 
-    got, want = _rows(store), _rows(ref_store)
+    got, want = _rows(store), _rows(second_store)
     for table in TABLES:
         assert got[table] == want[table], table
     assert len(got["gc_events"]) > 400 and len(got["otel_logs"]) == 1
@@ -128,10 +115,10 @@ def test_a_full_last_batch_is_stored_with_the_stream_end(settings, store, tmp_pa
     assert store.scalar(f"SELECT count() FROM {store.database}.gc_events WHERE instance = 'two'") == 300
 
 
-def test_an_unterminated_last_line_in_a_counted_batch(settings, store, ref_store) -> None:
+def test_an_unterminated_last_line_in_a_counted_batch(settings, store, second_store) -> None:
     lines = _gc_lines("go1.27.3-storm.txt")[:120]
     data = b"\n".join(lines)  # no line end after the last line
-    _reference(ref_store, "unterminated", data)
+    _reference(second_store, "unterminated", data)
     stream = _fast(settings, store, "unterminated")
     parts = list(iter_raw_chunks(io.BytesIO(data), 4096))
     assert not parts[-1].endswith(b"\n")
@@ -141,7 +128,7 @@ def test_an_unterminated_last_line_in_a_counted_batch(settings, store, ref_store
         Sink(store).write(rows)
     stream.close()
     assert stream.clean_chunks == 1
-    got, want = _rows(store), _rows(ref_store)
+    got, want = _rows(store), _rows(second_store)
     assert got == want and len(got["gc_events"]) == 120
 
 

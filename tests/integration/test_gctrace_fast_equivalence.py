@@ -12,8 +12,6 @@ import io
 import os
 import re
 import subprocess
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,24 +25,13 @@ from pipeline.sink import Sink
 from pipeline.sources.files import file_start_ns, iter_raw_chunks, iter_raw_line_chunks
 from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, SpanUndecided, raw_lines
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
+from pipeline.store.migrate import RenderContext
 from tests.conftest import DATA
 
 SAMPLES = DATA / "go-runtime"
 TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "otel_logs", "quarantine")
 START = (datetime.now(UTC) - timedelta(hours=2)).replace(microsecond=0)
 RECEIVED = datetime.now(UTC).replace(microsecond=123000)
-
-
-@pytest.fixture
-def second_store(settings: Settings) -> Iterator[Store]:
-    """Another migrated database in the session's store, for the fast path's rows."""
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
-    yield st
-    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
-    st.close()
 
 
 def _stream(name: str) -> GctraceStream:

@@ -12,8 +12,6 @@ out-of-range numbers, Unicode digits and shipper prefixes. A replayed batch must
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -25,7 +23,7 @@ from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, context_from_settings, migrate
+from pipeline.store.migrate import RenderContext, context_from_settings
 from tests.conftest import DATA
 from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
 
@@ -36,17 +34,6 @@ TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "o
 RECEIVED = datetime(2026, 12, 6, 8, 0, 0, 123000, tzinfo=UTC)
 BASE_MS = 1_796_119_200_000
 MAX_BYTES = 64 * 1024
-
-
-@pytest.fixture
-def engine_store(settings: Settings) -> Iterator[Store]:
-    """Another migrated database in the session's store, for the engine path's rows."""
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
-    yield st
-    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
-    st.close()
 
 
 def _messages(values: list[tuple[bytes | None, bytes]]) -> list[KafkaMessage]:
@@ -104,17 +91,17 @@ def _interleaved(streams: dict[str, list[str]], per_message: int, stride: int) -
 
 
 @pytest.mark.parametrize(("per_message", "stride", "batch"), [(1, 37, 20_000), (1, 1, 3_001), (250, 3, 40)])
-def test_every_capture_gives_identical_rows(settings, store, engine_store, per_message, stride, batch) -> None:
+def test_every_capture_gives_identical_rows(settings, store, second_store, per_message, stride, batch) -> None:
     values = _interleaved(_captures(), per_message, stride)
     messages = _messages(values)
     batches = [messages[i:i + batch] for i in range(0, len(messages), batch)]
-    engine, counts = _both(settings, store, engine_store, batches)
+    engine, counts = _both(settings, store, second_store, batches)
     assert counts["gc_events"] > 3000 and counts["otel_logs"] > 0 and counts["quarantine"] > 0
     assert counts["scavenger_events"] > 0 and counts["pacer_events"] > 0
     assert engine.engine_lines > counts["gc_events"] * 9 // 10  # the engine stored almost every gc line
 
 
-def test_torn_restarted_odd_and_whole_message_failures_give_identical_rows(settings, store, engine_store) -> None:
+def test_torn_restarted_odd_and_whole_message_failures_give_identical_rows(settings, store, second_store) -> None:
     storm = (SAMPLES / "go1.27.3-storm.txt").read_text().splitlines()
     scav = [line for line in (SAMPLES / "go1.19.8-storm.txt").read_text().splitlines() if not line.startswith("gc ")]
     gc_lines = [line for line in storm if line.startswith("gc ")]
@@ -142,7 +129,7 @@ def test_torn_restarted_odd_and_whole_message_failures_give_identical_rows(setti
     values[55:55] = [(b"gc 1 " + b"x" * MAX_BYTES, b"api/odd")]          # too large
     values[100:100] = [(f"{gc_lines[1]}\n{gc_lines[2]}\n\nnot runtime\n".encode(), b"api/other")]
     values[101:101] = [(line.encode(), b"api/odd") for line in gc_lines[:5]]  # back to the first identity
-    engine, counts = _both(settings, store, engine_store, [_messages(values)])
+    engine, counts = _both(settings, store, second_store, [_messages(values)])
     assert counts["quarantine"] >= 5 and engine.engine_lines > 300
     assert store.scalar(f"SELECT max(incarnation) FROM {store.database}.gc_events") == 0
 
@@ -157,10 +144,10 @@ def test_only_batches_with_enough_lines_are_planned_for_the_engine(settings, sto
     assert not KafkaGctraceEngine(store, settings.sql_dir, ctx, enabled=False).wants(messages)
 
 
-def test_a_replayed_batch_lands_once(settings, store, engine_store) -> None:
+def test_a_replayed_batch_lands_once(settings, store, second_store) -> None:
     values = _interleaved({name: lines[:400] for name, lines in _captures().items()}, 1, 5)
     messages = _messages(values)
-    engine, counts = _both(settings, store, engine_store, [messages[:2000], messages[2000:]], replay=True)
+    engine, counts = _both(settings, store, second_store, [messages[:2000], messages[2000:]], replay=True)
     assert engine.engine_lines > 0 and counts["gc_events"] > 500
 
 

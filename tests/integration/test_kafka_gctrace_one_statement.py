@@ -10,8 +10,6 @@ replayed by a worker after a crash before its commit, lands once.
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -24,7 +22,7 @@ from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, clean_input
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, context_from_settings, migrate
+from pipeline.store.migrate import RenderContext, context_from_settings
 from tests.conftest import DATA
 from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
 
@@ -35,17 +33,6 @@ TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "o
 RECEIVED = datetime(2026, 12, 6, 8, 0, 0, 123000, tzinfo=UTC)
 BASE_MS = 1_796_119_200_000
 MAX_BYTES = 1 << 20
-
-
-@pytest.fixture
-def engine_store(settings: Settings) -> Iterator[Store]:
-    """Another migrated database in the session's store, for the engine path's rows."""
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
-    yield st
-    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
-    st.close()
 
 
 def _engine(settings: Settings, store: Store) -> KafkaGctraceEngine:
@@ -93,24 +80,24 @@ def _plain_batch(lines: list[str], per_message: int, identities: int) -> list[Ka
 
 
 @pytest.mark.parametrize(("per_message", "identities"), [(1, 7), (100, 3), (1000, 1)])
-def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, store, engine_store, per_message,
+def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, store, second_store, per_message,
                                                                       identities) -> None:
     gc_lines = _gc_lines()
     messages = _plain_batch(gc_lines, per_message, identities)
     assert clean_input(messages, MAX_BYTES) is not None
-    engine = _engine(settings, engine_store)
+    engine = _engine(settings, second_store)
     try:
         token = "kafka/g/gctrace/0/0-1"
         ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
                           max_message_bytes=MAX_BYTES)
-        fast = write_batch(Sink(engine_store), Kind.gctrace, messages, token, received_at=RECEIVED,
+        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
                            otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
     finally:
         engine.close()
     assert engine.clean_batches == 1 and engine.refused_batches == 0
     assert fast.rows == ref.rows == {"gc_events": len(gc_lines)} and fast.poisoned == ref.poisoned == 0
     for table in TABLES:
-        assert _table(engine_store, table) == _table(store, table), table
+        assert _table(second_store, table) == _table(store, table), table
 
 
 @pytest.mark.parametrize("bad", ids=["gc number out of range", "Go 1.5", "P out of range"], argvalues=[
@@ -119,30 +106,30 @@ def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, 
     "gc 5 @1.0s 1%: 0.1+0.2+0.3 ms clock, 0.1+0.2/0.3/0.4+0.5 ms cpu, 4->4->2 MB, 5 MB goal, 0000000 P",
 ])
 def test_a_batch_with_one_line_the_statement_does_not_take_stores_nothing_then_takes_the_stage_path(
-        settings, store, engine_store, bad) -> None:
+        settings, store, second_store, bad) -> None:
     gc_lines = _gc_lines()
     lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
     lines[-2] = bad  # the next-to-last line of a 20,000-line batch
     messages = _plain_batch(lines, 1000, 2)
     assert clean_input(messages, MAX_BYTES) is not None  # the byte test lets it through: the engine decides
-    engine = _engine(settings, engine_store)
+    engine = _engine(settings, second_store)
     try:
         token = "kafka/g/gctrace/0/0-100"
-        assert engine.write_clean(messages, Sink(engine_store), token, received_at=RECEIVED,
+        assert engine.write_clean(messages, Sink(second_store), token, received_at=RECEIVED,
                                   max_message_bytes=MAX_BYTES) is None
         assert engine.refused_batches == 1
-        assert engine_store.scalar(f"SELECT count() FROM {engine_store.database}.gc_events") == 0
+        assert second_store.scalar(f"SELECT count() FROM {second_store.database}.gc_events") == 0
         engine._skip = 0  # the refusal's back-off would send the next batch to the stage path at once
         ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
                           max_message_bytes=MAX_BYTES)
-        fast = write_batch(Sink(engine_store), Kind.gctrace, messages, token, received_at=RECEIVED,
+        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
                            otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
     finally:
         engine.close()
     assert engine.refused_batches == 2 and engine.clean_batches == 0
     assert fast.rows == ref.rows and fast.poisoned == ref.poisoned
     for table in TABLES:
-        assert _table(engine_store, table) == _table(store, table), table
+        assert _table(second_store, table) == _table(store, table), table
 
 
 def test_the_byte_test_sends_what_the_reference_reads_otherwise_to_the_stage_path() -> None:

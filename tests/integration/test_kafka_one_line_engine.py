@@ -9,29 +9,12 @@ messages and completed one or two messages later, which the reference repairs ac
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
-from pipeline.config import Settings
 from pipeline.sources.kafka.one_line import one_line_batch
-from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
 from tests.integration.test_kafka_gctrace_engine import MAX_BYTES, SAMPLES, _both, _captures, _interleaved, _messages
 
 pytestmark = [pytest.mark.integration]
-
-
-@pytest.fixture
-def fast_store(settings: Settings) -> Iterator[Store]:
-    """Another migrated database in the session's store, for the engine path's rows."""
-    db = f"t_{uuid.uuid4().hex[:12]}"
-    st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
-    yield st
-    st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
-    st.close()
 
 
 def _non_blank() -> dict[str, list[str]]:
@@ -40,17 +23,17 @@ def _non_blank() -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize(("stride", "batch"), [(37, 20_000), (1, 3_001)])
-def test_plain_one_line_batches_give_identical_rows(settings, store, fast_store, stride, batch) -> None:
+def test_plain_one_line_batches_give_identical_rows(settings, store, second_store, stride, batch) -> None:
     messages = _messages(_interleaved(_non_blank(), 1, stride))
     batches = [messages[i:i + batch] for i in range(0, len(messages), batch)]
     assert all(one_line_batch(b, MAX_BYTES) is not None for b in batches)  # the bulk staging is what is tested
-    engine, counts = _both(settings, store, fast_store, batches, replay=True)
+    engine, counts = _both(settings, store, second_store, batches, replay=True)
     assert counts["gc_events"] > 3000 and counts["otel_logs"] > 0 and counts["quarantine"] > 0
     assert counts["scavenger_events"] > 0 and counts["pacer_events"] > 0
     assert engine.engine_lines > counts["gc_events"] * 9 // 10
 
 
-def test_torn_lines_across_messages_give_identical_rows(settings, store, fast_store) -> None:
+def test_torn_lines_across_messages_give_identical_rows(settings, store, second_store) -> None:
     gc_lines = [line for line in (SAMPLES / "go1.27.3-storm.txt").read_text().splitlines() if line.startswith("gc ")]
     lines = gc_lines[:300]
     lines[10:11] = [lines[10][:40], lines[10][40:]]                      # cut in two messages
@@ -60,5 +43,5 @@ def test_torn_lines_across_messages_give_identical_rows(settings, store, fast_st
     values = [(line.encode(), b"api/torn" if i % 7 else b"api/other") for i, line in enumerate(lines)]
     messages = _messages(values)
     assert one_line_batch(messages, MAX_BYTES) is not None
-    engine, counts = _both(settings, store, fast_store, [messages])
+    engine, counts = _both(settings, store, second_store, [messages])
     assert counts["quarantine"] >= 1 and engine.engine_lines > 250
