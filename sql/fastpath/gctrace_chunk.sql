@@ -31,12 +31,20 @@ FROM
             OR since_us < lagInFrame(since_us, 1, {last_since_us:Int64}) OVER w AS restart
     FROM
     (
-    SELECT
-        line,
-        {{include fastpath/gc_recognise.sql}}
-        length(nums) - if(stacks, 18, 16) AS base,
-        {{include fastpath/gc_fields.sql}}
-    FROM input('line String')
+        -- The fields in a level of their own above the recognition: the analyzer expands every alias a
+        -- field names into the whole expression behind it (nums -> recognised -> shape ...), so one level
+        -- cost ~13 ms more planning per statement; here they read nums, base and stacks as columns.
+        SELECT
+            *,
+            {{include fastpath/gc_fields.sql}}
+        FROM
+        (
+            SELECT
+                {{include fastpath/gc_recognise.sql}}
+                length(nums) - if(stacks, 18, 16) AS base,
+                line
+            FROM input('line String')
+        )
     )
     WINDOW w AS (ROWS BETWEEN 1 PRECEDING AND CURRENT ROW)
 )

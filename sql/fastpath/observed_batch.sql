@@ -32,18 +32,25 @@ SELECT
 FROM
 (
     SELECT
-        ident,
+        ident, recognised, stacks, forced, leak_check, prefix_raw,
         -- The cycle's wall-clock duration, rounded half to even like Python's round().
         observed_us - toInt64(round((stw_sweep_term_ms + mark_ms + stw_mark_term_ms) * 1000)) AS ts_us,
-        {{include fastpath/gc_recognise.sql}}
-        toUInt32(length(nums) - if(stacks, 18, 16)) AS base,
         {{include fastpath/gc_fields.sql}}
     FROM
     (
-        SELECT ident, observed_us,
-               arrayJoin(if(endsWith(value, '\n'), arrayPopBack(splitByChar('\n', value)), splitByChar('\n', value)))
-                   AS line
-        FROM input('observed_us Int64, ident UInt32, value String')
+        -- The recognition a level below the fields, so the fields read nums, base and stacks as columns (one
+        -- level costs ~13 ms more planning per statement: the analyzer expands each alias into its expression).
+        SELECT
+            ident, observed_us,
+            {{include fastpath/gc_recognise.sql}}
+            toUInt32(length(nums) - if(stacks, 18, 16)) AS base
+        FROM
+        (
+            SELECT ident, observed_us,
+                   arrayJoin(if(endsWith(value, '\n'), arrayPopBack(splitByChar('\n', value)), splitByChar('\n', value)))
+                       AS line
+            FROM input('observed_us Int64, ident UInt32, value String')
+        )
     )
 )
 WHERE NOT throwIf(NOT recognised, 'fleetwatch-fastpath: not a clean batch')
