@@ -25,8 +25,9 @@ SELECT
     fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC'), trimRight(prefix_raw)
 FROM
 (
+    -- Only the columns the rest reads go through the window (it copies every column it is given).
     SELECT
-        *,
+        * EXCEPT (line, shape, nums, base, since_parts),
         toInt64(gc_num) < lagInFrame(toInt64(gc_num), 1, {last_num:Int64}) OVER w
             OR since_us < lagInFrame(since_us, 1, {last_since_us:Int64}) OVER w AS restart
     FROM

@@ -1,3 +1,4 @@
+-- The statement as it was before "The engine statement: cheaper parse and planning" (docs/benchmarks.md), for bench.engine_statement.
 -- The common case of the gctrace fast path (pipeline/sources/gctrace_fast.py): one chunk of a fixed-start
 -- stream whose lines are all plain gc lines, parsed from the raw bytes and stored in gc_events by this one
 -- statement. The chunk's lines arrive through input('line String') in the LineAsString format, as one block
