@@ -150,21 +150,33 @@ class Bench:
 
     # -- Kafka --------------------------------------------------------------------------------------------
     def kafka_paths(self) -> None:
-        keys = ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
-        if not any(self.wanted(key) for key in keys):
+        shapes = ("kafka_lines", "kafka_batched")
+        bounds = ("kafka_consume_bare", "kafka_store_bare")
+        if not any(self.wanted(k) for key in shapes for k in (key, f"{key}_python")) \
+                and not any(self.wanted(b) for b in bounds):
             return
         sys.path.insert(0, str(ROOT))
         from tests.plugins.kafka_broker import Broker
 
         s = self.sizes
         broker = Broker().start()
+        broker_pid = broker.proc.pid if broker.proc is not None else None
         try:
-            # The *_python rows are the reference: the same topic read with the gctrace engine off.
+            # The *_python rows are the reference: the same topic read with the gctrace engine off. The bounds
+            # (bench/kafka_bare.py): the client alone on the same topic, the store's statement alone on its values.
             cases = [("kafka_lines", 1, s.kafka_one_line_messages), ("kafka_batched", s.kafka_lines_per_message,
                                                                       s.kafka_batched_lines)]
             for key, per_message, lines in cases:
+                shape = key.split("_", 1)[1]
                 wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
-                if not wanted:
+                if self.wanted("kafka_store_bare"):
+                    name = f"kafka_store_bare_{shape}"
+                    result = run_worker("kafka_store_bare", {"dsn": self.dsn(name), "lines": lines,
+                                                             "per_message": per_message,
+                                                             "kafka": _kafka_overrides()})
+                    result.name = name
+                    self.record(name, result)
+                if not wanted and not self.wanted("kafka_consume_bare"):
                     continue
                 instances = 100
                 topic = f"bench-{key}-{uuid.uuid4().hex[:6]}"
@@ -173,10 +185,18 @@ class Bench:
                                                    lines_per_instance=lines // instances,
                                                    lines_per_message=per_message)
                 self.say(f"{key}: produced {messages} messages in {time.perf_counter() - t0:.1f} s")
+                if self.wanted("kafka_consume_bare"):
+                    name = f"kafka_consume_bare_{shape}"
+                    result = run_worker("kafka_consume_bare", {
+                        "bootstrap": broker.bootstrap, "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
+                        "messages": messages, "broker_pid": broker_pid, "kafka": _kafka_overrides()})
+                    result.name = name
+                    self.record(name, result)
                 for name in wanted:
                     engine = not name.endswith("_python")
                     result = run_worker("kafka", {"dsn": self.dsn(name), "bootstrap": broker.bootstrap,
                                                   "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
+                                                  "broker_pid": broker_pid,
                                                   "kafka": {"gctrace_engine": engine, **self._client(),
                                                             **_kafka_overrides()}})
                     result.name = name
@@ -337,6 +357,12 @@ class Bench:
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
+            "kafka_consume_bare_lines": "bound: confluent-kafka alone, one line per message (no store)",
+            "kafka_consume_bare_batched": f"bound: confluent-kafka alone, {self.sizes.kafka_lines_per_message} "
+                                          "lines per message (no store)",
+            "kafka_store_bare_lines": "bound: the store's statement alone, one-line batches (no broker)",
+            "kafka_store_bare_batched": f"bound: the store's statement alone, {self.sizes.kafka_lines_per_message}"
+                                        "-line values (no broker)",
             "kafka_lines_python": "reference: Kafka, one line per message, Python normalizer only",
             "kafka_batched_python": f"reference: Kafka, {self.sizes.kafka_lines_per_message} lines per message, "
                                     "Python normalizer only",
@@ -351,19 +377,22 @@ class Bench:
             "bare": "reference: bare String-column insert",
             "naive": "reference: pydantic + row-wise insert",
         }
-        out = ["| path | lines in | rows stored | wall s | lines/s | CPU s per M | peak RSS MB | x bare | x naive |",
-               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out = ["| path | lines in | rows stored | wall s | lines/s | CPU s per M | peak RSS MB | x bare | x naive "
+               "| broker CPU s per M |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key, label in labels.items():
             r = self.results.get(key)
             if r is None:
                 continue
             ok = "" if r.rows == r.units else " (MISMATCH)"
+            broker_cpu = r.extra.get("broker_cpu_s")
+            broker_shown = f"{broker_cpu / r.units * 1e6:.1f}" if broker_cpu is not None and r.units else ""
             rate = r.extra.get("steady_rate") or r.rate
             shown = f"{r.rate:,.0f}" + (f" (steady {rate:,.0f})" if "steady_rate" in r.extra else "")
             x_bare = f"{rate / bare.rate:.2f}" if bare and key not in ("bare", "naive") else ""
             x_naive = f"{rate / naive.rate:,.0f}" if naive and key != "naive" else ""
             out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
-                       f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} |")
+                       f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} | {broker_shown} |")
         if self.jobs:
             jobs = self.jobs["jobs"]
             per_run = sum(j["one_window_s"] for j in jobs.values())
@@ -401,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,otlp_http,otlp_grpc,"
+                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
+                                       "kafka_store_bare,otlp_http,otlp_grpc,"
                                        "otlp_http_python,otlp_grpc_python,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")

@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench import kafka_bare
 from bench.measure import Result, Stopwatch, peak_rss_mb
 from pipeline.config import KafkaSettings, Settings, load_settings
 from pipeline.store.client import Store
@@ -275,7 +276,9 @@ def kafka_scenario(args: dict) -> Result:
         return n
 
     ctx.sink.write_select = timed_write_select  # type: ignore[method-assign]
-    with _profiled("kafka"), Stopwatch() as sw:
+    from bench.kafka_bare import BrokerClock
+
+    with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, Stopwatch() as sw:
         component = kafka.start(ctx)
         assert component is not None
         if not ctx.stop_event.wait(args.get("timeout", 600)):
@@ -286,7 +289,8 @@ def kafka_scenario(args: dict) -> Result:
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
-                  extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0})
+                  extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
+                         "broker_cpu_s": broker.cpu})
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------
@@ -382,6 +386,7 @@ SCENARIOS: dict[str, Callable[[dict], Result]] = {
     "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
     "kafka": kafka_scenario, "otlp": otlp_scenario, "tail": tail_scenario,
 }
+SCENARIOS.update(kafka_bare.SCENARIOS)
 
 
 def main() -> None:
