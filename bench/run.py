@@ -112,6 +112,10 @@ class Bench:
         self.results[key] = result
         self.say(f"{key}: {result.units} in, {result.rows} rows, {result.wall_s:.2f} s, "
                  f"{result.rate:,.0f}/s, CPU {result.cpu_per_million:.1f} s/M, RSS {result.peak_rss_mb:.0f} MB")
+        threads = result.extra.get("threads_cpu_s_per_m")
+        if threads:  # BENCH_THREADS=1
+            self.say(f"{key}: CPU s per M by thread: "
+                     + ", ".join(f"{name} {cpu}" for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])))
 
     # -- file ingest and the references -------------------------------------------------------------------
     def files(self, instances: int) -> tuple[list[str], int, str]:

@@ -276,21 +276,29 @@ def kafka_scenario(args: dict) -> Result:
         return n
 
     ctx.sink.write_select = timed_write_select  # type: ignore[method-assign]
+    from contextlib import nullcontext
+
+    from bench.cli_profile import Sampler
     from bench.kafka_bare import BrokerClock
 
-    with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, Stopwatch() as sw:
+    # BENCH_THREADS=1: CPU by thread name (the engine's pools, librdkafka's threads, Python's), as bench.cli_profile.
+    sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, sampler or nullcontext(), \
+            Stopwatch() as sw:
         component = kafka.start(ctx)
         assert component is not None
         if not ctx.stop_event.wait(args.get("timeout", 600)):
             raise RuntimeError("the Kafka source did not catch up in time")
         component.stop(30)
+    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
+        if sampler is not None else {}
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
-                         "broker_cpu_s": broker.cpu})
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads})
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------
