@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import clients, data
-from bench.measure import Result
+from bench.measure import Result, cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -215,10 +215,14 @@ class Bench:
     def otlp_paths(self) -> None:
         s = self.sizes
         # The *_python rows are the reference: the same requests with the gctrace engine off.
+        # The *_bare rows are the transport's bound: the same port and clients, requests decoded and answered, nothing
+        # stored (bench/worker.py `_answer_only`).
         transports = [(name, name.split("_")[1], not name.endswith("_python"))
-                      for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python")
+                      for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python",
+                                   "otlp_http_bare", "otlp_grpc_bare")
                       if self.wanted(name)]
         if not transports:
+            self.otlp_store_path()
             return
         bodies = list(clients.log_requests(100, s.otlp_records_per_request, s.otlp_requests))
         records = s.otlp_requests * s.otlp_records_per_request
@@ -227,7 +231,7 @@ class Bench:
             proc = subprocess.Popen(
                 [*shlex.split(os.environ.get("BENCH_WRAP", "")), sys.executable, "-m", "bench.worker", "otlp",
                  json.dumps({"dsn": self.dsn(name.replace("_", "-")), "transport": transport, "port": port,
-                             "engine": engine, "name": name})],
+                             "engine": engine, "name": name, "bare": name.endswith("_bare")})],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             try:
@@ -237,14 +241,35 @@ class Bench:
                 proc.stdin.flush()
                 self._expect(proc, "MARKED")
                 send = clients.send_http if transport == "http" else clients.send_grpc
+                client_cpu = cpu_seconds()
                 wall = send(port, bodies)
+                client_cpu = cpu_seconds() - client_cpu  # the 16 client threads (this process does nothing else)
                 out, _ = proc.communicate(f"stop {records} {wall}\n", timeout=120)
             finally:
                 if proc.poll() is None:
                     proc.kill()
             if proc.returncode != 0:
                 raise RuntimeError(f"otlp {transport} worker failed ({proc.returncode})")
-            self.record(name, Result.parse(out))
+            result = Result.parse(out)
+            result.extra["client_cpu_s"] = client_cpu
+            self.record(name, result)
+        self.otlp_store_path()
+
+    def otlp_store_path(self) -> None:
+        """`otlp_store_bare`: the store's bound, the receiver's rows written in writes of the receiver's size (the
+        median of the OTLP/HTTP or gRPC row's writes in this run, else 16 requests: 16 exporters waiting)."""
+        if not self.wanted("otlp_store_bare"):
+            return
+        s = self.sizes
+        per_write = 16
+        for key in ("otlp_http", "otlp_grpc"):
+            measured = self.results.get(key)
+            if measured is not None and measured.extra.get("median_write_rows"):
+                per_write = max(1, round(measured.extra["median_write_rows"] / s.otlp_records_per_request))
+                break
+        self.record("otlp_store_bare", run_worker("otlp_store_bare", {
+            "dsn": self.dsn("otlp-store-bare"), "requests": s.otlp_requests,
+            "records_per_request": s.otlp_records_per_request, "per_write": per_write}))
 
     @staticmethod
     def _expect(proc: subprocess.Popen[str], word: str) -> None:
@@ -376,6 +401,9 @@ class Bench:
                                 "Python normalizer only",
             "otlp_grpc_python": f"reference: OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request, "
                                 "Python normalizer only",
+            "otlp_http_bare": "bound: OTLP/HTTP transport only (decoded, answered, nothing stored)",
+            "otlp_grpc_bare": "bound: OTLP/gRPC transport only (decoded, answered, nothing stored)",
+            "otlp_store_bare": "bound: the store only (the OTLP rows in the receiver's writes)",
             "file_python": "reference: file ingest, Python normalizer only",
             "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
@@ -397,6 +425,7 @@ class Bench:
             x_naive = f"{rate / naive.rate:,.0f}" if naive and key != "naive" else ""
             out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
                        f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} | {broker_shown} |")
+        out += self.otlp_detail_text()
         if self.jobs:
             jobs = self.jobs["jobs"]
             per_run = sum(j["one_window_s"] for j in jobs.values())
@@ -411,6 +440,37 @@ class Bench:
         out += self.ingest_under_query_text()
         out += self.otlp_vs_before_text()
         return "\n".join(out)
+
+
+    def otlp_detail_text(self) -> list[str]:
+        """The OTLP rows' clients' CPU (they share the two cores with the receiver) and the writes the store got."""
+        keys = [k for k in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python", "otlp_http_bare",
+                            "otlp_grpc_bare", "otlp_store_bare") if k in self.results]
+        if not keys:
+            return []
+        out = ["", "| OTLP row | receiver CPU s per M | client CPU s per M | writes | median rows per write |",
+               "|---|---:|---:|---:|---:|"]
+        for key in keys:
+            r = self.results[key]
+            client = r.extra.get("client_cpu_s")
+            shown = f"{client / r.units * 1e6:.1f}" if client is not None and r.units else ""
+            per_write = r.extra.get("per_write", 0) * self.sizes.otlp_records_per_request
+            rows = r.extra.get("median_write_rows") or per_write
+            out.append(f"| {key} | {r.cpu_per_million:.1f} | {shown} | {r.extra.get('writes', '')} | {rows or ''} |")
+        for key in keys:
+            threads = self.results[key].extra.get("thread_cpu_s")
+            if threads:
+                units = self.results[key].units / 1e6
+                shares = ", ".join(f"{name} {cpu / units:.1f}" for name, cpu in
+                                   sorted(threads.items(), key=lambda kv: -kv[1]) if cpu / units >= 0.05)
+                out.append(f"\n{key}, receiver CPU s per M by thread: {shares}")
+        store = self.results.get("otlp_store_bare")
+        if store is not None and "merge_settle_cpu_s" in store.extra:
+            settle = store.extra["merge_settle_cpu_s"] / store.units * 1e6
+            out.append(f"\notlp_store_bare, then the background merges of its parts until none ran for 1 s: "
+                       f"{settle:.1f} CPU s per M more ({store.extra['merge_settle_wall_s']:.1f} s wall), "
+                       f"{store.cpu_per_million + settle:.1f} in all")
+        return out
 
 
 def machine() -> str:
@@ -436,7 +496,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
                                        "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
                                        "kafka_store_bare,otlp_http,otlp_grpc,"
-                                       "otlp_http_python,otlp_grpc_python,jobs,scrape,"
+                                       "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"
+                                       "otlp_store_bare,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"),
