@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import clients, data
-from bench.measure import Result
+from bench.measure import Result, cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -112,6 +112,10 @@ class Bench:
         self.results[key] = result
         self.say(f"{key}: {result.units} in, {result.rows} rows, {result.wall_s:.2f} s, "
                  f"{result.rate:,.0f}/s, CPU {result.cpu_per_million:.1f} s/M, RSS {result.peak_rss_mb:.0f} MB")
+        threads = result.extra.get("threads_cpu_s_per_m")
+        if threads:  # BENCH_THREADS=1
+            self.say(f"{key}: CPU s per M by thread: "
+                     + ", ".join(f"{name} {cpu}" for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])))
 
     # -- file ingest and the references -------------------------------------------------------------------
     def files(self, instances: int) -> tuple[list[str], int, str]:
@@ -150,21 +154,33 @@ class Bench:
 
     # -- Kafka --------------------------------------------------------------------------------------------
     def kafka_paths(self) -> None:
-        keys = ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
-        if not any(self.wanted(key) for key in keys):
+        shapes = ("kafka_lines", "kafka_batched")
+        bounds = ("kafka_consume_bare", "kafka_store_bare")
+        if not any(self.wanted(k) for key in shapes for k in (key, f"{key}_python")) \
+                and not any(self.wanted(b) for b in bounds):
             return
         sys.path.insert(0, str(ROOT))
         from tests.plugins.kafka_broker import Broker
 
         s = self.sizes
         broker = Broker().start()
+        broker_pid = broker.proc.pid if broker.proc is not None else None
         try:
-            # The *_python rows are the reference: the same topic read with the gctrace engine off.
+            # The *_python rows are the reference: the same topic read with the gctrace engine off. The bounds
+            # (bench/kafka_bare.py): the client alone on the same topic, the store's statement alone on its values.
             cases = [("kafka_lines", 1, s.kafka_one_line_messages), ("kafka_batched", s.kafka_lines_per_message,
                                                                       s.kafka_batched_lines)]
             for key, per_message, lines in cases:
+                shape = key.split("_", 1)[1]
                 wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
-                if not wanted:
+                if self.wanted("kafka_store_bare"):
+                    name = f"kafka_store_bare_{shape}"
+                    result = run_worker("kafka_store_bare", {"dsn": self.dsn(name), "lines": lines,
+                                                             "per_message": per_message,
+                                                             "kafka": _kafka_overrides()})
+                    result.name = name
+                    self.record(name, result)
+                if not wanted and not self.wanted("kafka_consume_bare"):
                     continue
                 instances = 100
                 topic = f"bench-{key}-{uuid.uuid4().hex[:6]}"
@@ -173,10 +189,18 @@ class Bench:
                                                    lines_per_instance=lines // instances,
                                                    lines_per_message=per_message)
                 self.say(f"{key}: produced {messages} messages in {time.perf_counter() - t0:.1f} s")
+                if self.wanted("kafka_consume_bare"):
+                    name = f"kafka_consume_bare_{shape}"
+                    result = run_worker("kafka_consume_bare", {
+                        "bootstrap": broker.bootstrap, "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
+                        "messages": messages, "broker_pid": broker_pid, "kafka": _kafka_overrides()})
+                    result.name = name
+                    self.record(name, result)
                 for name in wanted:
                     engine = not name.endswith("_python")
                     result = run_worker("kafka", {"dsn": self.dsn(name), "bootstrap": broker.bootstrap,
                                                   "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
+                                                  "broker_pid": broker_pid,
                                                   "kafka": {"gctrace_engine": engine, **self._client(),
                                                             **_kafka_overrides()}})
                     result.name = name
@@ -191,10 +215,14 @@ class Bench:
     def otlp_paths(self) -> None:
         s = self.sizes
         # The *_python rows are the reference: the same requests with the gctrace engine off.
+        # The *_bare rows are the transport's bound: the same port and clients, requests decoded and answered, nothing
+        # stored (bench/worker.py `_answer_only`).
         transports = [(name, name.split("_")[1], not name.endswith("_python"))
-                      for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python")
+                      for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python",
+                                   "otlp_http_bare", "otlp_grpc_bare")
                       if self.wanted(name)]
         if not transports:
+            self.otlp_store_path()
             return
         bodies = list(clients.log_requests(100, s.otlp_records_per_request, s.otlp_requests))
         records = s.otlp_requests * s.otlp_records_per_request
@@ -203,7 +231,7 @@ class Bench:
             proc = subprocess.Popen(
                 [*shlex.split(os.environ.get("BENCH_WRAP", "")), sys.executable, "-m", "bench.worker", "otlp",
                  json.dumps({"dsn": self.dsn(name.replace("_", "-")), "transport": transport, "port": port,
-                             "engine": engine, "name": name})],
+                             "engine": engine, "name": name, "bare": name.endswith("_bare")})],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             )
             try:
@@ -213,14 +241,35 @@ class Bench:
                 proc.stdin.flush()
                 self._expect(proc, "MARKED")
                 send = clients.send_http if transport == "http" else clients.send_grpc
+                client_cpu = cpu_seconds()
                 wall = send(port, bodies)
+                client_cpu = cpu_seconds() - client_cpu  # the 16 client threads (this process does nothing else)
                 out, _ = proc.communicate(f"stop {records} {wall}\n", timeout=120)
             finally:
                 if proc.poll() is None:
                     proc.kill()
             if proc.returncode != 0:
                 raise RuntimeError(f"otlp {transport} worker failed ({proc.returncode})")
-            self.record(name, Result.parse(out))
+            result = Result.parse(out)
+            result.extra["client_cpu_s"] = client_cpu
+            self.record(name, result)
+        self.otlp_store_path()
+
+    def otlp_store_path(self) -> None:
+        """`otlp_store_bare`: the store's bound, the receiver's rows written in writes of the receiver's size (the
+        median of the OTLP/HTTP or gRPC row's writes in this run, else 16 requests: 16 exporters waiting)."""
+        if not self.wanted("otlp_store_bare"):
+            return
+        s = self.sizes
+        per_write = 16
+        for key in ("otlp_http", "otlp_grpc"):
+            measured = self.results.get(key)
+            if measured is not None and measured.extra.get("median_write_rows"):
+                per_write = max(1, round(measured.extra["median_write_rows"] / s.otlp_records_per_request))
+                break
+        self.record("otlp_store_bare", run_worker("otlp_store_bare", {
+            "dsn": self.dsn("otlp-store-bare"), "requests": s.otlp_requests,
+            "records_per_request": s.otlp_records_per_request, "per_write": per_write}))
 
     @staticmethod
     def _expect(proc: subprocess.Popen[str], word: str) -> None:
@@ -337,6 +386,12 @@ class Bench:
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
+            "kafka_consume_bare_lines": "bound: confluent-kafka alone, one line per message (no store)",
+            "kafka_consume_bare_batched": f"bound: confluent-kafka alone, {self.sizes.kafka_lines_per_message} "
+                                          "lines per message (no store)",
+            "kafka_store_bare_lines": "bound: the store's statement alone, one-line batches (no broker)",
+            "kafka_store_bare_batched": f"bound: the store's statement alone, {self.sizes.kafka_lines_per_message}"
+                                        "-line values (no broker)",
             "kafka_lines_python": "reference: Kafka, one line per message, Python normalizer only",
             "kafka_batched_python": f"reference: Kafka, {self.sizes.kafka_lines_per_message} lines per message, "
                                     "Python normalizer only",
@@ -346,24 +401,31 @@ class Bench:
                                 "Python normalizer only",
             "otlp_grpc_python": f"reference: OTLP/gRPC, {self.sizes.otlp_records_per_request} records/request, "
                                 "Python normalizer only",
+            "otlp_http_bare": "bound: OTLP/HTTP transport only (decoded, answered, nothing stored)",
+            "otlp_grpc_bare": "bound: OTLP/gRPC transport only (decoded, answered, nothing stored)",
+            "otlp_store_bare": "bound: the store only (the OTLP rows in the receiver's writes)",
             "file_python": "reference: file ingest, Python normalizer only",
             "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
             "naive": "reference: pydantic + row-wise insert",
         }
-        out = ["| path | lines in | rows stored | wall s | lines/s | CPU s per M | peak RSS MB | x bare | x naive |",
-               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out = ["| path | lines in | rows stored | wall s | lines/s | CPU s per M | peak RSS MB | x bare | x naive "
+               "| broker CPU s per M |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for key, label in labels.items():
             r = self.results.get(key)
             if r is None:
                 continue
             ok = "" if r.rows == r.units else " (MISMATCH)"
+            broker_cpu = r.extra.get("broker_cpu_s")
+            broker_shown = f"{broker_cpu / r.units * 1e6:.1f}" if broker_cpu is not None and r.units else ""
             rate = r.extra.get("steady_rate") or r.rate
             shown = f"{r.rate:,.0f}" + (f" (steady {rate:,.0f})" if "steady_rate" in r.extra else "")
             x_bare = f"{rate / bare.rate:.2f}" if bare and key not in ("bare", "naive") else ""
             x_naive = f"{rate / naive.rate:,.0f}" if naive and key != "naive" else ""
             out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
-                       f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} |")
+                       f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} | {broker_shown} |")
+        out += self.otlp_detail_text()
         if self.jobs:
             jobs = self.jobs["jobs"]
             per_run = sum(j["one_window_s"] for j in jobs.values())
@@ -378,6 +440,37 @@ class Bench:
         out += self.ingest_under_query_text()
         out += self.otlp_vs_before_text()
         return "\n".join(out)
+
+
+    def otlp_detail_text(self) -> list[str]:
+        """The OTLP rows' clients' CPU (they share the two cores with the receiver) and the writes the store got."""
+        keys = [k for k in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python", "otlp_http_bare",
+                            "otlp_grpc_bare", "otlp_store_bare") if k in self.results]
+        if not keys:
+            return []
+        out = ["", "| OTLP row | receiver CPU s per M | client CPU s per M | writes | median rows per write |",
+               "|---|---:|---:|---:|---:|"]
+        for key in keys:
+            r = self.results[key]
+            client = r.extra.get("client_cpu_s")
+            shown = f"{client / r.units * 1e6:.1f}" if client is not None and r.units else ""
+            per_write = r.extra.get("per_write", 0) * self.sizes.otlp_records_per_request
+            rows = r.extra.get("median_write_rows") or per_write
+            out.append(f"| {key} | {r.cpu_per_million:.1f} | {shown} | {r.extra.get('writes', '')} | {rows or ''} |")
+        for key in keys:
+            threads = self.results[key].extra.get("thread_cpu_s")
+            if threads:
+                units = self.results[key].units / 1e6
+                shares = ", ".join(f"{name} {cpu / units:.1f}" for name, cpu in
+                                   sorted(threads.items(), key=lambda kv: -kv[1]) if cpu / units >= 0.05)
+                out.append(f"\n{key}, receiver CPU s per M by thread: {shares}")
+        store = self.results.get("otlp_store_bare")
+        if store is not None and "merge_settle_cpu_s" in store.extra:
+            settle = store.extra["merge_settle_cpu_s"] / store.units * 1e6
+            out.append(f"\notlp_store_bare, then the background merges of its parts until none ran for 1 s: "
+                       f"{settle:.1f} CPU s per M more ({store.extra['merge_settle_wall_s']:.1f} s wall), "
+                       f"{store.cpu_per_million + settle:.1f} in all")
+        return out
 
 
 def machine() -> str:
@@ -401,8 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,otlp_http,otlp_grpc,"
-                                       "otlp_http_python,otlp_grpc_python,jobs,scrape,"
+                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
+                                       "kafka_store_bare,otlp_http,otlp_grpc,"
+                                       "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"
+                                       "otlp_store_bare,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"),

@@ -12,7 +12,10 @@ a `measure.Result`. Scenarios:
 * kafka  -- the Kafka source run until caught up (what `fleetwatch run --until-caught-up` does)
 * tail   -- the file source of `fleetwatch run` following growing CRI pod logs (a writer thread appends)
 * otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
-            `stop <units> <client wall seconds>` once its client has had every request acknowledged
+            `stop <units> <client wall seconds>` once its client has had every request acknowledged; with
+            `bare`, the transport's bound: requests decoded and answered, nothing mapped or stored
+* otlp_store_bare -- the store's bound for OTLP: the receiver's rows of the same requests, made before the clock,
+            written in writes of the receiver's size, nothing else
 
 With BENCH_PROFILE=<path>, the timed section runs under pyinstrument and its text report goes to <path>.
 """
@@ -35,6 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bench import kafka_bare
 from bench.measure import Result, Stopwatch, peak_rss_mb
 from pipeline.config import KafkaSettings, Settings, load_settings
 from pipeline.store.client import Store
@@ -275,18 +279,29 @@ def kafka_scenario(args: dict) -> Result:
         return n
 
     ctx.sink.write_select = timed_write_select  # type: ignore[method-assign]
-    with _profiled("kafka"), Stopwatch() as sw:
+    from contextlib import nullcontext
+
+    from bench.cli_profile import Sampler
+    from bench.kafka_bare import BrokerClock
+
+    # BENCH_THREADS=1: CPU by thread name (the engine's pools, librdkafka's threads, Python's), as bench.cli_profile.
+    sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, sampler or nullcontext(), \
+            Stopwatch() as sw:
         component = kafka.start(ctx)
         assert component is not None
         if not ctx.stop_event.wait(args.get("timeout", 600)):
             raise RuntimeError("the Kafka source did not catch up in time")
         component.stop(30)
+    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
+        if sampler is not None else {}
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
-                  extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0})
+                  extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads})
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------
@@ -302,6 +317,9 @@ def otlp_scenario(args: dict) -> Result:
     # The *_python rows: the reference, plain gc lines through the Python normalizer (otlp.gctrace_engine off).
     settings.otlp.gctrace_engine = bool(args.get("engine", True))
     ctx = build_context(settings)
+    writes = _count_writes(ctx)
+    if args.get("bare"):
+        _answer_only(ctx)
     component = (otlp_grpc if transport == "grpc" else otlp_http).start(ctx)
     assert component is not None
     print("READY", flush=True)
@@ -313,19 +331,139 @@ def otlp_scenario(args: dict) -> Result:
         if command == "mark":
             stack = _profiled(f"otlp_{transport}")
             stack.__enter__()
+            threads0 = _thread_cpu()
             sw.__enter__()
             print("MARKED", flush=True)
         elif command == "stop":
             sw.__exit__()
+            by_thread = _thread_cpu(threads0)
             if stack is not None:
                 stack.__exit__(None, None, None)
             units, client_wall = int(rest[0]), float(rest[1])
             break
     component.stop(10)
     ctx.writer.stop()
-    rows = _count(ctx.store, "gc_events")
+    # The transport's bound stores nothing: every record it answered counts as its row.
+    rows = units if args.get("bare") else _count(ctx.store, "gc_events")
+    sizes = sorted(writes)
     return Result(args.get("name", f"otlp_{transport}"), units, rows, client_wall, sw.cpu, peak_rss_mb(),
-                  extra={"server_wall_s": sw.wall})
+                  extra={"server_wall_s": sw.wall, "writes": len(sizes),
+                         "median_write_rows": sizes[len(sizes) // 2] if sizes else 0, "thread_cpu_s": by_thread})
+
+
+def _thread_cpu(since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) of this process's threads, summed by thread name (/proc/self/task/*/stat),
+    minus `since`: which threads the window's CPU went to (the writer, the event loop, the request workers, the
+    engine's pools). Threads that exited are not counted."""
+    tick = os.sysconf("SC_CLK_TCK")
+    # Python's threads by their Python name without the pool number (the OS name is the process's); the engine's
+    # by their OS name.
+    python = {t.native_id: re.sub(r"[_-]?\d+$", "", t.name) for t in threading.enumerate()}
+    names: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+            name = python.get(int(task.name)) or (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        names[name] = names.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    if since is not None:
+        names = {k: round(v - since.get(k, 0.0), 2) for k, v in names.items() if v - since.get(k, 0.0) > 0.005}
+    return names
+
+
+def _count_writes(ctx: Any) -> list[int]:
+    """The rows of every write the shared writer makes (the size of writes the store bound must reproduce)."""
+    sizes: list[int] = []
+    write = ctx.sink.write
+
+    def counted(rows: Any, **kw: Any) -> dict[str, int]:
+        sizes.append(rows.total())
+        return write(rows, **kw)
+
+    # Both names: the writer passes a request's token only when its write function is the sink's.
+    ctx.sink.write = counted
+    ctx.writer.write_fn = counted
+    return sizes
+
+
+def _answer_only(ctx: Any) -> None:
+    """`otlp_*_bare`: the same port, limits, body read, decompression, record count, decode and dedup token, but the
+    request is answered with success at once: no mapping, no writer, no store. What is left is the transport's
+    cost (server library, event loop or gRPC threads, protobuf decode) beside its clients."""
+    from concurrent.futures import Future
+
+    from pipeline.normalize.otlp_common import OtlpResult
+    from pipeline.normalize.rows import Rows
+    from pipeline.serve import otlp as otlp_http
+    from pipeline.sources import otlp_export
+
+    def decoded_only(_signal: str, request: Any, **_kw: Any) -> tuple[Rows, OtlpResult]:
+        records = sum(len(scope.log_records) for resource in request.resource_logs for scope in resource.scope_logs)
+        return Rows(), OtlpResult(accepted=records)
+
+    def answered(_rows: Any, token: str | None = None) -> Future[dict[str, int]]:
+        future: Future[dict[str, int]] = Future()
+        future.set_result({})
+        return future
+
+    otlp_http.prepare = decoded_only  # type: ignore[assignment]
+    otlp_export.prepare = decoded_only  # type: ignore[assignment]
+    ctx.writer.submit = answered
+
+
+def otlp_store_bare_scenario(args: dict) -> Result:
+    """`otlp_store_bare`: the store's bound for the OTLP rows. The rows the receiver's mapping makes of the same
+    requests (plain gc lines for the engine, one row of lines per resource), made before the clock starts, then
+    merged and written with `Sink.write` in writes of `per_write` requests (the size the receiver's writer makes
+    with 16 exporters waiting), one after another as the writer does. Nothing else is timed."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from bench import clients
+    from pipeline.normalize.otlp import normalize_request
+    from pipeline.normalize.rows import Rows
+    from pipeline.serve.otlp import SOURCE
+    from pipeline.sink import Sink
+
+    settings = _settings(args["dsn"])
+    store = _open(settings)
+    sink = Sink(store)
+    per_write = int(args["per_write"])
+    received = datetime.now(UTC)
+    writes: list[Rows] = []
+    merged = Rows()
+    for n, body in enumerate(clients.log_requests(100, args["records_per_request"], args["requests"]), 1):
+        request = ExportLogsServiceRequest.FromString(body)
+        normalize_request("logs", request, rows=merged, source=SOURCE, received_at=received, plain_gc=True)
+        if n % per_write == 0:
+            writes.append(merged)
+            merged = Rows()
+    if merged.total():
+        writes.append(merged)
+    units = args["requests"] * args["records_per_request"]
+    threads0 = _thread_cpu()
+    with _profiled("otlp_store_bare"), Stopwatch() as sw:
+        for rows in writes:
+            sink.write(rows)
+    by_thread = _thread_cpu(threads0)
+    # The background merges of those parts, which the receiver pays inside its window: CPU until the engine has
+    # had no merge running for a second (reported apart; the rate above is the writes').
+    with Stopwatch() as settle:
+        _merges_settled(store)
+    return Result("otlp_store_bare", units, _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
+                  extra={"writes": len(writes), "per_write": per_write, "thread_cpu_s": by_thread,
+                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall})
+
+
+def _merges_settled(store: Store, quiet_polls: int = 10, interval: float = 0.1, limit: float = 120.0) -> None:
+    """Return once no merge of the database has run for `quiet_polls` polls in a row (or after `limit` s)."""
+    deadline = time.monotonic() + limit
+    quiet = 0
+    while quiet < quiet_polls and time.monotonic() < deadline:
+        running = int(store.scalar(f"SELECT count() FROM system.merges WHERE database = '{store.database}'"))
+        quiet = 0 if running else quiet + 1
+        time.sleep(interval)
 
 
 # -- the file source: growing container log files -----------------------------------------------------
@@ -381,7 +519,9 @@ SCENARIOS: dict[str, Callable[[dict], Result]] = {
     "file": file_scenario, "file_python": file_python_scenario,
     "bare": bare_scenario, "naive": naive_scenario, "engine_parse": engine_parse_scenario,
     "kafka": kafka_scenario, "otlp": otlp_scenario, "tail": tail_scenario,
+    "otlp_store_bare": otlp_store_bare_scenario,
 }
+SCENARIOS.update(kafka_bare.SCENARIOS)
 
 
 def main() -> None:

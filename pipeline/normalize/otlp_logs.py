@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_right
+from collections import Counter
 from typing import Any, NamedTuple
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -236,7 +237,8 @@ def _all_plain_resource(resource_logs: ResourceLogs, service: str, instance: str
         times = [record.time_unix_nano for record in records]
         if not (min(times) > 0 and max(times) <= MAX_STORABLE_NS):
             return False
-        if any(record.event_name or record.attributes for record in records):
+        if not _time_and_body_only(scope_logs, texts) and any(record.event_name or record.attributes
+                                                              for record in records):
             return False
         lines += texts
         observed += times
@@ -245,6 +247,40 @@ def _all_plain_resource(resource_logs: ResourceLogs, service: str, instance: str
     result.accepted += len(lines)
     _plain_gc_lines(lines, observed, service, instance, ctx)
     return True
+
+
+def _varint_size(n: int) -> int:
+    """Bytes of `n` as a protobuf varint."""
+    return (max(n.bit_length(), 1) + 6) // 7
+
+
+def _record_overhead(text_bytes: int) -> int:
+    """Encoded bytes, beyond the text's own, of one `ScopeLogs.log_records` entry that holds only a nonzero
+    `time_unix_nano` (fixed64) and a string body: the entry's tag and length, the time's 9 bytes, the body's tag and
+    length, the AnyValue's string tag and length."""
+    any_value = 1 + _varint_size(text_bytes) + text_bytes
+    record = 9 + 1 + _varint_size(any_value) + any_value
+    return 1 + _varint_size(record) + record - text_bytes
+
+
+def _time_and_body_only(scope_logs: ScopeLogs, texts: list[str]) -> bool:
+    """Whether every record of the scope holds nothing but its time and its string body, told from the scope's
+    encoded size (one C-level call) instead of a look at each record's attributes and event name (0.9 against 0.2
+    CPU us per record). Any other field, unknown fields included, makes the encoding longer than what time and body
+    alone take, so equal sizes prove there is none. Called once the texts are plain gc lines (ASCII, so characters
+    are bytes) and every time nonzero; False only means "look record by record"."""
+    if not texts:
+        return False
+    # Per distinct length (a few hundred at most; Counter counts in C), so no Python step per record.
+    records = sum((_record_overhead(length) + length) * count for length, count in Counter(map(len, texts)).items())
+    other = 0
+    if scope_logs.HasField("scope"):
+        size = scope_logs.scope.ByteSize()
+        other += 1 + _varint_size(size) + size
+    if scope_logs.schema_url:
+        size = len(scope_logs.schema_url.encode())
+        other += 1 + _varint_size(size) + size
+    return scope_logs.ByteSize() == other + records
 
 
 def _plain_gc_lines(lines: list[str], observed: list[int], service: str, instance: str, ctx: Context) -> None:

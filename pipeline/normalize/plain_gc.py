@@ -40,8 +40,20 @@ PLAIN_GC_PATTERN: Final = (
     r"\d{1,18}->\d{1,18}->\d{1,18} MB, \d{1,18} MB goal(?:, \d{1,18} MB stacks, \d{1,18} MB globals)?, "
     r"\d{1,4} P(?: \(forced\))?[ \t\r\f\v]*\Z"
 )
+
+
+def possessive(pattern: str) -> str:
+    r"""The same pattern with its digit runs (`\d{1,N}`, `\d+`) and its trailing blank run made possessive (Python
+    3.11+): they never give characters back. Every such run is followed by a character it cannot match (a digit run
+    by a non-digit literal or the end, the blanks by the end), so giving back never makes a match, and the language
+    is unchanged; the pct alternation (`\d{1,2}|`) is left as it is. Python's backtracking engine then skips the
+    backtracking states, about a quarter of the check's CPU (docs/benchmarks.md, "OTLP: the transport's and the
+    store's bounds"); the SQL keeps the plain text, which RE2 runs without backtracking."""
+    return re.sub(r"(\\d\{1,\d+\}|\\d\+|\[ \\t\\r\\f\\v\]\*)(?![|+?])", r"\1+", pattern)
+
+
 # re.ASCII: \d is [0-9] as in RE2, not every Unicode digit.
-PLAIN_GC: Final = re.compile(PLAIN_GC_PATTERN, re.ASCII)
+PLAIN_GC: Final = re.compile(possessive(PLAIN_GC_PATTERN), re.ASCII)
 # A line whose match starts at 0 needs no prefix check; one with a prefix is plain when the prefix is printable
 # ASCII (a log shipper's timestamp, a container runtime's tag) and holds no runtime head (runtime_lines._HEADS), so
 # the engine's prefix (the text before the first head) is exactly the text before the gc line.

@@ -20,7 +20,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.runtime_lines import parse_gc
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
-from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, clean_input
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, _one_line_input, clean_input
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, context_from_settings
 from tests.conftest import DATA
@@ -132,14 +132,56 @@ def test_a_batch_with_one_line_the_statement_does_not_take_stores_nothing_then_t
         assert _table(second_store, table) == _table(store, table), table
 
 
+def _one_line_messages(lines: list[str], identities: int) -> list[KafkaMessage]:
+    """One line per message with no line terminator (as line shippers send), identities taking turns (some named
+    by headers), record times shared by runs of messages (as a producer's batch stamps them) and out of order."""
+    out = []
+    for i, line in enumerate(lines):
+        if i % 97 == 0:
+            line = f"2026-12-06T05:00:{i % 60:02d}Z stderr F {line}"
+        elif i % 89 == 13:
+            line += " \t\r"
+        key = f"api/pod-{i % identities}".encode()
+        out.append(KafkaMessage(topic="gctrace", partition=0, offset=i,
+                                timestamp_ms=BASE_MS + ((i // 40) % 9) * 1000 - (i % 3), key=key,
+                                value=line.encode(),
+                                headers=(("service", b"hdr"), ("instance", key)) if i % 5 == 0 else ()))
+    return out
+
+
+def test_one_line_batches_go_in_grouped_by_identity_and_time_with_the_reference_rows(settings, store,
+                                                                                      second_store) -> None:
+    """A batch of one line per message is encoded in bulk, its lines grouped per (identity, record time) into
+    fewer input rows: the rows are the reference's all the same."""
+    messages = _one_line_messages(_gc_lines() * 3, identities=7)
+    grouped = _one_line_input(messages, MAX_BYTES)
+    assert isinstance(grouped, tuple)
+    _, identities, lines = grouped
+    assert lines == len(messages) and identities == sorted(identities) and len(identities) == 14
+    engine = _engine(settings, second_store)
+    try:
+        token = "kafka/g/gctrace/0/0-1"
+        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
+                          max_message_bytes=MAX_BYTES)
+        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
+                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    finally:
+        engine.close()
+    assert engine.clean_batches == 1 and engine.refused_batches == 0
+    assert fast.rows == ref.rows == {"gc_events": len(messages)} and fast.poisoned == ref.poisoned == 0
+    for table in TABLES:
+        assert _table(second_store, table) == _table(store, table), table
+
+
 def test_the_byte_test_sends_what_the_reference_reads_otherwise_to_the_stage_path() -> None:
     line = _gc_lines()[0]
     ok = [(line.encode(), b"api/a")]
     assert clean_input(_messages(ok), MAX_BYTES) is not None
     for value in (None, b"", f"[{line}".encode(), f" \x1c{{{line}".encode(), f"{line}\n\n{line}".encode(),
                   f"{line}\napp log".encode(), f"név {line}".encode(), line.encode() + b"\xff",
-                  f"{line}\n".encode() * 10_000):
+                  f"{line}\n".encode() * 10_000, b"app log", f"{line} {line}".encode(), f"x{line}".encode() * 500):
         assert clean_input(_messages([*ok, (value, b"api/a")]), 64 * 1024) is None, value and value[:40]
+        assert clean_input(_messages([(value, b"api/a"), *ok]), 64 * 1024) is None, value and value[:40]
 
 
 @pytest.mark.parametrize("first_one_statement", [True, False])

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.normalize import runtime_lines as rl
-from pipeline.normalize.plain_gc import PLAIN_GC, all_plain, is_plain
+from pipeline.normalize.plain_gc import PLAIN_GC, PLAIN_GC_PATTERN, all_plain, is_plain, possessive
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -74,3 +74,34 @@ def test_all_plain_needs_every_line() -> None:
     assert all_plain([line, "x " + line])
     assert not all_plain([line, "app: hello"])
     assert not all_plain([])
+
+
+def _digit_mutations(line: str) -> list[str]:
+    """Each number of a gc line made one digit longer than its bound allows, one digit, or given a second dot:
+    the places where a backtracking engine could give digits back."""
+    out = []
+    for found in re.finditer(r"\d+(?:\.\d+)?", line):
+        a, b = found.span()
+        for replacement in ("9" * 19, "7", found.group() + ".5", found.group() + "x", "1." + "0" * 13):
+            out.append(line[:a] + replacement + line[b:])
+    return out
+
+
+def test_possessive_form_recognises_the_same_lines() -> None:
+    """PLAIN_GC runs the pattern with possessive digit runs (faster in Python's engine); it accepts exactly what
+    the pattern as written (and as the SQL has it) accepts, wherever the match starts."""
+    plain = re.compile(PLAIN_GC_PATTERN, re.ASCII)
+    assert PLAIN_GC.pattern != PLAIN_GC_PATTERN and PLAIN_GC.pattern == possessive(PLAIN_GC_PATTERN)
+    lines = _lines()
+    gc = [line for line in lines if line.startswith("gc ")]
+    lines += [m for line in gc[:40] for m in _digit_mutations(line)]
+    lines += ["  " + m for line in gc[40:60] for m in _digit_mutations(line)]
+    accepted = 0
+    for line in lines:
+        expected = plain.search(line)
+        got = PLAIN_GC.search(line)
+        assert (got is None) == (expected is None), line
+        if got is not None:
+            assert got.span() == expected.span(), line  # type: ignore[union-attr]
+            accepted += 1
+    assert accepted > 3_000 and accepted < len(lines)

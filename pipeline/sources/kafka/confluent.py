@@ -47,6 +47,7 @@ from pipeline.sources.kafka.consumer import (
 log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 10.0
+_new_message = tuple.__new__
 # Commit errors that mean the group moved on (a rebalance): the partition is re-read from the committed offset.
 _REBALANCE_CODES = frozenset({
     KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
@@ -185,8 +186,9 @@ class ConfluentWorker(KafkaWorker):
                 continue
             next_offset = offset + 1
             headers = m.headers()
-            taken.append(KafkaMessage(topic, partition, offset, m.timestamp()[1], m.key(), m.value(),
-                                      tuple(headers) if headers else ()))
+            # tuple.__new__ builds the named tuple without its generated Python __new__ (one frame per record).
+            taken.append(_new_message(KafkaMessage, (topic, partition, offset, m.timestamp()[1], m.key(), m.value(),
+                                                     tuple(headers) if headers else ())))
         if st is not None and taken:
             accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
         for signal, count in accepted.items():

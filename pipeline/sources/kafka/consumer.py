@@ -94,6 +94,24 @@ def bytes_of(messages: list[KafkaMessage]) -> int:
             + sum(map(len, filter(None, map(attrgetter("key"), messages)))))
 
 
+def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
+    """How many of the buffered messages make the next batch: as many as `batch_max_messages` and
+    `batch_max_bytes` allow, and at least one. The common cases (the buffer or its first `batch_max_messages`
+    within the byte limit) are counted without a Python step per message."""
+    if len(st.buffer) <= settings.batch_max_messages and st.bytes <= settings.batch_max_bytes:
+        return len(st.buffer)
+    if len(st.buffer) > settings.batch_max_messages and \
+            bytes_of(list(islice(st.buffer, settings.batch_max_messages))) <= settings.batch_max_bytes:
+        return settings.batch_max_messages
+    count, size = 0, 0
+    for m in st.buffer:
+        if count and (count >= settings.batch_max_messages or size + m.size > settings.batch_max_bytes):
+            break
+        count += 1
+        size += m.size
+    return count
+
+
 @dataclass
 class PartitionState:
     """What the loop knows about one assigned partition."""
@@ -399,13 +417,7 @@ class KafkaWorker:
         else:
             if not self._due(st, force):
                 return False
-            count, size = 0, 0
-            for m in st.buffer:
-                if count and (count >= self.settings.batch_max_messages
-                              or size + m.size > self.settings.batch_max_bytes):
-                    break
-                count += 1
-                size += m.size
+            count = _batch_count(st, self.settings)
             end = st.buffer[count - 1].offset + 1
         messages = list(islice(st.buffer, count))  # a deque indexes its middle in O(n)
         planned = st.plan_end is not None

@@ -51,6 +51,7 @@ class BatchLedger:
         self.store = store
         self.group_id = group_id
         self._lookup_sql = load_statement(sql_dir, "queries/kafka_batch_plan.sql", render)
+        self._claim_sql = load_statement(sql_dir, "queries/kafka_batch_claim.sql", render)
         self._who = worker_name()
 
     def planned_end(self, topic: str, partition: int, start: int) -> int | None:
@@ -72,14 +73,15 @@ class BatchLedger:
               gctrace_engine: bool = False) -> int:
         """Record the plan [start, end) unless one exists; returns the end of the plan that stands.
         `gctrace_engine`: the batch's gc rows are written by the engine path (whoever replays it does the same)."""
-        self.store.insert_columns(
-            LEDGER_TABLE,
-            {
-                "group_id": [self.group_id], "topic": [topic], "partition": [partition],
-                "start_offset": [start], "end_offset": [end], "messages": [messages], "planned_by": [self._who],
-                "gctrace_engine": [int(gctrace_engine)],
+        self.store.command(
+            self._claim_sql,
+            parameters={
+                "group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start,
+                "end_offset": end, "messages": messages, "planned_by": self._who,
+                "gctrace_engine": int(gctrace_engine),
             },
-            dedup_token=f"plan/{self.group_id}/{topic}/{partition}/{start}",
+            settings={"insert_deduplication_token": f"plan/{self.group_id}/{topic}/{partition}/{start}",
+                      "insert_deduplicate": 1},
         )
         stored = self.planned_end(topic, partition, start)
         if stored is None:  # the insert returned, so the plan must be readable; anything else is a store bug

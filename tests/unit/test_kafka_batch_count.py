@@ -1,0 +1,36 @@
+"""The next batch's size is what the byte and message limits allow, whichever way it is counted.
+
+`_batch_count` skips the per-message loop when the buffer (or its first `batch_max_messages`) is within the byte
+limit; every other buffer is counted message by message. The answer must be the loop's on every buffer."""
+
+from __future__ import annotations
+
+import random
+
+from kafka import TopicPartition
+
+from pipeline.config import KafkaSettings
+from pipeline.normalize.kafka_messages import KafkaMessage, Kind
+from pipeline.sources.kafka.consumer import PartitionState, _batch_count
+
+
+def _by_loop(messages: list[KafkaMessage], settings: KafkaSettings) -> int:
+    count, size = 0, 0
+    for m in messages:
+        if count and (count >= settings.batch_max_messages or size + m.size > settings.batch_max_bytes):
+            break
+        count += 1
+        size += m.size
+    return count
+
+
+def test_the_count_is_the_loops_on_every_buffer() -> None:
+    rng = random.Random(16)
+    for _ in range(400):
+        settings = KafkaSettings(batch_max_messages=rng.randint(1, 40), batch_max_bytes=rng.randint(1, 2000))
+        st = PartitionState(TopicPartition("t", 0), Kind.gctrace)
+        for offset in range(rng.randint(1, 80)):
+            value = None if rng.random() < 0.05 else b"x" * rng.choice([0, 1, 10, 100, 1000, 3000])
+            key = None if rng.random() < 0.3 else b"api/pod"
+            st.add(KafkaMessage("t", 0, offset, 0, key, value), 0.0)
+        assert _batch_count(st, settings) == _by_loop(list(st.buffer), settings)
