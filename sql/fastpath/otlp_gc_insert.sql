@@ -33,28 +33,21 @@ FROM
     FROM
     (
         SELECT
-            *,
+            service, instance, source, received_ms, observed_ns,
+            if(startsWith(line, 'gc '), '',
+               extract(line, '^(.*?)(?:gc #?\\d+ @|(?:forced )?scvg|scav \\d|pacer: )')) AS prefix_raw,
+            substring(line, length(prefix_raw) + 1) AS gc_line,
+            toUInt8(position(gc_line, '% (checking for goroutine leaks): ') > 0) AS leak_form,
+            toUInt8(position(gc_line, ' MB stacks, ') > 0) AS stacks,
+            toUInt8(position(gc_line, ' P (forced)') > 0) AS forced,
+            extractAll(gc_line, '\\d+(?:\\.\\d+)?') AS nums,
+            toUInt32(0) AS base,
             {{include fastpath/gc_fields.sql}}
         FROM
         (
-            -- The line's parts a level below the fields, so the fields read nums, base and stacks as columns
-            -- (the analyzer expands each alias into its expression: one level plans slower, docs/benchmarks.md).
-            SELECT
-                service, instance, source, received_ms, observed_ns,
-                if(startsWith(line, 'gc '), '',
-                   extract(line, '^(.*?)(?:gc #?\\d+ @|(?:forced )?scvg|scav \\d|pacer: )')) AS prefix_raw,
-                substring(line, length(prefix_raw) + 1) AS gc_line,
-                toUInt8(position(gc_line, '% (checking for goroutine leaks): ') > 0) AS leak_form,
-                toUInt8(position(gc_line, ' MB stacks, ') > 0) AS stacks,
-                toUInt8(position(gc_line, ' P (forced)') > 0) AS forced,
-                extractAll(gc_line, '\\d+(?:\\.\\d+)?') AS nums,
-                toUInt32(0) AS base
-            FROM
-            (
-                SELECT service, instance, source, received_ms, pair.1 AS observed_ns, pair.2 AS line
-                FROM input('service String, instance String, source String, received_ms Int64, times Array(Int64), text String')
-                ARRAY JOIN arrayZip(times, splitByChar('\n', text)) AS pair
-            )
+            SELECT service, instance, source, received_ms, pair.1 AS observed_ns, pair.2 AS line
+            FROM input('service String, instance String, source String, received_ms Int64, times Array(Int64), text String')
+            ARRAY JOIN arrayZip(times, splitByChar('\n', text)) AS pair
         )
     )
 )
