@@ -7,22 +7,24 @@ offset moves on, and the rows are gone. The token alone cannot tell "stored" fro
 
 Every row a Kafka write stores carries its insert's token in the column `ingest_batch` (migration 106), written
 in the same block, so it lands in the same part as the rows: the rows prove themselves. A replay (a plan found
-at takeover, or another worker's plan followed) inserts each table as before, under the same token, then counts
-that table's rows by witness:
+at takeover, or another worker's plan followed, whose rows carry a witness) counts each table's rows by witness
+before and after its insert:
 
-* as many as it sent: stored (by this insert, or by the dead owner's);
-* none: the gap. The insert is made again under `<token>/retry-<n>`, a token the engine has not seen; the
-  witness stays the original token, so a later replay of the same batch finds the rows;
+* as many as were sent: stored (by the previous owner: nothing is inserted, so this holds even past the
+  deduplication window; or by this insert);
+* none before: the insert is made as planned, under its token (a table the previous owner never reached);
+* none after that insert: the gap. The insert is made again under `<token>/retry-<random>`, a token no insert
+  ever had, so the engine stores it; the witness stays the original token, so a later replay of the same batch
+  (after a kill inside this insert too) finds the rows or repairs them the same way;
 * some: an insert cut into several parts (a batch spanning partitions), of which some landed. They are deleted
   by witness and the insert is made again under a new token.
 
-A retried insert is counted again (it too could have been cut short by a kill in another process, never in this
-one, but the loop costs nothing when it holds), up to `MAX_RETRIES` times. The normal path (a batch this worker
+The retried insert is not counted: rows older than the retention are dropped by the table's TTL at insert, so no
+number of inserts would bring them, and a replay must not loop on them. The normal path (a batch this worker
 planned itself) pays nothing: no count, no extra statement.
 
-The count runs after the insert even when the engine wrote: the embedded client's summary reports the rows it
-read, not those written, so it cannot tell a deduplicated insert from a stored one; one count per table of a
-replayed batch is what replays cost.
+The check is a count and not the insert's summary: the embedded client reports the rows it read as written, so
+it cannot tell a deduplicated insert from a stored one. A replayed batch costs one or two counts per table.
 
 `profile_stacks` (ReplacingMergeTree by stack id) keeps one row per stack whoever wrote it, so its count by
 witness may fall below what was sent once merges keep another snapshot's copy: there any row of the witness
@@ -33,16 +35,16 @@ an extra copy of a stack is what the table collapses anyway.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from pipeline.sqlfiles import RenderContext, load_statement
-from pipeline.store.client import Store, StoreError
+from pipeline.store.client import Store
 
 log = logging.getLogger(__name__)
 
-MAX_RETRIES: Final = 8
 # Tables whose engine keeps one row per key across inserts: their count by witness is a lower bound.
 _REPLACING: Final = frozenset({"profile_stacks"})
 
@@ -61,23 +63,33 @@ class ReplayWitness:
         return int(self.store.scalar(self._count_sql, {"table": table, "witness": witness}) or 0)
 
     def ensure(self, table: str, token: str, expected: int, insert: Callable[[str], int]) -> int:
-        """Insert with `insert(token)` (rows that carry `token` as their witness), then make sure `table` holds
-        `expected` rows of that witness, inserting again under `<token>/retry-<n>`; returns `insert`'s count."""
-        written = insert(token)
-        for attempt in range(1, MAX_RETRIES + 1):
+        """Make sure `table` holds the `expected` rows of the insert `insert(dedup_token)`, whose rows carry
+        `token` as their witness; returns `expected`. Counted first: rows already there are not inserted again."""
+        found = self.stored(table, token)
+        if self._holds(table, token, found, expected):
+            return expected
+        if not found:  # not there: the insert as planned, under its token (a table the previous owner never reached)
+            insert(token)
             found = self.stored(table, token)
-            if found == expected or (found and table in _REPLACING):
-                return written
-            if found > expected:  # more than one insert's worth: nothing to restore, say so
-                log.warning("kafka replay: %s holds %d rows of %s, %d were sent", table, found, token, expected)
-                return written
-            if found:
-                log.warning("kafka replay: %s holds %d of the %d rows of %s (an insert cut short); storing it again",
-                            table, found, expected, token)
-                self.store.command(self._delete_sql, parameters={"table": table, "witness": token})
-            else:
-                log.warning("kafka replay: %s holds none of the %d rows of %s although the engine knew its token "
-                            "(a process killed inside that insert); storing it again", table, expected, token)
-            self.restored += 1
-            written = insert(f"{token}/retry-{attempt}")
-        raise StoreError(f"kafka replay: {table} still lacks the rows of {token} after {MAX_RETRIES} inserts")
+            if self._holds(table, token, found, expected):
+                return expected
+        if found:
+            log.warning("kafka replay: %s holds %d of the %d rows of %s (an insert cut short); storing it again",
+                        table, found, expected, token)
+            self.store.command(self._delete_sql, parameters={"table": table, "witness": token})
+        else:
+            log.warning("kafka replay: %s holds none of the %d rows of %s although the engine knew its token "
+                        "(a process killed inside that insert); storing it again", table, expected, token)
+        self.restored += 1
+        # A token no insert ever had, so the engine stores the block; whatever happens to this insert, the next
+        # replay of the batch counts its rows by witness again. Not counted here: rows beyond the retention are
+        # dropped by the table's TTL at insert, and no number of inserts would make them appear.
+        insert(f"{token}/retry-{uuid.uuid4().hex}")
+        return expected
+
+    @staticmethod
+    def _holds(table: str, token: str, found: int, expected: int) -> bool:
+        """Whether `found` rows of the witness mean the insert is stored."""
+        if found > expected:  # more than one insert's worth: nothing to restore, but say so
+            log.warning("kafka replay: %s holds %d rows of %s, %d were sent", table, found, token, expected)
+        return found >= expected or (found > 0 and table in _REPLACING)
