@@ -12,6 +12,7 @@ consumer on the real broker, with both clients.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -138,6 +139,33 @@ def test_a_replay_restores_every_table_kind_once(settings: Settings, store: Stor
     write(witness)
     assert (_gc(store)["cycles"], _count(store, "gc_events"), _count(store, "otel_logs")) == (N, N, N)
     assert witness.restored == 4  # per table: once in each replay
+
+
+def test_a_replay_restores_cancel_events_and_quarantine(settings: Settings, store: Store) -> None:
+    """Another topic's tables: cancel-events and the quarantine rows of the batch's invalid ones."""
+    events = [json.dumps({"trace_id": f"{i:032x}", "span_id": f"{i:016x}", "cancel_at": BASE_MS * 1_000_000 + i,
+                          "cause": "timeout", "stack_depth": 3, "service": "svc", "instance": "p0"})
+              for i in range(1, N + 1)] + ["{not json"] * 3
+    messages = _messages(events, "cancel-events")
+    token = batch_token("g", "cancel-events", 0, 0, len(messages))
+    sink = Sink(store)
+    witness = ReplayWitness(store, settings.sql_dir, context_from_settings(settings))
+
+    def write(replay: ReplayWitness | None) -> None:
+        write_batch(sink, Kind.cancel_events, messages, token, received_at=RECEIVED, otlp_encoding="otlp_proto",
+                    max_message_bytes=MAX_BYTES, replay=replay)
+
+    write(None)
+    assert (_count(store, "cancel_events"), _count(store, "quarantine")) == (N, 3)
+    for table in ("cancel_events", "quarantine"):
+        _lose(store, table, f"{token}/{table}")
+    write(None)
+    assert (_count(store, "cancel_events"), _count(store, "quarantine")) == (0, 0)
+    write(witness)
+    write(witness)
+    assert (_count(store, "cancel_events"), _count(store, "quarantine")) == (N, 3)
+    assert store.scalar(f"SELECT uniqExact(trace_id) FROM {store.database}.cancel_events") == N
+    assert witness.restored == 2
 
 
 def test_a_replay_of_a_stored_insert_inserts_nothing(settings: Settings, store: Store) -> None:
