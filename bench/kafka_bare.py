@@ -145,7 +145,7 @@ def store_scenario(args: dict) -> Result:
             sink.write_select(GC_TABLE, engine.batch_sql, rows=lines, token=token, data=body, settings={},
                               parameters={"services": [s for s, _ in identities],
                                           "instances": [i for _, i in identities],
-                                          "source": SOURCE, "received_ms": received_ms})
+                                          "source": SOURCE, "received_ms": received_ms, "witness": token})
     rows = int(store.scalar(f"SELECT count() FROM {store.database}.gc_events"))
     store.close()
     return Result("kafka_store_bare", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),

@@ -67,9 +67,10 @@ def main(argv: list[str] | None = None) -> None:
 
         def kafka(body: bytes, identities: list[str]) -> Callable[[], None]:
             def run() -> None:
-                sink.write_select(GC_TABLE, engine.batch_sql, rows=n, token=uuid.uuid4().hex, data=body, settings={},
+                token = uuid.uuid4().hex
+                sink.write_select(GC_TABLE, engine.batch_sql, rows=n, token=token, data=body, settings={},
                                   parameters={"services": ["bench"] * len(identities), "instances": identities,
-                                              "source": SOURCE, "received_ms": 1_796_119_200_000})
+                                              "source": SOURCE, "received_ms": 1_796_119_200_000, "witness": token})
             return run
 
         def file() -> None:

@@ -116,9 +116,10 @@ class KafkaSettings(BaseModel):
     # A gctrace batch with fewer lines than this is planned for Python (the engine's statements cost more).
     gctrace_engine_min_lines: int = Field(default=256, ge=1)
     # Partition batches written at once, each on a thread of its own, while the consumer keeps fetching (at most
-    # one batch per partition, committed in order); 0: written one after another on the consumer's thread. Off by
-    # default: two inserts in flight widen the embedded engine's kill-inside-an-insert gap (docs/kafka.md).
-    write_threads: int = Field(default=0, ge=0, le=16)
+    # one batch per partition, committed in order); 0: written one after another on the consumer's thread. Two keep
+    # both cores of a small host busy (docs/benchmarks.md); a kill inside an insert is repaired by the replay's
+    # witness check however many are in flight (docs/kafka.md).
+    write_threads: int = Field(default=2, ge=0, le=16)
     # The Kafka client: "confluent" (confluent-kafka, librdkafka in C: 5-10x less CPU per record) or "kafka-python"
     # (pure Python). Same guarantees either way; `client_options` take the selected client's own option names.
     client: Literal["kafka-python", "confluent"] = "confluent"

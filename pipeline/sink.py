@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
 from pipeline.config import REPO_SQL_DIR
 from pipeline.normalize.gctrace import GC_TABLE, normalize_lines
@@ -40,6 +41,11 @@ from pipeline.store.client import Store, StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry, get_telemetry
 
 log = logging.getLogger(__name__)
+
+# Every row a Kafka write stores carries its insert's token here (migration 106; pipeline/sources/kafka/witness.py).
+WITNESS_COLUMN: Final = "ingest_batch"
+# A replayed insert's check: (table, token, rows sent, insert(dedup token) -> rows) -> rows; see witness.py.
+InsertGuard = Callable[[str, str, int, Callable[[str], int]], int]
 
 # Quarantine goes last: if a data table fails, the rejects of the same batch are retried with it.
 _LAST = (QUARANTINE,)
@@ -64,7 +70,7 @@ class EngineGcLines:
         ctx = ctx or RenderContext(database=store.database, ttl_days=1)
         self._insert_sql = load_statement(sql_dir, "fastpath/otlp_gc_insert.sql", ctx)
 
-    def write(self, columns: dict[str, list], token: str | None) -> int:
+    def write(self, columns: dict[str, list], token: str | None, *, witness: str = "") -> int:
         """Store the lines' gc rows; returns how many. `token` is the dedup token of a request written alone.
 
         Should the engine refuse the statement (StoreError: a line it cannot read after all, a store without the
@@ -74,23 +80,26 @@ class EngineGcLines:
         if not lines:
             return 0
         try:
-            self._engine(columns, token)
+            self._engine(columns, token, witness)
         except StoreError as exc:
             log.warning("the engine refused %d plain gc lines (%s); the Python normalizer stores them",
                         lines, str(exc).splitlines()[0][:200])
             rows = python_rows(columns)
             for table, table_columns in sorted(rows.tables.items()):
+                if witness:  # a Kafka write: these rows carry its witness too
+                    count = len(next(iter(table_columns.values())))
+                    table_columns = {**table_columns, WITNESS_COLUMN: [witness] * count}
                 self.store.insert_columns(table, table_columns,
                                           dedup_token=f"{token}/python/{table}" if token else None)
         return lines
 
-    def _engine(self, columns: dict[str, list], token: str | None) -> None:
+    def _engine(self, columns: dict[str, list], token: str | None, witness: str = "") -> None:
         data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
                             columns["received_ms"], columns["observed_ns"], columns["text"]))
         # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
         settings = {"insert_deduplication_token": token} if token else None
-        self.store.insert_select_input(self._insert_sql, data, parameters={"deduplicate": 1 if token else 0},
-                                       settings=settings)
+        self.store.insert_select_input(self._insert_sql, data, settings=settings,
+                                       parameters={"deduplicate": 1 if token else 0, "witness": witness})
 
 
 def python_rows(columns: dict[str, list]) -> Rows:
@@ -146,12 +155,15 @@ class Sink:
             self._gc_lines = EngineGcLines(self.store)
         return self._gc_lines
 
-    def write(self, rows: Rows, *, token: str | None = None) -> dict[str, int]:
+    def write(self, rows: Rows, *, token: str | None = None, witness: bool = False,
+              guard: InsertGuard | None = None) -> dict[str, int]:
         """Insert all of `rows`; return rows written per table.
 
         Raises `StoreUnavailable` (retry later) or `StoreError` (the data or schema is wrong). With a token
         each table's insert carries `<token>/<table>`, so retrying the same call after a partial failure
-        writes only the tables that are still missing.
+        writes only the tables that are still missing. With `witness` (Kafka writes) every row also carries that
+        insert token in `ingest_batch` (WITNESS_COLUMN), and a `guard` (a replayed batch) gets each insert to
+        check it by that witness (pipeline/sources/kafka/witness.py).
         """
         written: dict[str, int] = {}
         tables = sorted(rows.tables, key=lambda t: (t in _LAST, t))
@@ -162,7 +174,9 @@ class Sink:
                 continue
             table_token = f"{token}/{table}" if token else None
             try:
-                if table == GC_LINES_TABLE:
+                if witness and table_token:
+                    n = self._witnessed(table, columns, table_token, guard)
+                elif table == GC_LINES_TABLE:
                     # Its own token: Python-made gc rows of the same request go in under `<token>/gc_events`.
                     n = self.gc_lines.write(columns, table_token)
                 else:
@@ -182,22 +196,49 @@ class Sink:
         self.telemetry.batch_latency.record(time.perf_counter() - start)
         return written
 
+    def _witnessed(self, table: str, columns: dict[str, list], table_token: str, guard: InsertGuard | None) -> int:
+        """One table's insert whose rows carry `table_token` as their witness; checked by `guard` when given."""
+        if table == GC_LINES_TABLE:
+            def insert(dedup: str) -> int:
+                return self.gc_lines.write(columns, dedup, witness=table_token)
+            expected, target = sum(columns[WEIGHT]), GC_TABLE
+        else:
+            expected, target = len(next(iter(columns.values()))), table
+            witnessed = {**columns, WITNESS_COLUMN: [table_token] * expected}
+
+            def insert(dedup: str) -> int:
+                return self.store.insert_columns(table, witnessed, dedup_token=dedup)
+        return insert(table_token) if guard is None else guard(target, table_token, expected, insert)
+
     def write_select(self, table: str, sql: str, *, rows: int, parameters: dict[str, object],
-                     settings: dict[str, object], token: str | None = None, data: bytes | None = None) -> int:
+                     settings: dict[str, object], token: str | None = None, data: bytes | None = None,
+                     guard: InsertGuard | None = None) -> int:
         """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
         fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
-        table, so a batch written one way and replayed the other lands once. With `data`, the statement reads
-        those bytes through input() (`Store.insert_select_input`) instead. Raises as `write` does."""
-        full_settings = dict(settings)
-        if token:
-            full_settings["insert_deduplication_token"] = f"{token}/{table}"
-            full_settings["insert_deduplicate"] = 1
-        start = time.perf_counter()
-        try:
+        table, so a batch written one way and replayed the other lands once; it is also the statement's
+        `{witness}` parameter (the rows' `ingest_batch`, '' without a token). With `data`, the statement reads
+        those bytes through input() (`Store.insert_select_input`) instead. A `guard` (a replayed Kafka batch)
+        checks the insert by its witness. Raises as `write` does."""
+        table_token = f"{token}/{table}" if token else ""
+        parameters = {**parameters, "witness": table_token}
+
+        def insert(dedup: str) -> int:
+            full_settings = dict(settings)
+            if dedup:
+                full_settings["insert_deduplication_token"] = dedup
+                full_settings["insert_deduplicate"] = 1
             if data is None:
                 self.store.command(sql, parameters=parameters, settings=full_settings)
             else:
                 self.store.insert_select_input(sql, data, parameters=parameters, settings=full_settings)
+            return rows
+
+        start = time.perf_counter()
+        try:
+            if guard is not None and table_token:
+                guard(table, table_token, rows, insert)
+            else:
+                insert(table_token)
         except StoreUnavailable:
             self.telemetry.insert_errors.add(1, {"table": table, "kind": "unavailable"})
             raise

@@ -16,11 +16,13 @@
 --
 -- A value's final line terminator makes no line (pipeline/normalize/lines.split_lines); a carriage return
 -- before it stays on the line, where the end-anchored regex allows it, as it allows trailing blanks.
+-- {witness}: every row's ingest_batch, the insert's token for a Kafka write and '' for any other (migration 106,
+-- pipeline/sources/kafka/witness.py).
 INSERT INTO {{db}}.gc_events
     (service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
      cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
      heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
-     incarnation, format, source, received_at, line_prefix)
+     incarnation, format, source, received_at, line_prefix, ingest_batch)
 SELECT
     arrayElement({services:Array(String)}, ident + 1), arrayElement({instances:Array(String)}, ident + 1),
     fromUnixTimestamp64Micro(ts_us, 'UTC'), gc_num, toFloat64(since_us) / 1e6, gc_cpu_pct, stw_sweep_term_ms,
@@ -28,7 +30,7 @@ SELECT
     heap_start_mb, heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check,
     fromUnixTimestamp64Micro(ts_us - since_us, 'UTC'), toUInt32(0),
     multiIf(NOT stacks, 'go1.6', leak_check, 'go1.26', 'go1.18'), {source:String},
-    fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC'), trimRight(prefix_raw)
+    fromUnixTimestamp64Milli({received_ms:Int64}, 'UTC'), trimRight(prefix_raw), {witness:String}
 FROM
 (
     SELECT

@@ -3,6 +3,6 @@
 -- stored. A statement rather than a client-side insert: the client's insert loads pandas on its first call (about
 -- 1.5 CPU s per process), which a worker whose batches all go through the engine's statements never needs.
 INSERT INTO {{db}}.kafka_batches
-    (group_id, topic, partition, start_offset, end_offset, messages, planned_by, gctrace_engine)
+    (group_id, topic, partition, start_offset, end_offset, messages, planned_by, gctrace_engine, witnessed)
 SELECT {group_id:String}, {topic:String}, {partition:Int32}, {start_offset:Int64}, {end_offset:Int64},
-       {messages:UInt32}, {planned_by:String}, {gctrace_engine:UInt8}
+       {messages:UInt32}, {planned_by:String}, {gctrace_engine:UInt8}, {witnessed:UInt8}

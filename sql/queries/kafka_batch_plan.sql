@@ -1,7 +1,8 @@
--- The planned end of the batch that starts at a partition's committed offset (0 rows: no plan, the
--- worker may choose the range), and whether its gc rows are written by the engine. The earliest plan wins if
--- deduplication ever let two through.
-SELECT argMin(end_offset, planned_at), count(), argMin(gctrace_engine, planned_at)
+-- The planned end of the batch that starts at a partition's committed offset (plans = 0: no plan, the
+-- worker may choose the range), whether its gc rows are written by the engine, and whether its rows carry their
+-- witness (migration 107). The earliest plan wins if deduplication ever let two through.
+SELECT argMin(end_offset, planned_at) AS end_offset, count() AS plans,
+       argMin(gctrace_engine, planned_at) AS gctrace_engine, argMin(witnessed, planned_at) AS witnessed
 FROM {{db}}.kafka_batches
 WHERE group_id = {group_id:String} AND topic = {topic:String} AND partition = {partition:Int32}
   AND start_offset = {start_offset:Int64}

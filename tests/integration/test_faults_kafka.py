@@ -46,11 +46,11 @@ class OutageSink(Sink):
         self.until = 0.0
         self.refused = 0
 
-    def write(self, rows, *, token=None):
+    def write(self, rows, **how):
         if time.monotonic() < self.until:
             self.refused += 1
             raise StoreUnavailable("injected outage: connection refused")
-        return super().write(rows, token=token)
+        return super().write(rows, **how)
 
 
 @pytest.mark.parametrize("outage_seconds", [1.5, 4.0])

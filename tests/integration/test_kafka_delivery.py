@@ -281,9 +281,9 @@ class _FlakySink(Sink):
             self.failures -= 1
             raise StoreUnavailable("store unavailable (injected)")
 
-    def write(self, rows, *, token=None):
+    def write(self, rows, **how):
         self._fail()
-        return super().write(rows, token=token)
+        return super().write(rows, **how)
 
     def write_select(self, table, sql, **kw):
         self._fail()

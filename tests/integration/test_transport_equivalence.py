@@ -47,7 +47,7 @@ BASE_MS = 1_796_119_200_000  # 2026-12-01T10:00:00Z
 TABLES = ("gc_events", "scavenger_events", "pacer_events", "runtime_notices", "otel_logs", "cancel_events",
           "quarantine")
 # Where a row came from and when it was received; everything else must be equal.
-TRANSPORT_COLUMNS = {"source", "received_at", "location", "topic", "partition", "offset"}
+TRANSPORT_COLUMNS = {"source", "received_at", "location", "topic", "partition", "offset", "ingest_batch"}
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,7 @@ from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
+from pipeline.sources.kafka.witness import ReplayWitness
 from pipeline.sources.kafka.writes import PartitionWrites, Write
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
@@ -432,20 +433,29 @@ class KafkaWorker:
         """Claim the plan of [start, end) unless it is the recorded one, then store the batch: on a write thread
         (no consumer call here; the consumer commits once this returned)."""
         if not planned:
-            stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, len(messages), gctrace_engine=engine)
+            stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, len(messages), gctrace_engine=engine,
+                                           witnessed=True)
             if stored_end != end:  # someone planned this range first: follow their plan
                 plan = self.ledger.plan(tp.topic, tp.partition, start)
                 return _Outcome(None, stored_end, plan is not None and plan.gctrace_engine)
             log.debug("kafka: planned batch %s [%d, %d)", _name(tp), start, end)
         token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
+        replay = self._replay_witness(tp, start) if planned else None
         if engine and self.gctrace_engine is None:
             raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
         result = write_batch(
             self.sink, kind, messages, token, received_at=datetime.now(UTC),
             otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
             pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine if engine else None,
+            replay=replay,
         )
         return _Outcome(result, end, engine)
+
+    def _replay_witness(self, tp: TopicPartition, start: int) -> ReplayWitness | None:
+        """A replay of a recorded plan checks each insert by its rows' witness (witness.py), when the plan says its
+        rows carry one (plans of workers that wrote no witness are replayed on their tokens alone)."""
+        plan = self.ledger.plan(tp.topic, tp.partition, start)
+        return self.ledger.witness if plan is not None and plan.witnessed else None
 
     def _collect(self, own: PartitionState | None = None) -> bool:
         """Finish the writes that returned: commit what was stored, back off from what failed. True when `own`'s

@@ -25,15 +25,14 @@ from pipeline.normalize.gctrace import GC_TABLE
 from pipeline.normalize.kafka_messages import SOURCE, KafkaMessage, Kind, normalize_messages
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.normalize.rows import QUARANTINE, Rows
-from pipeline.sink import Sink
+from pipeline.sink import InsertGuard, Sink
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
+from pipeline.sources.kafka.witness import ReplayWitness
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
 
 log = logging.getLogger(__name__)
-
-LEDGER_TABLE = "kafka_batches"
 
 
 def worker_name() -> str:
@@ -53,6 +52,8 @@ class BatchLedger:
         self._lookup_sql = load_statement(sql_dir, "queries/kafka_batch_plan.sql", render)
         self._claim_sql = load_statement(sql_dir, "queries/kafka_batch_claim.sql", render)
         self._who = worker_name()
+        # What a replayed batch checks its inserts with (witness.py): the rows of the batches these plans protect.
+        self.witness = ReplayWitness(store, sql_dir, render)
 
     def planned_end(self, topic: str, partition: int, start: int) -> int | None:
         """The end of the plan starting at `start`, or None when no batch was planned from there."""
@@ -61,24 +62,27 @@ class BatchLedger:
 
     def plan(self, topic: str, partition: int, start: int) -> Plan | None:
         """The plan starting at `start` (its end, and how its gc rows are written), or None."""
-        rows = self.store.rows(
+        rows = self.store.dicts(
             self._lookup_sql,
             {"group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start},
         )
-        if not rows or not rows[0][1]:
+        if not rows or not rows[0]["plans"]:
             return None
-        return Plan(end=int(rows[0][0]), gctrace_engine=bool(rows[0][2]))
+        found = rows[0]
+        return Plan(end=int(found["end_offset"]), gctrace_engine=bool(found["gctrace_engine"]),
+                    witnessed=bool(found["witnessed"]))
 
     def claim(self, topic: str, partition: int, start: int, end: int, messages: int, *,
-              gctrace_engine: bool = False) -> int:
+              gctrace_engine: bool = False, witnessed: bool = False) -> int:
         """Record the plan [start, end) unless one exists; returns the end of the plan that stands.
-        `gctrace_engine`: the batch's gc rows are written by the engine path (whoever replays it does the same)."""
+        `gctrace_engine`: the batch's gc rows are written by the engine path (whoever replays it does the same).
+        `witnessed`: its rows carry their witness, so a replay checks its inserts by it (witness.py)."""
         self.store.command(
             self._claim_sql,
             parameters={
                 "group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start,
                 "end_offset": end, "messages": messages, "planned_by": self._who,
-                "gctrace_engine": int(gctrace_engine),
+                "gctrace_engine": int(gctrace_engine), "witnessed": int(witnessed),
             },
             settings={"insert_deduplication_token": f"plan/{self.group_id}/{topic}/{partition}/{start}",
                       "insert_deduplicate": 1},
@@ -93,6 +97,7 @@ class BatchLedger:
 class Plan:
     end: int
     gctrace_engine: bool
+    witnessed: bool = False  # its rows carry their witness (every plan recorded since migration 107)
 
 
 @dataclass
@@ -118,6 +123,7 @@ def write_batch(
     max_message_bytes: int,
     pprof_limits: PprofLimits | None = None,
     gctrace_engine: KafkaGctraceEngine | None = None,
+    replay: ReplayWitness | None = None,
 ) -> BatchResult:
     """Normalize and store one planned batch; idempotent for the same messages and token.
 
@@ -130,11 +136,16 @@ def write_batch(
     for that table and the ones after it, and a message the store still rejects is quarantined with the
     store's reason. The fallback is as deterministic as the batch, so a replay takes the same path with
     the same tokens.
+
+    Every row carries its insert's token as its witness (`ingest_batch`). With `replay` (a batch replayed from its
+    plan), each insert is then checked by that witness, and stored again under a new token when the engine
+    dropped it as a duplicate of an insert whose rows never landed (witness.py).
     """
+    guard = replay.ensure if replay is not None else None
     engine = None
     if kind is Kind.gctrace and gctrace_engine is not None:
         clean = gctrace_engine.write_clean(messages, sink, token, received_at=received_at,
-                                           max_message_bytes=max_message_bytes)
+                                           max_message_bytes=max_message_bytes, guard=guard)
         if clean is not None:  # plain gc lines only: one statement stored them all
             return BatchResult({GC_TABLE: clean}, 0)
         engine = gctrace_engine.prepare(messages, received_at=received_at, max_message_bytes=max_message_bytes)
@@ -148,16 +159,16 @@ def write_batch(
     parts = _by_table(rows)
     for index, (table, part) in enumerate(parts):
         try:
-            written.update(sink.write(part, token=token))
+            written.update(sink.write(part, token=token, witness=True, guard=guard))
         except StoreError as exc:
             log.warning("store rejected %s of batch %s (%s); writing message by message", table, token, exc)
             remaining = {t for t, _ in parts[index:]}
             poisoned += _write_one_by_one(sink, kind, messages, token, remaining, written, received_at=received_at,
                                           otlp_encoding=otlp_encoding, max_message_bytes=max_message_bytes,
-                                          pprof_limits=pprof_limits)
+                                          pprof_limits=pprof_limits, guard=guard)
             break
     if engine is not None:
-        stored = engine.store_gc(sink, token)
+        stored = engine.store_gc(sink, token, guard)
         if stored:
             written[GC_TABLE] = written.get(GC_TABLE, 0) + stored
     return BatchResult(written, poisoned)
@@ -175,6 +186,7 @@ def _write_one_by_one(
     otlp_encoding: str,
     max_message_bytes: int,
     pprof_limits: PprofLimits | None = None,
+    guard: InsertGuard | None = None,
 ) -> int:
     poisoned = 0
     for msg in messages:
@@ -185,12 +197,12 @@ def _write_one_by_one(
         if not own:
             continue
         try:
-            counts = sink.write(own, token=f"{token}/m{msg.offset}")
+            counts = sink.write(own, token=f"{token}/m{msg.offset}", witness=True, guard=guard)
         except StoreError as exc:
             reject = Rows()
             reject.quarantine(source=SOURCE, signal=kind.value, reason=f"store rejected the rows: {exc}"[:2000],
                               raw=msg.value or b"", received_at=received_at, **msg.where)
-            counts = sink.write(reject, token=f"{token}/m{msg.offset}/rejected")
+            counts = sink.write(reject, token=f"{token}/m{msg.offset}/rejected", witness=True, guard=guard)
             poisoned += 1
         for table, n in counts.items():
             written[table] = written.get(table, 0) + n

@@ -62,7 +62,7 @@ from pipeline.normalize.kafka_messages import (
     run_lines,
 )
 from pipeline.normalize.rows import Rows
-from pipeline.sink import Sink
+from pipeline.sink import InsertGuard, Sink
 from pipeline.sources.kafka.one_line import OneLineBatch, one_line_batch
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
@@ -166,7 +166,7 @@ class KafkaGctraceEngine:
         return False
 
     def write_clean(self, messages: Sequence[KafkaMessage], sink: Sink, token: str, *, received_at: datetime,
-                    max_message_bytes: int) -> int | None:
+                    max_message_bytes: int, guard: InsertGuard | None = None) -> int | None:
         """Store a batch made of plain gc lines only with one statement (observed_batch.sql), its rows under
         `<token>/gc_events`; returns how many. None, with nothing stored, when the batch is not such a batch (a
         cheap byte test, or the statement's refusal): then it takes the stage path (`prepare`)."""
@@ -185,7 +185,7 @@ class KafkaGctraceEngine:
             "received_ms": int(received_at.timestamp() * 1000)}
         try:
             sink.write_select(GC_TABLE, self.batch_sql, rows=lines, parameters=params, settings={}, token=token,
-                              data=data)
+                              data=data, guard=guard)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -327,9 +327,9 @@ class EngineBatch:
         self.gc_rows = recognised + python_gc
         self.received_ms = int(received_at.timestamp() * 1000)
 
-    def store_gc(self, sink: Sink, token: str) -> int:
+    def store_gc(self, sink: Sink, token: str, guard: InsertGuard | None = None) -> int:
         """Insert every gc row of the batch into gc_events, as one insert under `<token>/gc_events`; returns how
-        many rows that is."""
+        many rows that is. `guard`: a replay's check of the insert by its witness (witness.py)."""
         if self.gc_rows <= 0:
             return 0
         engine, stages = self.engine, self.stages
@@ -346,7 +346,8 @@ class EngineBatch:
         engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered},
                              settings=dict(_INSERT_SETTINGS))
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token)
+                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token,
+                          guard=guard)
         with engine._lock:
             engine.engine_lines += self.recognised
         return self.gc_rows
