@@ -19,8 +19,8 @@ import pytest
 
 from pipeline.config import Settings, load_settings
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
 from tests.net import VENV_BIN
+from tests.schema_copy import migrated_database
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -51,7 +51,7 @@ def settings(chdb_dir: Path, db_name: str) -> Settings:
 def store(settings: Settings) -> Iterator[Store]:
     """A migrated database on the real embedded ClickHouse engine, dropped after the test."""
     st = Store.from_settings(settings)
-    migrate(st, settings.sql_dir, RenderContext(settings.database, settings.retention_days))
+    migrated_database(st, settings.clickhouse_dsn, settings.sql_dir, settings.retention_days)
     yield st
     st.command(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
     st.close()

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
+from tests.schema_copy import migrated_database
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def second_store(settings: Settings) -> Iterator[Store]:
     """Another migrated database in the session's store, dropped when the test ends."""
     db = f"t_{uuid.uuid4().hex[:12]}"
     st = Store(settings.clickhouse_dsn, db)
-    migrate(st, settings.sql_dir, RenderContext(db, settings.retention_days))
+    migrated_database(st, settings.clickhouse_dsn, settings.sql_dir, settings.retention_days)
     yield st
     st.command(f"DROP DATABASE IF EXISTS {db} SYNC")
     st.close()
