@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
 VARIANT_DIR = Path(__file__).resolve().parent / "sql" / "engine_statement"
 CHUNK = "fastpath/gctrace_chunk.sql"
+SETTINGS_FILE = "settings.txt"
 BASE_ROWS = ("read", "parse", "write", "product")
 
 
@@ -55,11 +56,22 @@ def variants() -> list[str]:
 
 
 def overlay(variant: str, into: Path) -> Path:
-    """sql/ with the variant's files laid over it, in a directory of its own."""
+    """sql/ with the variant's files laid over it, in a directory of its own.
+
+    A variant that only changes the chunk statement's settings holds them in `settings.txt` (one line, e.g.
+    `compile_expressions = 0`), put in front of the product statement's own: no copy of the statement to keep in
+    step with it."""
     tree = into / f"sql-{variant}"
     if not tree.exists():
         shutil.copytree(SQL_DIR, tree)
-        shutil.copytree(VARIANT_DIR / variant, tree, dirs_exist_ok=True)
+        shutil.copytree(VARIANT_DIR / variant, tree, dirs_exist_ok=True, ignore=shutil.ignore_patterns(SETTINGS_FILE))
+        extra = VARIANT_DIR / variant / SETTINGS_FILE
+        if extra.exists():
+            chunk = tree / CHUNK
+            text = chunk.read_text()
+            if "\nSETTINGS " not in text:
+                raise SystemExit(f"{CHUNK} has no SETTINGS clause for variant {variant}")
+            chunk.write_text(text.replace("\nSETTINGS ", f"\nSETTINGS {extra.read_text().strip()}, ", 1))
     return tree
 
 
