@@ -38,6 +38,7 @@ from pipeline.normalize.rows import QUARANTINE, WEIGHT, Rows
 from pipeline.request_ledger import RequestLedger
 from pipeline.sqlfiles import RenderContext, load_statement
 from pipeline.store.client import Store, StoreError, StoreUnavailable
+from pipeline.store.row_binary import string, uvarint
 from pipeline.telemetry import Telemetry, get_telemetry
 
 log = logging.getLogger(__name__)
@@ -114,20 +115,6 @@ def python_rows(columns: dict[str, list]) -> Rows:
     return rows
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return _varint(len(raw)) + raw
-
-
 def _row_binary(service: str, instance: str, source: str, received_ms: int, observed_ns: list[int],
                 text: str) -> bytes:
     """One RowBinary row of otlp_gc_insert.sql's input: strings length-prefixed, Int64 little-endian, an array as
@@ -135,8 +122,8 @@ def _row_binary(service: str, instance: str, source: str, received_ms: int, obse
     times = array("q", observed_ns)
     if sys.byteorder != "little":
         times.byteswap()
-    return b"".join((_string(service), _string(instance), _string(source), struct.pack("<q", received_ms),
-                     _varint(len(times)), times.tobytes(), _string(text)))
+    return b"".join((string(service.encode()), string(instance.encode()), string(source.encode()),
+                     struct.pack("<q", received_ms), uvarint(len(times)), times.tobytes(), string(text.encode())))
 
 
 class Sink:

@@ -67,6 +67,7 @@ from pipeline.sources.kafka.one_line import OneLineBatch, one_line_batch
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext, context_from_settings
+from pipeline.store.row_binary import uvarint
 
 log = logging.getLogger(__name__)
 
@@ -384,7 +385,7 @@ def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int
         ident = by_transport.get(transport)
         if ident is None:
             ident = by_transport[transport] = identities.setdefault(identity_from_transport(msg), len(identities))
-        parts += (_ROW_HEAD.pack(msg.timestamp_ms * 1000, ident), _varint(len(value)), value)
+        parts += (_ROW_HEAD.pack(msg.timestamp_ms * 1000, ident), uvarint(len(value)), value)
     if not parts:
         return None
     return b"".join(parts), list(identities), lines
@@ -435,7 +436,7 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int
     for first, end in pairwise(starts):
         ident, ms = divmod(keys[first], _TIME_SPAN)
         blob = b"\n".join(values[first:end])  # type: ignore[arg-type]
-        parts += (_ROW_HEAD.pack(ms * 1000, ident), _varint(len(blob)), blob)
+        parts += (_ROW_HEAD.pack(ms * 1000, ident), uvarint(len(blob)), blob)
     return b"".join(parts), identities, len(keys)
 
 
@@ -447,16 +448,6 @@ def _carrier(transport: object) -> KafkaMessage:
     """A message carrying only a transport's key and headers: what identity_from_transport reads."""
     key, headers = transport if isinstance(transport, tuple) else (transport, ())
     return KafkaMessage(topic="", partition=0, offset=0, timestamp_ms=0, key=key, value=None, headers=headers)
-
-
-def _varint(n: int) -> bytes:
-    """RowBinary's string length: unsigned LEB128."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def rows_in(columns: dict[str, list] | None) -> int:
