@@ -15,17 +15,21 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.sink import Sink
-from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.delivery import write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, context_from_settings
+from pipeline.store.migrate import RenderContext
 from tests.conftest import DATA
-from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
+from tests.plugins.kafka_pipeline import (
+    create_topics,
+    engine_batch_stored_then_owner_died,
+    kafka_settings,
+    run_worker,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -164,25 +168,10 @@ def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_boot
     lines = (gc_lines * (30_000 // len(gc_lines) + 1))[:30_000]
     lines[5] = lines[5][:50]  # one torn line: quarantined
     values = ["\n".join(lines[i:i + 100]) for i in range(0, len(lines), 100)]
-    for v in values:  # the record time is part of each row (and of its partition): the replay sees the same
-        producer.send(topic, v.encode(), key=b"api/big", partition=0, timestamp_ms=BASE_MS)
-    producer.flush()
-
-    owner = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=kafka_names.group, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    owner.assign([tp])
-    owner.commit({tp: OffsetAndMetadata(0, "", -1)})
-    owner.close(autocommit=False)
-    ledger = BatchLedger(store, kafka_names.group, settings.sql_dir, context_from_settings(settings))
-    assert ledger.claim(topic, 0, 0, len(values), len(values), gctrace_engine=True) == len(values)
-    messages = [KafkaMessage(topic=topic, partition=0, offset=i, timestamp_ms=BASE_MS, key=b"api/big",
-                             value=v.encode()) for i, v in enumerate(values)]
-    engine = KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days))
-    try:
-        write_batch(Sink(store), Kind.gctrace, messages, batch_token(kafka_names.group, topic, 0, 0, len(values)),
-                    received_at=RECEIVED, otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
-    finally:
-        engine.close()
+    # the record time is part of each row (and of its partition): the replay sees the same
+    engine_batch_stored_then_owner_died(settings, store, kafka_bootstrap, kafka_names.group, producer, topic, values,
+                                        key=b"api/big", timestamp_ms=BASE_MS, received_at=RECEIVED,
+                                        max_message_bytes=MAX_BYTES)
     counts_sql = (f"SELECT (SELECT count() FROM {store.database}.gc_events), "
                   f"(SELECT count() FROM {store.database}.quarantine)")
     before = store.rows(counts_sql)[0]

@@ -13,18 +13,22 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.runtime_lines import parse_gc
 from pipeline.sink import Sink
-from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.delivery import BatchResult, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, _one_line_input, clean_input
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, context_from_settings
+from pipeline.store.migrate import RenderContext
 from tests.conftest import DATA
-from tests.plugins.kafka_pipeline import create_topics, kafka_settings, run_worker
+from tests.plugins.kafka_pipeline import (
+    create_topics,
+    engine_batch_stored_then_owner_died,
+    kafka_settings,
+    run_worker,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -79,6 +83,21 @@ def _plain_batch(lines: list[str], per_message: int, identities: int) -> list[Ka
     return _messages(values, headers=True)
 
 
+def _reference_then_engine(engine: KafkaGctraceEngine, store: Store, second_store: Store,
+                           messages: list[KafkaMessage], token: str) -> tuple[BatchResult, BatchResult]:
+    """The batch written by the reference normalizer into `store`, then by the engine path into `second_store`."""
+    ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
+                      max_message_bytes=MAX_BYTES)
+    fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
+                       max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+    return ref, fast
+
+
+def _assert_same_tables(store: Store, second_store: Store) -> None:
+    for table in TABLES:
+        assert _table(second_store, table) == _table(store, table), table
+
+
 @pytest.mark.parametrize(("per_message", "identities"), [(1, 7), (100, 3), (1000, 1)])
 def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, store, second_store, per_message,
                                                                       identities) -> None:
@@ -88,16 +107,12 @@ def test_plain_batches_take_one_statement_and_give_the_reference_rows(settings, 
     engine = _engine(settings, second_store)
     try:
         token = "kafka/g/gctrace/0/0-1"
-        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
-                          max_message_bytes=MAX_BYTES)
-        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
-                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+        ref, fast = _reference_then_engine(engine, store, second_store, messages, token)
     finally:
         engine.close()
     assert engine.clean_batches == 1 and engine.refused_batches == 0
     assert fast.rows == ref.rows == {"gc_events": len(gc_lines)} and fast.poisoned == ref.poisoned == 0
-    for table in TABLES:
-        assert _table(second_store, table) == _table(store, table), table
+    _assert_same_tables(store, second_store)
 
 
 @pytest.mark.parametrize("bad", ids=["gc number out of range", "Go 1.5", "P out of range"], argvalues=[
@@ -120,16 +135,12 @@ def test_a_batch_with_one_line_the_statement_does_not_take_stores_nothing_then_t
         assert engine.refused_batches == 1
         assert second_store.scalar(f"SELECT count() FROM {second_store.database}.gc_events") == 0
         engine._skip = 0  # the refusal's back-off would send the next batch to the stage path at once
-        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
-                          max_message_bytes=MAX_BYTES)
-        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
-                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+        ref, fast = _reference_then_engine(engine, store, second_store, messages, token)
     finally:
         engine.close()
     assert engine.refused_batches == 2 and engine.clean_batches == 0
     assert fast.rows == ref.rows and fast.poisoned == ref.poisoned
-    for table in TABLES:
-        assert _table(second_store, table) == _table(store, table), table
+    _assert_same_tables(store, second_store)
 
 
 def _one_line_messages(lines: list[str], identities: int) -> list[KafkaMessage]:
@@ -161,16 +172,12 @@ def test_one_line_batches_go_in_grouped_by_identity_and_time_with_the_reference_
     engine = _engine(settings, second_store)
     try:
         token = "kafka/g/gctrace/0/0-1"
-        ref = write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="",
-                          max_message_bytes=MAX_BYTES)
-        fast = write_batch(Sink(second_store), Kind.gctrace, messages, token, received_at=RECEIVED,
-                           otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
+        ref, fast = _reference_then_engine(engine, store, second_store, messages, token)
     finally:
         engine.close()
     assert engine.clean_batches == 1 and engine.refused_batches == 0
     assert fast.rows == ref.rows == {"gc_events": len(messages)} and fast.poisoned == ref.poisoned == 0
-    for table in TABLES:
-        assert _table(second_store, table) == _table(store, table), table
+    _assert_same_tables(store, second_store)
 
 
 def test_the_byte_test_sends_what_the_reference_reads_otherwise_to_the_stage_path() -> None:
@@ -219,24 +226,9 @@ def test_a_worker_replays_a_batch_stored_by_one_statement_before_the_crash(setti
     gc_lines = _gc_lines()
     lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
     values = ["\n".join(lines[i:i + 500]) for i in range(0, len(lines), 500)]
-    for v in values:
-        producer.send(topic, v.encode(), key=b"api/crash", partition=0, timestamp_ms=BASE_MS)
-    producer.flush()
-    owner = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=kafka_names.group, enable_auto_commit=False)
-    tp = TopicPartition(topic, 0)
-    owner.assign([tp])
-    owner.commit({tp: OffsetAndMetadata(0, "", -1)})
-    owner.close(autocommit=False)
-    ledger = BatchLedger(store, kafka_names.group, settings.sql_dir, context_from_settings(settings))
-    assert ledger.claim(topic, 0, 0, len(values), len(values), gctrace_engine=True) == len(values)
-    messages = [KafkaMessage(topic=topic, partition=0, offset=i, timestamp_ms=BASE_MS, key=b"api/crash",
-                             value=v.encode()) for i, v in enumerate(values)]
-    engine = KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days))
-    try:
-        write_batch(Sink(store), Kind.gctrace, messages, batch_token(kafka_names.group, topic, 0, 0, len(values)),
-                    received_at=RECEIVED, otlp_encoding="", max_message_bytes=MAX_BYTES, gctrace_engine=engine)
-    finally:
-        engine.close()
+    engine = engine_batch_stored_then_owner_died(settings, store, kafka_bootstrap, kafka_names.group, producer, topic,
+                                                 values, key=b"api/crash", timestamp_ms=BASE_MS, received_at=RECEIVED,
+                                                 max_message_bytes=MAX_BYTES)
     assert engine.clean_batches == 1
     rows_sql = (f"SELECT count(), sum(gc_num), sum(heap_live_mb), min(ts), max(ts), max(received_at) "
                 f"FROM {store.database}.gc_events")

@@ -17,20 +17,22 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from pipeline.config import KafkaSettings, Settings
+from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.sink import Sink
 from pipeline.sources.kafka import worker_class
 from pipeline.sources.kafka.consumer import KafkaWorker
-from pipeline.sources.kafka.delivery import BatchLedger
-from pipeline.sources.kafka.gctrace_engine import engine_from_settings
+from pipeline.sources.kafka.delivery import BatchLedger, batch_token, write_batch
+from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, engine_from_settings
 from pipeline.store.client import Store
-from pipeline.store.migrate import context_from_settings
+from pipeline.store.migrate import RenderContext, context_from_settings
 from pipeline.telemetry import Telemetry
 from tests.net import FLEETWATCH
 
@@ -213,3 +215,32 @@ def fill_partitions(producer: KafkaProducer, bootstrap: str, topic: str, partiti
             send(producer, topic, gctrace_line(n), key=f"svc/p{p}".encode(), partition=p)
     producer.flush()
     return [TopicPartition(topic, p) for p in range(partitions)]
+
+
+def engine_batch_stored_then_owner_died(settings: Settings, store: Store, bootstrap: str, group: str,
+                                        producer: KafkaProducer, topic: str, values: list[str], *, key: bytes,
+                                        timestamp_ms: int, received_at: datetime,
+                                        max_message_bytes: int) -> KafkaGctraceEngine:
+    """The state a worker leaves when it planned a batch of all of partition 0 for the engine path, stored its rows
+    with the engine and died before committing: the values produced, offset 0 committed, the plan claimed, the rows
+    written under the batch's token. Returns the (closed) engine that wrote them, for its counters."""
+    for value in values:
+        producer.send(topic, value.encode(), key=key, partition=0, timestamp_ms=timestamp_ms)
+    producer.flush()
+    owner = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    owner.assign([tp])
+    owner.commit({tp: OffsetAndMetadata(0, "", -1)})
+    owner.close(autocommit=False)
+    ledger = BatchLedger(store, group, settings.sql_dir, context_from_settings(settings))
+    assert ledger.claim(topic, 0, 0, len(values), len(values), gctrace_engine=True) == len(values)
+    messages = [KafkaMessage(topic=topic, partition=0, offset=i, timestamp_ms=timestamp_ms, key=key,
+                             value=v.encode()) for i, v in enumerate(values)]
+    engine = KafkaGctraceEngine(store, settings.sql_dir, RenderContext(store.database, settings.retention_days))
+    try:
+        write_batch(Sink(store), Kind.gctrace, messages, batch_token(group, topic, 0, 0, len(values)),
+                    received_at=received_at, otlp_encoding="", max_message_bytes=max_message_bytes,
+                    gctrace_engine=engine)
+    finally:
+        engine.close()
+    return engine
