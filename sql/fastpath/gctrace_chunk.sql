@@ -11,10 +11,9 @@
 -- (against the line before it, or against the clock state for the first line) is a restart, and the chunk
 -- is refused. The clock state after the chunk is its last line's (the caller parses that one line).
 INSERT INTO {{db}}.gc_events
-    (service, instance, ts, gc_num, since_start_s, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms,
-     cpu_sweep_term_ms, cpu_assist_ms, cpu_background_ms, cpu_idle_ms, cpu_mark_term_ms, heap_start_mb,
-     heap_end_mb, heap_live_mb, heap_goal_mb, stacks_mb, globals_mb, procs, forced, leak_check, process_start,
-     incarnation, format, source, received_at, line_prefix)
+    (
+    {{include fastpath/gc_events_columns.sql}}
+    )
 SELECT
     {service:String}, {instance:String}, fromUnixTimestamp64Micro({start_us:Int64} + since_us, 'UTC'), gc_num,
     toFloat64(since_us) / 1e6, gc_cpu_pct, stw_sweep_term_ms, mark_ms, stw_mark_term_ms, cpu_sweep_term_ms,
