@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -345,3 +346,45 @@ def test_file_start_from_the_engine_is_the_reference(settings, second_store, tmp
         path = tmp_path / sample.name
         path.write_bytes(sample.read_bytes())
         assert file_start_ns(str(path), fast) == file_start_ns(str(path)), sample.name
+
+
+def _random_gc_lines(count: int, seed: int) -> list[str]:
+    """Plain gc lines whose numbers take every width the recognition allows (ms values of up to 12 digits with
+    fractions of up to 20, heap figures of up to 18 digits, @T fractions longer than six digits, leading zeros),
+    in every form (leak check, stacks, forced), after prefixes that hold the words the form flags look for, and
+    with trailing blanks: the fields fragment's conversions and the flags read off the line's end must give the
+    reference's rows for all of them."""
+    rnd = random.Random(seed)
+
+    def digits(low: int, high: int) -> str:
+        return "".join(rnd.choice("0123456789") for _ in range(rnd.randint(low, high)))
+
+    def ms() -> str:
+        return digits(1, 12) + (f".{digits(1, 20)}" if rnd.random() < 0.8 else "")
+
+    prefixes = ["", "", "", "app 1 MB globals, 2 P (forced) ", "x (forced)) ", "12:00:01.5 ",
+                "a 9 MB stacks, 9 MB globals, 4 P ", "))) 1.2.3 "]
+    lines = []
+    for k in range(count):
+        since = f"{k * 0.05:.3f}" + digits(0, 12)  # rising: the extra digits add less than 0.001
+        leak = " (checking for goroutine leaks)" if rnd.random() < 0.3 else ""
+        stacks = f", {digits(1, 18)} MB stacks, {digits(1, 18)} MB globals" if rnd.random() < 0.5 else ""
+        forced = " (forced)" if rnd.random() < 0.3 else ""
+        trail = rnd.choice(["", "", " ", "  \t", "\t \t"])
+        lines.append(f"{rnd.choice(prefixes)}gc {k + 1} @{since}s {rnd.randint(0, 255)}%{leak}: "
+                     f"{ms()}+{ms()}+{ms()} ms clock, {ms()}+{ms()}/{ms()}/{ms()}+{ms()} ms cpu, "
+                     f"{digits(1, 18)}->{digits(1, 18)}->{digits(1, 18)} MB, {digits(1, 18)} MB goal{stacks}, "
+                     f"{rnd.randint(1, 9999)} P{forced}{trail}")
+    return lines
+
+
+def test_numbers_of_every_width_and_forms_after_tricky_prefixes_give_identical_rows(settings, store,
+                                                                                   second_store) -> None:
+    lines = _random_gc_lines(4_000, seed=16)
+    seen: list[FastGctraceStream] = []
+    _both(settings, store, second_store, {"widths": _encode(lines)}, batch=500, min_run=8, min_chunk=16,
+          exact=True, seen=seen)
+    # Every line went through the chunk statement (gc_recognise.sql, gc_fields.sql), none through the span path.
+    assert seen[0].engine_lines == len(lines) and seen[0].clean_chunks > 0 and seen[0].span_batches == 0
+    forms = store.rows(f"SELECT DISTINCT format, forced FROM {store.database}.gc_events")
+    assert sorted(forms) == [(f, forced) for f in ("go1.18", "go1.26", "go1.6") for forced in (False, True)]
