@@ -115,7 +115,8 @@ def topic_batches(instances: int, lines: int, per_message: int, partitions: int,
 
 
 def store_scenario(args: dict) -> Result:
-    """observed_batch.sql over the bench topic's partition batches, its input built before the clock."""
+    """The source's statement (observed_batch.sql, or observed_one_line.sql for one-line batches) over the bench
+    topic's partition batches, its input built before the clock."""
     from pipeline.normalize.gctrace import GC_TABLE
     from pipeline.sink import Sink
     from pipeline.sources.kafka.delivery import batch_token
@@ -137,14 +138,13 @@ def store_scenario(args: dict) -> Result:
             encoded = clean_input(batch, kafka.max_message_bytes)
         prepare_cpu += sw.cpu
         assert encoded is not None, "the bench topic is plain gc lines only"
-        body, identities, lines = encoded
-        work.append((batch_token("g", "bench", batch[0].partition, batch[0].offset, batch[-1].offset + 1),
-                     body, identities, lines))
+        work.append((batch_token("g", "bench", batch[0].partition, batch[0].offset, batch[-1].offset + 1), encoded))
     with Stopwatch() as sw:
-        for token, body, identities, lines in work:
-            sink.write_select(GC_TABLE, engine.batch_sql, rows=lines, token=token, data=body, settings={},
-                              parameters={"services": [s for s, _ in identities],
-                                          "instances": [i for _, i in identities],
+        for token, encoded in work:
+            sink.write_select(GC_TABLE, engine.statement(encoded), rows=encoded.lines, token=token,
+                              data=encoded.data, settings={},
+                              parameters={"services": [s for s, _ in encoded.identities],
+                                          "instances": [i for _, i in encoded.identities],
                                           "source": SOURCE, "received_ms": received_ms, "witness": token})
     rows = int(store.scalar(f"SELECT count() FROM {store.database}.gc_events"))
     store.close()

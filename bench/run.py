@@ -112,6 +112,10 @@ class Bench:
         self.results[key] = result
         self.say(f"{key}: {result.units} in, {result.rows} rows, {result.wall_s:.2f} s, "
                  f"{result.rate:,.0f}/s, CPU {result.cpu_per_million:.1f} s/M, RSS {result.peak_rss_mb:.0f} MB")
+        if "join_s" in result.extra:  # Kafka rows: the group join apart
+            self.say(f"{key}: group join {result.extra['join_s']:.2f} s, then "
+                     f"{result.extra['assigned_rate']:,.0f}/s from the assignment to caught up (first write stored "
+                     f"at {result.extra['first_write_s']:.2f} s, last at {result.extra.get('last_write_s', 0):.2f})")
         threads = result.extra.get("threads_cpu_s_per_m")
         if threads:  # BENCH_THREADS=1
             self.say(f"{key}: CPU s per M by thread: "
@@ -426,6 +430,7 @@ class Bench:
             out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
                        f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} | {broker_shown} |")
         out += self.otlp_detail_text()
+        out += self.kafka_join_text()
         if self.jobs:
             jobs = self.jobs["jobs"]
             per_run = sum(j["one_window_s"] for j in jobs.values())
@@ -441,6 +446,21 @@ class Bench:
         out += self.otlp_vs_before_text()
         return "\n".join(out)
 
+
+    def kafka_join_text(self) -> list[str]:
+        """The Kafka rows as a running worker sees them: the group join (start to the worker's first assignment)
+        in its own column, and the rate from that assignment to caught up, beside the end-to-end figure."""
+        keys = [k for k in ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
+                if k in self.results and "join_s" in self.results[k].extra]
+        if not keys:
+            return []
+        out = ["", "| Kafka row | group join s | lines/s from assignment | lines/s end to end | steady |",
+               "|---|---:|---:|---:|---:|"]
+        for key in keys:
+            r = self.results[key]
+            out.append(f"| {key} | {r.extra['join_s']:.2f} | {r.extra['assigned_rate']:,.0f} | {r.rate:,.0f} | "
+                       f"{r.extra.get('steady_rate', 0):,.0f} |")
+        return out
 
     def otlp_detail_text(self) -> list[str]:
         """The OTLP rows' clients' CPU (they share the two cores with the receiver) and the writes the store got."""

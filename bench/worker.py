@@ -273,6 +273,7 @@ def kafka_scenario(args: dict) -> Result:
 
     def timed_write_select(table: str, sql: str, **kw: Any) -> int:  # the gctrace engine path's gc rows
         n = write_select(table, sql, **kw)
+        first["last"] = time.perf_counter()
         if "t" not in first:
             first["t"] = time.perf_counter()
             first["rows"] = n
@@ -286,6 +287,7 @@ def kafka_scenario(args: dict) -> Result:
 
     # BENCH_THREADS=1: CPU by thread name (the engine's pools, librdkafka's threads, Python's), as bench.cli_profile.
     sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    clock = time.perf_counter() - time.monotonic()  # the assignment is stamped with time.monotonic()
     with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, sampler or nullcontext(), \
             Stopwatch() as sw:
         component = kafka.start(ctx)
@@ -301,7 +303,19 @@ def kafka_scenario(args: dict) -> Result:
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
-                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads})
+                         "last_write_s": first.get("last", end) - sw.wall0,
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads,
+                         **_from_assignment(component.worker.first_assigned_at, clock, sw, rows)})
+
+
+def _from_assignment(assigned_at: float | None, clock: float, sw: Stopwatch, rows: int) -> dict[str, float]:
+    """A running worker's rate: the group join (start to the worker's first assignment, the consumer's own state)
+    apart, and rows over the time from that assignment to caught up. `clock`: perf_counter - monotonic."""
+    if assigned_at is None:
+        return {}
+    join = assigned_at + clock - sw.wall0
+    after = sw.wall - join
+    return {"join_s": join, "assigned_rate": rows / after if after > 0 else 0.0}
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------

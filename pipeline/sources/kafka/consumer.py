@@ -175,6 +175,9 @@ class _Listener(ConsumerRebalanceListener):
         self.events: list[tuple[str, set[TopicPartition]]] = []
         self.lock = threading.Lock()
         self.joined = threading.Event()
+        # time.monotonic() of the first assignment that gave this worker partitions: the end of the group join
+        # (with some brokers most of a short run's wall time), which a running worker pays once (bench/worker.py).
+        self.first_assigned_at: float | None = None
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         with self.lock:
@@ -183,6 +186,8 @@ class _Listener(ConsumerRebalanceListener):
     def on_partitions_assigned(self, assigned: Any) -> None:
         with self.lock:
             self.events.append(("assigned", set(assigned)))
+            if assigned and self.first_assigned_at is None:
+                self.first_assigned_at = time.monotonic()
         self.joined.set()
 
     def take(self) -> list[tuple[str, set[TopicPartition]]]:
@@ -268,6 +273,11 @@ class KafkaWorker:
                     self.gctrace_engine.close()
                 except (StoreUnavailable, StoreError) as exc:
                     log.warning("kafka: cannot drop the gctrace stage table: %s", exc)
+
+    @property
+    def first_assigned_at(self) -> float | None:
+        """time.monotonic() when the group first gave this worker partitions (None: not yet)."""
+        return self._listener.first_assigned_at
 
     # -- subscription and rebalances -----------------------------------------------------------------------
     def _refresh_subscription(self) -> None:
