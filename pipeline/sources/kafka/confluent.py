@@ -83,11 +83,6 @@ def confluent_config(settings: KafkaSettings) -> dict[str, Any]:
         "isolation.level": "read_uncommitted",
         # librdkafka prefetches up to this per partition; bounded like one batch, so memory stays bounded.
         "queued.max.messages.kbytes": max(1024, settings.batch_max_bytes // 1024),
-        # Once a partition's prefetch queue is over its thresholds (queued.min.messages, 100,000, is reached after
-        # a few 5 MiB fetch answers of one-line messages), librdkafka postpones the partition's next fetch by this
-        # long (1,000 ms by default) however soon the queue is drained: a stall per 100,000 records. The queue
-        # stays bounded by the thresholds; only the wait before the next check is shorter.
-        "fetch.queue.backoff.ms": 10,
         "fetch.message.max.bytes": max(1 << 20, settings.max_message_bytes + (64 << 10)),
         "security.protocol": settings.security_protocol.lower(),
     }
