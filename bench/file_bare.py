@@ -195,6 +195,10 @@ def store_scenario(args: dict) -> Result:
         sampler.__exit__()
     if failures:
         raise failures[0]
+    from bench.worker import _merges_settled  # (bench.worker imports this module)
+
+    with Stopwatch() as settle:
+        _merges_settled(store)
     rows = int(store.scalar(f"SELECT count() FROM {store.database}.gc_events"))
     statements = sum(len(w) for w in work)
     threads_cpu = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
@@ -203,7 +207,8 @@ def store_scenario(args: dict) -> Result:
     return Result("file_store_bare", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"statements": statements, "jobs": jobs, "input_mb": round(sum(
                       s.size for w in work for s in w) / 1e6, 1), "record_cpu_s": round(prep.cpu, 2),
-                      "threads_cpu_s_per_m": threads_cpu})
+                      "threads_cpu_s_per_m": threads_cpu, "merge_settle_cpu_s": settle.cpu,
+                      "merge_settle_wall_s": settle.wall})
 
 
 SCENARIOS = {"file_store_bare": store_scenario}

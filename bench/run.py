@@ -463,6 +463,10 @@ class Bench:
                 shown = ", ".join(f"{name} {p['cpu_s'] / million:.2f} ({p['cpu_s']:.2f} CPU s, "
                                   f"{p['wall_s']:.2f} s wall)" for name, p in phases.items())
                 out.append(f"\n{key}, CPU s per M by phase of the command: {shown}")
+            if "merge_settle_cpu_s" in r.extra:
+                out.append(f"\n{key}, then the background merges of its parts until none ran for 1 s: "
+                           f"{r.extra['merge_settle_cpu_s'] / million:.2f} CPU s per M more "
+                           f"({r.extra['merge_settle_wall_s']:.1f} s wall)")
             if "statements" in r.extra:
                 out.append(f"\n{key}: {r.extra['statements']} statements on {r.extra['jobs']} threads, "
                            f"{r.extra['input_mb']} MB of input prepared before the clock")

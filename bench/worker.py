@@ -123,8 +123,13 @@ def file_scenario(args: dict) -> Result:
         raise RuntimeError(f"fleetwatch ingest exited with {code}")
     threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
         if sampler is not None else {}
+    # The merges the command's parts still had to go through when it returned (reported apart, as for
+    # otlp_store_bare): a short input leaves more of them outside the window than a long one.
+    with Stopwatch() as settle:
+        _merges_settled(store)
     return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
-                  extra={"phases": phases.split(), "threads_cpu_s_per_m": threads})
+                  extra={"phases": phases.split(), "threads_cpu_s_per_m": threads,
+                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall})
 
 
 def file_python_scenario(args: dict) -> Result:
