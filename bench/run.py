@@ -387,8 +387,8 @@ class Bench:
         naive = self.results.get("naive")
         labels = {
             "file": "file ingest (`fleetwatch ingest gctrace`)",
-            "file_big": "file ingest, more input (RSS check)",
             "file_store_bare": "bound: the file command's statements alone (its chunks, its jobs, no Python between)",
+            "file_big": "file ingest, more input (RSS check)",
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
@@ -453,7 +453,7 @@ class Bench:
         """The file rows' CPU by phase of the command (start-up before the first input, ingest, close) and, with
         BENCH_THREADS=1, by thread; the bound's statements."""
         out: list[str] = []
-        for key in ("file", "file_big", "file_store_bare"):
+        for key in ("file", "file_store_bare", "file_big"):
             r = self.results.get(key)
             if r is None:
                 continue
