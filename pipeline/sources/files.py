@@ -116,9 +116,9 @@ def iter_raw_chunks(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> Iterato
 
     Each chunk is read into a buffer of its own behind the line left over from the read before, and its own
     unfinished last line is cut off in place, so a chunk's bytes are never copied in Python (joining the leftover
-    to each read and slicing off the chunk cost two copies of every byte, about a quarter of the file command's
-    Python CPU; docs/benchmarks.md). `readinto1` returns what is available, so a live pipe yields its lines as
-    they come."""
+    to each read and slicing off the chunk copied every byte twice: 10-15 % of the reading's CPU, docs/benchmarks.md).
+    Chunks of whole lines are bytearrays (nothing changes them after this); the leftover is bytes. `readinto1`
+    returns what is available, so a live pipe yields its lines as they come."""
     pending = b""
     readinto = getattr(stream, "readinto1", None) or stream.readinto
     while True:
