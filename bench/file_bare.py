@@ -88,11 +88,13 @@ class CommandPhases:
 
 @dataclass(frozen=True)
 class Statement:
-    """One `insert_select_lines` call of the command: its SQL, its input pieces as given, its parameters."""
+    """One `insert_select_lines` call of the command: its SQL, its input pieces (the bytes as given), its parameters
+    and settings."""
 
     sql: str
     pieces: Sequence[bytes | memoryview]
     parameters: Mapping[str, Any]
+    settings: Mapping[str, Any]
 
     @property
     def size(self) -> int:
@@ -112,7 +114,7 @@ class RecordingStore(Store):
                             parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
         pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
-        self.statements.append(Statement(sql, [bytes(p) for p in pieces], dict(parameters or {})))
+        self.statements.append(Statement(sql, [bytes(p) for p in pieces], dict(parameters or {}), dict(settings or {})))
 
     def command(self, sql: str, *args: Any, **kwargs: Any) -> Any:
         self.others.append(" ".join(sql.split()[:3]))
@@ -175,7 +177,8 @@ def store_scenario(args: dict) -> Result:
                         return
                     index = queue.pop(0)
                 for statement in work[index]:
-                    store.insert_select_lines(statement.sql, statement.pieces, parameters=statement.parameters)
+                    store.insert_select_lines(statement.sql, statement.pieces, parameters=statement.parameters,
+                                              settings=statement.settings)
         except BaseException as exc:  # reported after the join
             failures.append(exc)
 
