@@ -26,7 +26,8 @@ Python path's insert is cut into blocks by the client, which the engine's cannot
 Most batches are nothing but plain gc lines, and for those the stage path's work (split every value in Python,
 stage the lines by column, query the unrecognised ones, insert, gather, insert again) is four engine passes and a
 Python string per line for what one statement does: `write_clean` hands the batch's messages to the engine as
-they came off the wire, one RowBinary row per message (record time, identity, value), and
+they came off the wire, one RowBinary row per message (record time, identity, value; a batch of one line per
+message as one row of arrays and joined lines, sql/fastpath/observed_one_line.sql), and
 sql/fastpath/observed_batch.sql splits, recognises, parses and stores them in gc_events under the batch's token,
 or refuses the whole batch (nothing stored) when a line is not one it takes; the batch then takes the stage path.
 Both write the batch's gc rows as one block under `<batch token>/gc_events`, so a batch written one way and
@@ -173,9 +174,10 @@ class KafkaGctraceEngine:
 
     def write_clean(self, messages: Sequence[KafkaMessage], sink: Sink, token: str, *, received_at: datetime,
                     max_message_bytes: int, guard: InsertGuard | None = None) -> int | None:
-        """Store a batch made of plain gc lines only with one statement (observed_batch.sql), its rows under
-        `<token>/gc_events`; returns how many. None, with nothing stored, when the batch is not such a batch (a
-        cheap byte test, or the statement's refusal): then it takes the stage path (`prepare`)."""
+        """Store a batch made of plain gc lines only with one statement (observed_batch.sql; observed_one_line.sql
+        for a batch of one line per message), its rows under `<token>/gc_events`; returns how many. None, with
+        nothing stored, when the batch is not such a batch (a cheap byte test, or the statement's refusal): then it
+        takes the stage path (`prepare`)."""
         if not self.one_statement:
             return None
         with self._lock:
