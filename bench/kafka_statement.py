@@ -30,10 +30,11 @@ from bench.measure import Stopwatch
 from pipeline.config import load_settings
 from pipeline.normalize.gctrace import GC_TABLE
 from pipeline.sink import Sink
-from pipeline.sources.kafka.gctrace_engine import _ROW_HEAD, SOURCE, _varint, engine_from_settings
+from pipeline.sources.kafka.gctrace_engine import _ROW_HEAD, SOURCE, engine_from_settings
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate
+from pipeline.store.row_binary import uvarint
 
 
 def _rows(groups: list[tuple[int, list[str]]]) -> bytes:
@@ -41,7 +42,7 @@ def _rows(groups: list[tuple[int, list[str]]]) -> bytes:
     parts: list[bytes] = []
     for ident, lines in groups:
         blob = "\n".join(lines).encode()
-        parts += (_ROW_HEAD.pack(1_796_119_200_000_000, ident), _varint(len(blob)), blob)
+        parts += (_ROW_HEAD.pack(1_796_119_200_000_000, ident), uvarint(len(blob)), blob)
     return b"".join(parts)
 
 

@@ -111,7 +111,10 @@ def file_scenario(args: dict) -> Result:
         code = cli.main(argv)
     if code != 0:
         raise RuntimeError(f"fleetwatch ingest exited with {code}")
-    return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+    from bench.parts import parts_written  # what the command's inserts and merges wrote, per table
+
+    return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
+                  extra={"parts": parts_written(store)})
 
 
 def file_python_scenario(args: dict) -> Result:
@@ -298,10 +301,13 @@ def kafka_scenario(args: dict) -> Result:
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
+    from bench.parts import parts_written  # what the run's inserts and merges wrote, per table
+
+    parts = parts_written(ctx.store)
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
-                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads})
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads, "parts": parts})
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------

@@ -528,7 +528,10 @@ class KafkaWorker:
             full = st.bytes >= 2 * s.batch_max_bytes or len(st.buffer) >= 2 * s.batch_max_messages
             if store_down or over or full:
                 wanted.add(tp)
-        to_pause, to_resume = wanted - self._paused, (paused_here - wanted) & self._assignment()
+        # The assignment is asked for only when a partition may resume (this runs on every turn of the loop).
+        to_pause, to_resume = wanted - self._paused, paused_here - wanted
+        if to_resume:
+            to_resume &= self._assignment()
         if to_pause:
             self.pauses += len(to_pause)
             self._pause(to_pause)

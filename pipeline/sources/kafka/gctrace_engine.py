@@ -407,6 +407,8 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int
     values = list(map(_values, messages))
     if not values or None in values:
         return False
+    if b"\n" in values[0]:  # type: ignore[operator]  # None was ruled out
+        return None  # values of many lines (the common batched topic): no join of the whole batch to find out
     joined = b"\n".join(values)  # type: ignore[arg-type]  # None was ruled out
     if joined.count(b"\n") != len(values) - 1:
         return None
