@@ -14,6 +14,8 @@ a `measure.Result`. Scenarios:
 * otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
             `stop <units> <client wall seconds>` once its client has had every request acknowledged; with
             `bare`, the transport's bound: requests decoded and answered, nothing mapped or stored
+* file_store_bare -- the engine's bound for file ingest: the file command's own statements on its own chunks, replayed
+            with its concurrency and nothing of Fleetwatch's Python between them (bench/file_bare.py)
 * otlp_store_bare -- the store's bound for OTLP: the receiver's rows of the same requests, made before the clock,
             written in writes of the receiver's size, nothing else
 
@@ -38,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bench import kafka_bare
+from bench import file_bare, kafka_bare
 from bench.measure import Result, Stopwatch, peak_rss_mb
 from pipeline.config import KafkaSettings, Settings, load_settings
 from pipeline.store.client import Store
@@ -107,14 +109,31 @@ def file_scenario(args: dict) -> Result:
     store = _open(_settings(args["dsn"]))
     argv = ["ingest", "gctrace", "--clickhouse-dsn", args["dsn"], "--service", SERVICE,
             "--start-time", args["start_time"], "--log-level", "WARNING", *args["paths"]]
-    with _profiled("file"), Stopwatch() as sw:
+    # The command's CPU by phase (start-up, ingest, close; bench/file_bare.py) and, with BENCH_THREADS=1, by thread.
+    from contextlib import nullcontext
+
+    from bench.cli_profile import Sampler
+    from bench.file_bare import CommandPhases
+
+    phases = CommandPhases()
+    sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    with _profiled("file"), sampler or nullcontext(), Stopwatch() as sw, phases.watching():
         code = cli.main(argv)
     if code != 0:
         raise RuntimeError(f"fleetwatch ingest exited with {code}")
+    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
+        if sampler is not None else {}
+    # The merges the command's parts still had to go through when it returned (reported apart, as for
+    # otlp_store_bare): a short input leaves more of them outside the window than a long one.
     from bench.parts import parts_written  # what the command's inserts and merges wrote, per table
 
+    parts = parts_written(store)
+    with Stopwatch() as settle:
+        _merges_settled(store)
     return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
-                  extra={"parts": parts_written(store)})
+                  extra={"phases": phases.split(), "threads_cpu_s_per_m": threads,
+                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall,
+                         "parts": parts})
 
 
 def file_python_scenario(args: dict) -> Result:
@@ -528,6 +547,7 @@ SCENARIOS: dict[str, Callable[[dict], Result]] = {
     "otlp_store_bare": otlp_store_bare_scenario,
 }
 SCENARIOS.update(kafka_bare.SCENARIOS)
+SCENARIOS.update(file_bare.SCENARIOS)
 
 
 def main() -> None:
