@@ -120,6 +120,10 @@ class Bench:
         if threads:  # BENCH_THREADS=1
             self.say(f"{key}: CPU s per M by thread: "
                      + ", ".join(f"{name} {cpu}" for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])))
+        if result.extra.get("parts"):  # bench/parts.py: what the row's inserts and merges wrote, per table
+            from bench.parts import describe
+
+            self.say(f"{key}: parts: {describe(result.extra['parts'])}")
 
     # -- file ingest and the references -------------------------------------------------------------------
     def files(self, instances: int) -> tuple[list[str], int, str]:

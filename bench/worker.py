@@ -125,11 +125,15 @@ def file_scenario(args: dict) -> Result:
         if sampler is not None else {}
     # The merges the command's parts still had to go through when it returned (reported apart, as for
     # otlp_store_bare): a short input leaves more of them outside the window than a long one.
+    from bench.parts import parts_written  # what the command's inserts and merges wrote, per table
+
+    parts = parts_written(store)
     with Stopwatch() as settle:
         _merges_settled(store)
     return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"phases": phases.split(), "threads_cpu_s_per_m": threads,
-                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall})
+                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall,
+                         "parts": parts})
 
 
 def file_python_scenario(args: dict) -> Result:
@@ -322,11 +326,14 @@ def kafka_scenario(args: dict) -> Result:
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
+    from bench.parts import parts_written  # what the run's inserts and merges wrote, per table
+
+    parts = parts_written(ctx.store)
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
                          "last_write_s": first.get("last", end) - sw.wall0,
-                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads,
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads, "parts": parts,
                          **_from_assignment(getattr(component.worker, "first_assigned_at", None), clock, sw, rows)})
 
 

@@ -40,8 +40,10 @@ FROM
     )
 )
 WHERE NOT throwIf(NOT recognised, 'fleetwatch-fastpath: not a clean batch')
--- As observed_batch.sql: one block, read in order, on one thread; floats parsed exactly as Python's float().
+-- As observed_batch.sql: one block, read in order, on one thread; floats parsed exactly as Python's float(); the
+-- batch's deduplication token from its parameters (Sink.write_select), not per-call settings.
 SETTINGS precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
          max_block_size = 1073741824, max_insert_block_size = 1073741824,
-         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776,
+         insert_deduplication_token = {dedup_token:String}, insert_deduplicate = {deduplicate:UInt8}
 FORMAT RowBinary

@@ -75,12 +75,10 @@ log = logging.getLogger(__name__)
 
 # A batch with fewer lines than this is planned for Python: the engine's statements cost more than a few lines.
 MIN_LINES: Final = 256
-# An INSERT ... SELECT squashed into one block, its source read in one block, on one thread (see store_gc); exact
-# float parsing, as Python's float().
+# The stage's insert as one block. The INSERT ... SELECTs of store_gc (one block, read in one block, on one thread,
+# exact float parsing) set theirs in their SETTINGS clauses.
 _ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_size_bytes": 1 << 40,
                      "max_insert_block_size": 1 << 30}
-_INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
-                           "max_block_size": 1 << 30}
 # observed_batch.sql's refusal: the batch is not made of plain gc lines only (nothing was stored).
 NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean batch"
 # After a refusal the next batch skips the statement, after two in a row the next two, ... up to this many: a
@@ -348,14 +346,13 @@ class EngineBatch:
         # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
         # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
         # block under the same token (the stage's insert, or two inserts into one table, may leave several).
+        # The three statements carry their settings in their SETTINGS clauses, and the last its token too:
+        # per-call settings cost the embedded client extra statements.
         if self.recognised:
-            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage},
-                                 settings=dict(_INSERT_SETTINGS))
-        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered},
-                             settings=dict(_INSERT_SETTINGS))
+            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage})
+        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered})
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token,
-                          guard=guard)
+                          parameters={"gathered": stages.gathered}, settings={}, token=token, guard=guard)
         with engine._lock:
             engine.engine_lines += self.recognised
         return self.gc_rows
@@ -423,6 +420,8 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int) ->
     values = list(map(_values, messages))
     if not values or None in values:
         return False
+    if b"\n" in values[0]:  # type: ignore[operator]  # None was ruled out
+        return None  # values of many lines (the common batched topic): no join of the whole batch to find out
     joined = b"\n".join(values)  # type: ignore[arg-type]  # None was ruled out
     if joined.count(b"\n") != len(values) - 1:
         return None
