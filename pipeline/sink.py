@@ -102,9 +102,10 @@ class EngineGcLines:
         data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
                             columns["received_ms"], columns["observed_ns"], columns["text"]))
         # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
-        settings = {"insert_deduplication_token": token} if token else None
-        self.store.insert_select_input(self._insert_sql, data, settings=settings,
-                                       parameters={"deduplicate": 1 if token else 0, "witness": witness})
+        # Both are the statement's parameters, set in its own SETTINGS clause (no per-call settings).
+        self.store.insert_select_input(self._insert_sql, data,
+                                       parameters={"deduplicate": 1 if token else 0, "dedup_token": token or "",
+                                                   "witness": witness})
 
 
 def python_rows(columns: dict[str, list]) -> Rows:
