@@ -7,8 +7,10 @@ work on the calling thread) carry it, nor whether both cores are busy. This runs
 `--files` files of `--lines` real gc lines each (bench.data), while a sampler reads every thread's CPU from
 /proc/self/task every 20 ms. It prints the process's rate and CPU per million lines, CPU per million lines by
 thread kind (the engine names its threads: query pipelines run on `ThreadPool` threads, merges on
-`MergeMutate`; Python's threads are `python`, the sampler's own share left out), and how many cores were busy
-in each quarter second. Linux only (/proc).
+`MergeMutate`; Python's threads are `python`, the sampler's own share left out), the Python threads' CPU split
+into the engine's calls on them (its planning of each statement), the statements' temporary files and the rest
+(Fleetwatch's reading, counting and bookkeeping; `CallingThreadClock`), and how many cores were busy in each
+quarter second. Linux only (/proc).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bench import data
 from bench.measure import Stopwatch
@@ -98,6 +101,62 @@ class Sampler:
         return out
 
 
+class CallingThreadClock:
+    """CPU of the Python threads inside the engine's calls (`Store._call`: the engine parsing, analysing and planning
+    each statement on the calling thread, before its pipeline runs on the engine's own threads) and inside
+    `Store.insert_select_lines` around them (the statement's input written to a temporary file), by
+    `time.thread_time` per call; what the Python threads spend outside both is Fleetwatch's reading, counting and
+    bookkeeping. Wraps the two methods while the `with` block runs (nothing of the product changes)."""
+
+    def __init__(self) -> None:
+        self.engine = 0.0  # CPU inside Store._call, every call
+        self.lines_calls = 0.0  # CPU inside Store.insert_select_lines, its engine call included
+        self.lines_engine = 0.0  # the part of `engine` inside those
+        self.statements = 0
+        self._lock = threading.Lock()
+        self._inside = threading.local()
+
+    def __enter__(self) -> CallingThreadClock:
+        clock = self
+        self._call, self._lines = Store._call, Store.insert_select_lines
+        call, lines_call = self._call, self._lines
+
+        def timed_call(store: Store, fn: Any) -> Any:
+            cpu = time.thread_time()
+            try:
+                return call(store, fn)
+            finally:
+                spent = time.thread_time() - cpu
+                with clock._lock:
+                    clock.engine += spent
+                    if getattr(clock._inside, "lines", False):
+                        clock.lines_engine += spent
+
+        def timed_lines(store: Store, *args: Any, **kwargs: Any) -> None:
+            cpu = time.thread_time()
+            clock._inside.lines = True
+            try:
+                lines_call(store, *args, **kwargs)
+            finally:
+                clock._inside.lines = False
+                with clock._lock:
+                    clock.lines_calls += time.thread_time() - cpu
+                    clock.statements += 1
+
+        Store._call = timed_call  # type: ignore[method-assign]
+        Store.insert_select_lines = timed_lines  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        Store._call = self._call  # type: ignore[method-assign]
+        Store.insert_select_lines = self._lines  # type: ignore[method-assign]
+
+    def split(self, python: float) -> dict[str, float]:
+        """The Python threads' CPU `python` as: the engine's calls, the temporary files, the rest (Fleetwatch's)."""
+        return {"engine calls": self.engine, "temporary files": self.lines_calls - self.lines_engine,
+                "the rest": python - self.engine - (self.lines_calls - self.lines_engine)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10)
@@ -120,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         stdout = sys.stdout
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the command's per-file reports
         try:
-            with Sampler() as sampler, Stopwatch() as sw:
+            with Sampler() as sampler, CallingThreadClock() as calls, Stopwatch() as sw:
                 code = cli.main(argv_cli)
         finally:
             sys.stdout.close()
@@ -136,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, cpu in sorted(sampler.by_kind().items(), key=lambda item: -item[1]):
             if cpu / million >= 0.01:
                 print(f"  {name:16s} {cpu / million:5.2f} CPU s per M")
+        python = sum(cpu for name, cpu in sampler.by_kind().items() if name == "python")
+        print(f"  python threads, split ({calls.statements} statements): " + ", ".join(
+            f"{part} {cpu / million:.2f}" for part, cpu in calls.split(python).items()) + " CPU s per M")
         print("  cores busy per 0.25 s:", " ".join(f"{c:.1f}" for c in sampler.cores()))
         parts = store.rows(f"SELECT count(), countIf(level > 0) FROM system.parts WHERE database = "
                            f"'{store.database}' AND table = 'gc_events' AND active")

@@ -115,11 +115,18 @@ def topic_batches(instances: int, lines: int, per_message: int, partitions: int,
 
 
 def store_scenario(args: dict) -> Result:
-    """observed_batch.sql over the bench topic's partition batches, its input built before the clock."""
+    """The source's statement (observed_batch.sql, or observed_one_line.sql for one-line batches) over the bench
+    topic's partition batches, its input built before the clock, written with the source's write concurrency:
+    `kafka.write_threads` threads (writes.py's `PartitionWrites`), at most one batch per partition at a time and each
+    partition's batches in order, as the worker hands them out."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+    from bench.parts import parts_written
     from pipeline.normalize.gctrace import GC_TABLE
     from pipeline.sink import Sink
     from pipeline.sources.kafka.delivery import batch_token
-    from pipeline.sources.kafka.gctrace_engine import SOURCE, clean_input, engine_from_settings
+    from pipeline.sources.kafka.gctrace_engine import SOURCE, CleanInput, clean_input, engine_from_settings
+    from pipeline.sources.kafka.writes import PartitionWrites
     from pipeline.store.client import Store
     from pipeline.store.migrate import context_from_settings, migrate
 
@@ -130,26 +137,45 @@ def store_scenario(args: dict) -> Result:
     engine = engine_from_settings(settings, store)
     sink = Sink(store)
     received_ms = int(datetime.now(UTC).timestamp() * 1000)
-    work = []
+    queues: dict[int, list[tuple[str, CleanInput]]] = {}
     prepare_cpu = 0.0
     for batch in topic_batches(100, args["lines"], args["per_message"], 2, kafka):
         with Stopwatch() as sw:
             encoded = clean_input(batch, kafka.max_message_bytes)
         prepare_cpu += sw.cpu
         assert encoded is not None, "the bench topic is plain gc lines only"
-        body, identities, lines = encoded
-        work.append((batch_token("g", "bench", batch[0].partition, batch[0].offset, batch[-1].offset + 1),
-                     body, identities, lines))
+        queues.setdefault(batch[0].partition, []).append(
+            (batch_token("g", "bench", batch[0].partition, batch[0].offset, batch[-1].offset + 1), encoded))
+    batches = sum(map(len, queues.values()))
+
+    def write(token: str, encoded: CleanInput) -> int:
+        return sink.write_select(GC_TABLE, engine.statement(encoded), rows=encoded.lines, token=token,
+                                 data=encoded.data, settings={},
+                                 parameters={"services": [s for s, _ in encoded.identities],
+                                             "instances": [i for _, i in encoded.identities],
+                                             "source": SOURCE, "received_ms": received_ms, "witness": token})
+
+    writes: PartitionWrites[int, int] = PartitionWrites(kafka.write_threads, name="bench-kafka-write")
+    running: dict[int, Future[int]] = {}
     with Stopwatch() as sw:
-        for token, body, identities, lines in work:
-            sink.write_select(GC_TABLE, engine.batch_sql, rows=lines, token=token, data=body, settings={},
-                              parameters={"services": [s for s, _ in identities],
-                                          "instances": [i for _, i in identities],
-                                          "source": SOURCE, "received_ms": received_ms, "witness": token})
+        while any(queues.values()) or writes.running():
+            for partition, queue in queues.items():
+                if queue and not writes.busy(partition):
+                    token, encoded = queue.pop(0)
+                    running[partition] = writes.submit(
+                        partition, None, 0, 0, encoded.lines,
+                        lambda t=token, e=encoded: write(t, e)).future
+            wait(running.values(), return_when=FIRST_COMPLETED)
+            for partition, finished in writes.finished():
+                finished.future.result()  # a failed statement fails the row
+                del running[partition]
+    writes.close()
     rows = int(store.scalar(f"SELECT count() FROM {store.database}.gc_events"))
+    parts = parts_written(store)
     store.close()
     return Result("kafka_store_bare", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
-                  extra={"batches": len(work), "input_cpu_s": prepare_cpu})
+                  extra={"batches": batches, "input_cpu_s": prepare_cpu, "write_threads": kafka.write_threads,
+                         "parts": parts})
 
 
 SCENARIOS = {"kafka_consume_bare": consume_scenario, "kafka_store_bare": store_scenario}

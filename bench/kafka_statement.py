@@ -11,7 +11,9 @@ time is its record's. This runs, in one process on one embedded store, on the sa
 * `kafka, 1 identity, 1 line per row`: the same, one input row per line (one-line messages, ungrouped);
 * `kafka, N identities`: observed_batch.sql over the lines of N instances interleaved (the bench topics), grouped
   1,000 lines per row;
-* `kafka, N identities, 1 line per row`: the same, one input row per line.
+* `kafka, N identities, 1 line per row`: the same, one input row per line;
+* `kafka, N identities, one-line batch as one row`: observed_one_line.sql over the same interleaved lines as one
+  row (times, identities, the lines joined), as the source encodes a batch of one line per message.
 
 Each variant is timed `--rounds` times, rounds interleaved, on an emptied gc_events (a new token each time), CPU of
 the process (every thread), minimum reported: `python -m bench.kafka_statement --lines 200000`.
@@ -29,11 +31,13 @@ from bench import data
 from bench.measure import Stopwatch
 from pipeline.config import load_settings
 from pipeline.normalize.gctrace import GC_TABLE
+from pipeline.normalize.kafka_messages import KafkaMessage
 from pipeline.sink import Sink
-from pipeline.sources.kafka.gctrace_engine import _ROW_HEAD, SOURCE, _varint, engine_from_settings
+from pipeline.sources.kafka.gctrace_engine import _ROW_HEAD, SOURCE, clean_input, engine_from_settings
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate
+from pipeline.store.row_binary import uvarint
 
 
 def _rows(groups: list[tuple[int, list[str]]]) -> bytes:
@@ -41,8 +45,18 @@ def _rows(groups: list[tuple[int, list[str]]]) -> bytes:
     parts: list[bytes] = []
     for ident, lines in groups:
         blob = "\n".join(lines).encode()
-        parts += (_ROW_HEAD.pack(1_796_119_200_000_000, ident), _varint(len(blob)), blob)
+        parts += (_ROW_HEAD.pack(1_796_119_200_000_000, ident), uvarint(len(blob)), blob)
     return b"".join(parts)
+
+
+def _one_line_body(interleaved: list[tuple[int, list[str]]]) -> bytes:
+    """observed_one_line.sql's input for the interleaved one-line messages, as the source builds it (clean_input)."""
+    messages = [KafkaMessage("bench", 0, offset, 1_796_119_200_000, f"bench/inst-{i:04d}".encode(), lines[0].encode())
+                for offset, (i, lines) in enumerate(interleaved)]
+    encoded = clean_input(messages, 1 << 24)
+    assert encoded is not None and encoded.one_line
+    # clean_input numbers identities in order of first appearance, as the round robin names them: inst-0000 first.
+    return encoded.data
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,10 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         chunk_sql = load_statement(settings.sql_dir, "fastpath/gctrace_chunk.sql", ctx)
         file_body = ("\n".join(one) + "\n").encode()
 
-        def kafka(body: bytes, identities: list[str]) -> Callable[[], None]:
+        def kafka(body: bytes, identities: list[str], sql: str | None = None) -> Callable[[], None]:
             def run() -> None:
                 token = uuid.uuid4().hex
-                sink.write_select(GC_TABLE, engine.batch_sql, rows=n, token=token, data=body, settings={},
+                sink.write_select(GC_TABLE, sql or engine.batch_sql, rows=n, token=token, data=body, settings={},
                                   parameters={"services": ["bench"] * len(identities), "instances": identities,
                                               "source": SOURCE, "received_ms": 1_796_119_200_000, "witness": token})
             return run
@@ -87,6 +101,8 @@ def main(argv: list[str] | None = None) -> None:
              kafka(_rows([(i, [ln for j, g in interleaved if j == i for ln in g][c:c + 1000])
                           for i in range(k) for c in range(0, n // k, 1000)]), idents)),
             (f"kafka, {k} identities, 1 line per row", kafka(_rows(interleaved), idents)),
+            (f"kafka, {k} identities, one-line batch as one row (observed_one_line.sql)",
+             kafka(_one_line_body(interleaved), idents, engine.one_line_sql)),
         ]
         print(f"{n:,} lines, min of {args.rounds} interleaved rounds, process CPU (all threads), "
               f"load average {os.getloadavg()[0]:.1f}")

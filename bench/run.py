@@ -112,10 +112,18 @@ class Bench:
         self.results[key] = result
         self.say(f"{key}: {result.units} in, {result.rows} rows, {result.wall_s:.2f} s, "
                  f"{result.rate:,.0f}/s, CPU {result.cpu_per_million:.1f} s/M, RSS {result.peak_rss_mb:.0f} MB")
+        if "join_s" in result.extra:  # Kafka rows: the group join apart
+            self.say(f"{key}: group join {result.extra['join_s']:.2f} s, then "
+                     f"{result.extra['assigned_rate']:,.0f}/s from the assignment to caught up (first write stored "
+                     f"at {result.extra['first_write_s']:.2f} s, last at {result.extra.get('last_write_s', 0):.2f})")
         threads = result.extra.get("threads_cpu_s_per_m")
         if threads:  # BENCH_THREADS=1
             self.say(f"{key}: CPU s per M by thread: "
                      + ", ".join(f"{name} {cpu}" for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])))
+        if result.extra.get("parts"):  # bench/parts.py: what the row's inserts and merges wrote, per table
+            from bench.parts import describe
+
+            self.say(f"{key}: parts: {describe(result.extra['parts'])}")
 
     # -- file ingest and the references -------------------------------------------------------------------
     def files(self, instances: int) -> tuple[list[str], int, str]:
@@ -138,6 +146,11 @@ class Bench:
         if self.wanted("file"):
             self.record("file", run_worker("file", {"dsn": self.dsn("file"), "paths": paths, "start_time": start,
                                                     "lines": lines}))
+        if self.wanted("file_store_bare"):
+            # The engine's bound beside the `file` row: the command's own statements on its own chunks, replayed with
+            # its concurrency, nothing of Fleetwatch's Python in between (bench/file_bare.py).
+            self.record("file_store_bare", run_worker("file_store_bare", {
+                "dsn": self.dsn("file-store-bare"), "paths": paths, "start_time": start, "lines": lines}))
         if self.wanted("file_python"):
             self.record("file_python", run_worker("file_python", {"dsn": self.dsn("file-python"), "paths": paths,
                                                                   "start_time": start, "lines": lines}))
@@ -382,6 +395,7 @@ class Bench:
         naive = self.results.get("naive")
         labels = {
             "file": "file ingest (`fleetwatch ingest gctrace`)",
+            "file_store_bare": "bound: the file command's statements alone (its chunks, its jobs, no Python between)",
             "file_big": "file ingest, more input (RSS check)",
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
@@ -426,6 +440,8 @@ class Bench:
             out.append(f"| {label} | {r.units:,} | {r.rows:,}{ok} | {r.wall_s:.2f} | {shown} | "
                        f"{r.cpu_per_million:.1f} | {r.peak_rss_mb:.0f} | {x_bare} | {x_naive} | {broker_shown} |")
         out += self.otlp_detail_text()
+        out += self.file_detail_text()
+        out += self.kafka_join_text()
         if self.jobs:
             jobs = self.jobs["jobs"]
             per_run = sum(j["one_window_s"] for j in jobs.values())
@@ -441,6 +457,48 @@ class Bench:
         out += self.otlp_vs_before_text()
         return "\n".join(out)
 
+
+    def kafka_join_text(self) -> list[str]:
+        """The Kafka rows as a running worker sees them: the group join (start to the worker's first assignment)
+        in its own column, and the rate from that assignment to caught up, beside the end-to-end figure."""
+        keys = [k for k in ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
+                if k in self.results and "join_s" in self.results[k].extra]
+        if not keys:
+            return []
+        out = ["", "| Kafka row | group join s | lines/s from assignment | lines/s end to end | steady |",
+               "|---|---:|---:|---:|---:|"]
+        for key in keys:
+            r = self.results[key]
+            out.append(f"| {key} | {r.extra['join_s']:.2f} | {r.extra['assigned_rate']:,.0f} | {r.rate:,.0f} | "
+                       f"{r.extra.get('steady_rate', 0):,.0f} |")
+        return out
+
+    def file_detail_text(self) -> list[str]:
+        """The file rows' CPU by phase of the command (start-up before the first input, ingest, close) and, with
+        BENCH_THREADS=1, by thread; the bound's statements."""
+        out: list[str] = []
+        for key in ("file", "file_store_bare", "file_big"):
+            r = self.results.get(key)
+            if r is None:
+                continue
+            million = r.units / 1e6
+            phases = r.extra.get("phases")
+            if phases:
+                shown = ", ".join(f"{name} {p['cpu_s'] / million:.2f} ({p['cpu_s']:.2f} CPU s, "
+                                  f"{p['wall_s']:.2f} s wall)" for name, p in phases.items())
+                out.append(f"\n{key}, CPU s per M by phase of the command: {shown}")
+            if "merge_settle_cpu_s" in r.extra:
+                out.append(f"\n{key}, then the background merges of its parts until none ran for 1 s: "
+                           f"{r.extra['merge_settle_cpu_s'] / million:.2f} CPU s per M more "
+                           f"({r.extra['merge_settle_wall_s']:.1f} s wall)")
+            if "statements" in r.extra:
+                out.append(f"\n{key}: {r.extra['statements']} statements on {r.extra['jobs']} threads, "
+                           f"{r.extra['input_mb']} MB of input prepared before the clock")
+            threads = r.extra.get("threads_cpu_s_per_m")
+            if threads:
+                out.append(f"\n{key}, CPU s per M by thread: " + ", ".join(
+                    f"{name} {cpu:.2f}" for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1]) if cpu >= 0.01))
+        return out
 
     def otlp_detail_text(self) -> list[str]:
         """The OTLP rows' clients' CPU (they share the two cores with the receiver) and the writes the store got."""
@@ -493,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="small inputs, under two minutes")
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
-    parser.add_argument("--only", help="comma-separated subset: file,file_python,file_big,tail,engine_parse,bare,"
+    parser.add_argument("--only", help="comma-separated subset: file,file_store_bare,file_python,file_big,tail,"
+                                       "engine_parse,bare,"
                                        "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
                                        "kafka_store_bare,otlp_http,otlp_grpc,"
                                        "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"

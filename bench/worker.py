@@ -14,6 +14,8 @@ a `measure.Result`. Scenarios:
 * otlp   -- an OTLP receiver (http or grpc); the runner drives it over stdin: `mark`, then
             `stop <units> <client wall seconds>` once its client has had every request acknowledged; with
             `bare`, the transport's bound: requests decoded and answered, nothing mapped or stored
+* file_store_bare -- the engine's bound for file ingest: the file command's own statements on its own chunks, replayed
+            with its concurrency and nothing of Fleetwatch's Python between them (bench/file_bare.py)
 * otlp_store_bare -- the store's bound for OTLP: the receiver's rows of the same requests, made before the clock,
             written in writes of the receiver's size, nothing else
 
@@ -38,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bench import kafka_bare
+from bench import file_bare, kafka_bare
 from bench.measure import Result, Stopwatch, peak_rss_mb
 from pipeline.config import KafkaSettings, Settings, load_settings
 from pipeline.store.client import Store
@@ -107,11 +109,31 @@ def file_scenario(args: dict) -> Result:
     store = _open(_settings(args["dsn"]))
     argv = ["ingest", "gctrace", "--clickhouse-dsn", args["dsn"], "--service", SERVICE,
             "--start-time", args["start_time"], "--log-level", "WARNING", *args["paths"]]
-    with _profiled("file"), Stopwatch() as sw:
+    # The command's CPU by phase (start-up, ingest, close; bench/file_bare.py) and, with BENCH_THREADS=1, by thread.
+    from contextlib import nullcontext
+
+    from bench.cli_profile import Sampler
+    from bench.file_bare import CommandPhases
+
+    phases = CommandPhases()
+    sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    with _profiled("file"), sampler or nullcontext(), Stopwatch() as sw, phases.watching():
         code = cli.main(argv)
     if code != 0:
         raise RuntimeError(f"fleetwatch ingest exited with {code}")
-    return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb())
+    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
+        if sampler is not None else {}
+    # The merges the command's parts still had to go through when it returned (reported apart, as for
+    # otlp_store_bare): a short input leaves more of them outside the window than a long one.
+    from bench.parts import parts_written  # what the command's inserts and merges wrote, per table
+
+    parts = parts_written(store)
+    with Stopwatch() as settle:
+        _merges_settled(store)
+    return Result("file", args["lines"], _count(store, "gc_events"), sw.wall, sw.cpu, peak_rss_mb(),
+                  extra={"phases": phases.split(), "threads_cpu_s_per_m": threads,
+                         "merge_settle_cpu_s": settle.cpu, "merge_settle_wall_s": settle.wall,
+                         "parts": parts})
 
 
 def file_python_scenario(args: dict) -> Result:
@@ -244,8 +266,9 @@ def naive_scenario(args: dict) -> Result:
 
 # -- Kafka -----------------------------------------------------------------------------------------------
 def kafka_scenario(args: dict) -> Result:
-    """The Kafka source until caught up. Besides end to end, a steady rate excludes the group join: lines
-    after the first batch over the time after the first batch was stored."""
+    """The Kafka source until caught up. Besides end to end: the group join (start to the worker's first
+    assignment, read from the worker's state) and the rate from that assignment to caught up, what a running
+    worker sees; and a steady rate, lines after the first batch over the time after the first batch was stored."""
     from pipeline.app import build_context
     from pipeline.sources import kafka
 
@@ -253,7 +276,10 @@ def kafka_scenario(args: dict) -> Result:
         bootstrap=args["bootstrap"], group_id=args["group"], topic_gctrace=args["topic"],
         topic_cancel_events=f"{args['topic']}-none-c", topic_otlp_logs=f"{args['topic']}-none-l",
         topic_otlp_spans=f"{args['topic']}-none-s", topic_otlp_metrics=f"{args['topic']}-none-m",
-        session_timeout_ms=3000, heartbeat_interval_ms=1000, fetch_max_wait_ms=50, topic_refresh_seconds=1.0,
+        # Tansu holds a JoinGroup in 1 s steps until half the group's session timeout has passed (its group
+        # coordinator): 2,000 ms is the largest timeout with one step (3,000 held it 2 s). A bench setting only
+        # (docs/benchmarks.md, "Kafka one line per message: the join apart, the records in bulk").
+        session_timeout_ms=2000, heartbeat_interval_ms=500, fetch_max_wait_ms=50, topic_refresh_seconds=1.0,
         **args.get("kafka", {}),
     )
     settings = _settings(args["dsn"], kafka=kafka_settings)
@@ -273,6 +299,7 @@ def kafka_scenario(args: dict) -> Result:
 
     def timed_write_select(table: str, sql: str, **kw: Any) -> int:  # the gctrace engine path's gc rows
         n = write_select(table, sql, **kw)
+        first["last"] = time.perf_counter()
         if "t" not in first:
             first["t"] = time.perf_counter()
             first["rows"] = n
@@ -286,6 +313,7 @@ def kafka_scenario(args: dict) -> Result:
 
     # BENCH_THREADS=1: CPU by thread name (the engine's pools, librdkafka's threads, Python's), as bench.cli_profile.
     sampler = Sampler() if os.environ.get("BENCH_THREADS") else None
+    clock = time.perf_counter() - time.monotonic()  # the assignment is stamped with time.monotonic()
     with _profiled("kafka"), BrokerClock(args.get("broker_pid")) as broker, sampler or nullcontext(), \
             Stopwatch() as sw:
         component = kafka.start(ctx)
@@ -298,10 +326,25 @@ def kafka_scenario(args: dict) -> Result:
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")
     steady = (rows - first.get("rows", 0)) / (end - first["t"]) if "t" in first and end > first["t"] else 0.0
+    from bench.parts import parts_written  # what the run's inserts and merges wrote, per table
+
+    parts = parts_written(ctx.store)
     ctx.writer.stop()
     return Result("kafka", args["lines"], rows, sw.wall, sw.cpu, peak_rss_mb(),
                   extra={"steady_rate": steady, "first_write_s": first.get("t", end) - sw.wall0,
-                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads})
+                         "last_write_s": first.get("last", end) - sw.wall0,
+                         "broker_cpu_s": broker.cpu, "threads_cpu_s_per_m": threads, "parts": parts,
+                         **_from_assignment(getattr(component.worker, "first_assigned_at", None), clock, sw, rows)})
+
+
+def _from_assignment(assigned_at: float | None, clock: float, sw: Stopwatch, rows: int) -> dict[str, float]:
+    """A running worker's rate: the group join (start to the worker's first assignment, the consumer's own state)
+    apart, and rows over the time from that assignment to caught up. `clock`: perf_counter - monotonic."""
+    if assigned_at is None:
+        return {}
+    join = assigned_at + clock - sw.wall0
+    after = sw.wall - join
+    return {"join_s": join, "assigned_rate": rows / after if after > 0 else 0.0}
 
 
 # -- OTLP receivers --------------------------------------------------------------------------------------
@@ -522,6 +565,7 @@ SCENARIOS: dict[str, Callable[[dict], Result]] = {
     "otlp_store_bare": otlp_store_bare_scenario,
 }
 SCENARIOS.update(kafka_bare.SCENARIOS)
+SCENARIOS.update(file_bare.SCENARIOS)
 
 
 def main() -> None:

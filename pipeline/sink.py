@@ -45,6 +45,10 @@ log = logging.getLogger(__name__)
 
 # Every row a Kafka write stores carries its insert's token here (migration 106; pipeline/sources/kafka/witness.py).
 WITNESS_COLUMN: Final = "ingest_batch"
+# A statement whose own SETTINGS clause takes its deduplication from these parameters (`write_select`): no per-call
+# settings, which the embedded client applies with five extra statements per call (read, SET, SET back).
+INLINE_TOKEN: Final = "{dedup_token:String}"
+INLINE_DEDUPLICATE: Final = "{deduplicate:UInt8}"
 # A replayed insert's check: (table, token, rows sent, insert(dedup token) -> rows) -> rows; see witness.py.
 InsertGuard = Callable[[str, str, int, Callable[[str], int]], int]
 
@@ -98,9 +102,10 @@ class EngineGcLines:
         data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
                             columns["received_ms"], columns["observed_ns"], columns["text"]))
         # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
-        settings = {"insert_deduplication_token": token} if token else None
-        self.store.insert_select_input(self._insert_sql, data, settings=settings,
-                                       parameters={"deduplicate": 1 if token else 0, "witness": witness})
+        # Both are the statement's parameters, set in its own SETTINGS clause (no per-call settings).
+        self.store.insert_select_input(self._insert_sql, data,
+                                       parameters={"deduplicate": 1 if token else 0, "dedup_token": token or "",
+                                                   "witness": witness})
 
 
 def python_rows(columns: dict[str, list]) -> Rows:
@@ -203,21 +208,28 @@ class Sink:
         """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
         fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
         table, so a batch written one way and replayed the other lands once; it is also the statement's
-        `{witness}` parameter (the rows' `ingest_batch`, '' without a token). With `data`, the statement reads
+        `{witness}` parameter (the rows' `ingest_batch`, '' without a token); a statement whose SETTINGS clause
+        reads `{dedup_token:String}` and `{deduplicate:UInt8}` gets the token as those parameters instead of
+        per-call settings (`INLINE_TOKEN`). With `data`, the statement reads
         those bytes through input() (`Store.insert_select_input`) instead. A `guard` (a replayed Kafka batch)
         checks the insert by its witness. Raises as `write` does."""
         table_token = f"{token}/{table}" if token else ""
         parameters = {**parameters, "witness": table_token}
 
+        inline = INLINE_TOKEN in sql and INLINE_DEDUPLICATE in sql
+
         def insert(dedup: str) -> int:
             full_settings = dict(settings)
-            if dedup:
+            params = parameters
+            if inline:  # the statement sets them itself, from its parameters
+                params = {**parameters, "dedup_token": dedup, "deduplicate": int(bool(dedup))}
+            elif dedup:
                 full_settings["insert_deduplication_token"] = dedup
                 full_settings["insert_deduplicate"] = 1
             if data is None:
-                self.store.command(sql, parameters=parameters, settings=full_settings)
+                self.store.command(sql, parameters=params, settings=full_settings)
             else:
-                self.store.insert_select_input(sql, data, parameters=parameters, settings=full_settings)
+                self.store.insert_select_input(sql, data, parameters=params, settings=full_settings)
             return rows
 
         start = time.perf_counter()

@@ -169,7 +169,7 @@ class FastGctraceStream:
         # A stream's unterminated last line ends like any other there (its trailing carriage returns, which
         # Python strips and the engine's regex allows, are in no value).
         if final and parts and not parts[-1].endswith(b"\n"):
-            parts[-1] += b"\n"
+            parts[-1] = bytes(parts[-1]) + b"\n"  # a new object: the batch's own part stays as it was read
             lines += 1
         if self._skip:
             self._skip -= 1

@@ -77,19 +77,29 @@ def applied_versions(store: Store, ctx: RenderContext) -> dict[int, str]:
 
 
 def migrate(store: Store, sql_dir: Path, ctx: RenderContext) -> list[Migration]:
-    """Apply every migration not yet recorded; return the ones applied now."""
-    store.command(f"CREATE DATABASE IF NOT EXISTS {ctx.database} {ctx.values()['on_cluster']}")
-    store.command(
-        render(
-            "CREATE TABLE IF NOT EXISTS {{db}}.schema_migrations {{on_cluster}} "
-            "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
-            "ENGINE = {{replicated}}ReplacingMergeTree(applied_at) ORDER BY version",
-            ctx,
+    """Apply every migration not yet recorded; return the ones applied now.
+
+    A store that already has every migration (every command's start, every worker's) is checked with one statement,
+    the read of the recorded versions; the database and the record table are created (idempotently) only when that
+    read fails or finds a migration to apply."""
+    migrations = discover(sql_dir)
+    try:
+        done = applied_versions(store, ctx)
+    except StoreError:  # no database or no schema_migrations yet
+        done = {}
+    if any(mig.version not in done for mig in migrations):
+        store.command(f"CREATE DATABASE IF NOT EXISTS {ctx.database} {ctx.values()['on_cluster']}")
+        store.command(
+            render(
+                "CREATE TABLE IF NOT EXISTS {{db}}.schema_migrations {{on_cluster}} "
+                "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC')) "
+                "ENGINE = {{replicated}}ReplacingMergeTree(applied_at) ORDER BY version",
+                ctx,
+            )
         )
-    )
-    done = applied_versions(store, ctx)
+        done = applied_versions(store, ctx)
     applied: list[Migration] = []
-    for mig in discover(sql_dir):
+    for mig in migrations:
         if mig.version in done:
             if done[mig.version] != mig.checksum:
                 log.warning(

@@ -56,8 +56,10 @@ FROM
 )
 WHERE NOT throwIf(NOT recognised, 'fleetwatch-fastpath: not a clean batch')
 -- One block, read in order, on one thread; floats parsed exactly as Python's float(). Settings in the statement,
--- not per call: the embedded client applies per-call settings with extra statements.
+-- not per call: the embedded client applies per-call settings with extra statements. That holds for the batch's
+-- deduplication token too: Sink.write_select passes it as {dedup_token} ('' and {deduplicate} = 0 without one).
 SETTINGS precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1,
          max_block_size = 1073741824, max_insert_block_size = 1073741824,
-         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
+         min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776,
+         insert_deduplication_token = {dedup_token:String}, insert_deduplicate = {deduplicate:UInt8}
 FORMAT RowBinary

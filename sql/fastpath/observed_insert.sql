@@ -42,3 +42,9 @@ FROM
           AND NOT arrayExists((f, l) -> seq BETWEEN f AND l, {skip_first:Array(UInt32)}, {skip_last:Array(UInt32)})
     )
 )
+-- One block, read in one block, on one thread; floats parsed exactly as Python's float() (gctrace_engine.py's store_gc).
+-- Settings in the statement, not per call: the embedded client applies per-call settings with extra statements
+-- (a system.settings read, a SET per setting and a SET back per setting).
+SETTINGS precise_float_parsing = 1, max_threads = 1, max_insert_threads = 1, max_block_size = 1073741824,
+         max_insert_block_size = 1073741824, min_insert_block_size_rows = 1073741824,
+         min_insert_block_size_bytes = 1099511627776

@@ -57,8 +57,10 @@ FROM
 -- several requests and so carries no token: the store's deduplication by content could only drop a merged write
 -- repeated with the same rows, which the writer never sends (a request's retry is recognised by its token, in the
 -- writer and the request ledger), and it costs a fixed ~15 ms of CPU per insert, about 1.5 us per row at the
--- 10,000-row writes that 16 exporters give (docs/benchmarks.md).
-SETTINGS insert_deduplicate = {deduplicate:UInt8}, precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1, max_insert_threads = 1,
+-- 10,000-row writes that 16 exporters give (docs/benchmarks.md). A request written alone passes its token as
+-- {dedup_token} ('' for a merged write), for the same reason.
+SETTINGS insert_deduplicate = {deduplicate:UInt8}, insert_deduplication_token = {dedup_token:String},
+         precise_float_parsing = 1, input_format_parallel_parsing = 0, max_threads = 1, max_insert_threads = 1,
          max_block_size = 1073741824, max_insert_block_size = 1073741824,
          min_insert_block_size_rows = 1073741824, min_insert_block_size_bytes = 1099511627776
 FORMAT RowBinary

@@ -19,7 +19,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.runtime_lines import parse_gc
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchResult, write_batch
-from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine, _one_line_input, clean_input
+from pipeline.sources.kafka.gctrace_engine import CleanInput, KafkaGctraceEngine, _one_line_input, clean_input
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext
 from tests.conftest import DATA
@@ -143,6 +143,35 @@ def test_a_batch_with_one_line_the_statement_does_not_take_stores_nothing_then_t
     _assert_same_tables(store, second_store)
 
 
+@pytest.mark.parametrize("bad", ids=["Go 1.5", "no marker, then two"], argvalues=[
+    ["gc #7 @0.512s 2%: 0+1+0+0+0 ms clock, 0+0/0/0+0 ms cpu, 4->4->2 MB, 5 MB goal, 4 P"],
+    ["app log", "{line} {line}"],  # the marker counted over the batch matches its lines: the statement refuses
+])
+def test_a_one_line_batch_with_a_line_the_statement_does_not_take_stores_nothing_then_takes_the_stage_path(
+        settings, store, second_store, bad) -> None:
+    gc_lines = _gc_lines()
+    lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
+    for i, line in enumerate(bad):
+        lines[-2 - i] = line.format(line=gc_lines[0])
+    messages = _one_line_messages(lines, 3)
+    encoded = clean_input(messages, MAX_BYTES)
+    assert encoded is not None and encoded.one_line  # the byte test lets it through: the engine decides
+    engine = _engine(settings, second_store)
+    try:
+        token = "kafka/g/gctrace/0/0-20000"
+        assert engine.write_clean(messages, Sink(second_store), token, received_at=RECEIVED,
+                                  max_message_bytes=MAX_BYTES) is None
+        assert engine.refused_batches == 1
+        assert second_store.scalar(f"SELECT count() FROM {second_store.database}.gc_events") == 0
+        engine._skip = 0  # the refusal's back-off would send the next batch to the stage path at once
+        ref, fast = _reference_then_engine(engine, store, second_store, messages, token)
+    finally:
+        engine.close()
+    assert engine.refused_batches == 2 and engine.clean_batches == 0
+    assert fast.rows == ref.rows and fast.poisoned == ref.poisoned
+    _assert_same_tables(store, second_store)
+
+
 def _one_line_messages(lines: list[str], identities: int) -> list[KafkaMessage]:
     """One line per message with no line terminator (as line shippers send), identities taking turns (some named
     by headers), record times shared by runs of messages (as a producer's batch stamps them) and out of order."""
@@ -160,15 +189,14 @@ def _one_line_messages(lines: list[str], identities: int) -> list[KafkaMessage]:
     return out
 
 
-def test_one_line_batches_go_in_grouped_by_identity_and_time_with_the_reference_rows(settings, store,
-                                                                                      second_store) -> None:
-    """A batch of one line per message is encoded in bulk, its lines grouped per (identity, record time) into
-    fewer input rows: the rows are the reference's all the same."""
+def test_one_line_batches_go_in_as_one_row_with_the_reference_rows(settings, store, second_store) -> None:
+    """A batch of one line per message is encoded in bulk as one input row (times, identities, the lines joined)
+    for observed_one_line.sql: the rows are the reference's all the same, record times shared by runs of messages,
+    out of order, identities by key and by headers."""
     messages = _one_line_messages(_gc_lines() * 3, identities=7)
-    grouped = _one_line_input(messages, MAX_BYTES)
-    assert isinstance(grouped, tuple)
-    _, identities, lines = grouped
-    assert lines == len(messages) and identities == sorted(identities) and len(identities) == 14
+    encoded = _one_line_input(messages, MAX_BYTES)
+    assert isinstance(encoded, CleanInput) and encoded.one_line
+    assert encoded.lines == len(messages) and len(encoded.identities) == 14
     engine = _engine(settings, second_store)
     try:
         token = "kafka/g/gctrace/0/0-1"
@@ -191,13 +219,15 @@ def test_the_byte_test_sends_what_the_reference_reads_otherwise_to_the_stage_pat
         assert clean_input(_messages([(value, b"api/a"), *ok]), 64 * 1024) is None, value and value[:40]
 
 
+@pytest.mark.parametrize("one_line", [False, True], ids=["300 lines per message", "one line per message"])
 @pytest.mark.parametrize("first_one_statement", [True, False])
-def test_a_batch_replayed_the_other_way_lands_once(settings, store, first_one_statement) -> None:
+def test_a_batch_replayed_the_other_way_lands_once(settings, store, first_one_statement, one_line) -> None:
     """One statement and the stage path write the same single block under the batch's token: whichever wrote
     first, the other's replay is dropped as a repeat (the batch is far larger than one client insert block)."""
     gc_lines = _gc_lines()
     lines = (gc_lines * (30_000 // len(gc_lines) + 1))[:30_000]
-    messages = _plain_batch(lines, 300, 4)
+    messages = _one_line_messages(lines, 4) if one_line else _plain_batch(lines, 300, 4)
+    assert (clean_input(messages, MAX_BYTES) or pytest.fail("not clean")).one_line is one_line
     engine = _engine(settings, store)
     counts = f"SELECT count(), sum(gc_num), min(ts), max(ts) FROM {store.database}.gc_events"
     try:

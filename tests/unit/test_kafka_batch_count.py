@@ -34,3 +34,20 @@ def test_the_count_is_the_loops_on_every_buffer() -> None:
             key = None if rng.random() < 0.3 else b"api/pod"
             st.add(KafkaMessage("t", 0, offset, 0, key, value), 0.0)
         assert _batch_count(st, settings) == _by_loop(list(st.buffer), settings)
+
+
+def test_taking_a_batch_leaves_the_rest_and_its_bytes() -> None:
+    rng = random.Random(32)
+    for _ in range(200):
+        st = PartitionState(TopicPartition("t", 0), Kind.gctrace)
+        messages = [KafkaMessage("t", 0, offset, 0, None if rng.random() < 0.3 else b"api/pod",
+                                 None if rng.random() < 0.05 else b"x" * rng.randint(0, 300))
+                    for offset in range(rng.randint(1, 60))]
+        for m in messages:
+            st.add(m, 0.0)
+        count = rng.randint(1, len(messages) + 2)
+        st.take(count)
+        rest = messages[count:]
+        assert list(st.buffer) == rest and st.bytes == sum(m.size for m in rest)
+        assert st.next_offset == (rest[-1].offset + 1 if rest else st.committed)
+        assert (st.first_at is None) == (not rest)

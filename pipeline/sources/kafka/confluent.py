@@ -20,7 +20,8 @@ answers the loop's questions about the client (`KafkaWorker._open_client` ... `_
   member, fenced) mean "re-read the partition", as kafka-python's CommitFailedError does.
 
 Records are read in bulk (`consume(num_messages=max_poll_records)`); per record, only the fields the
-normalizers need are copied into a `KafkaMessage`. The `--until-caught-up` probe (progress.py) stays on
+normalizers need are copied into a `KafkaMessage`, a fetch's stretch of one partition at a time with `map` over
+the Message methods (no Python bytecode per record). The `--until-caught-up` probe (progress.py) stays on
 kafka-python: it asks the group's offsets a few times a second and never joins, so its client is not a cost.
 """
 
@@ -28,9 +29,12 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
+from itertools import compress, islice, pairwise, repeat
+from operator import is_, itemgetter, lt, ne, or_
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import TopicPartition
 
@@ -48,6 +52,10 @@ log = logging.getLogger(__name__)
 
 _TIMEOUT_S = 10.0
 _new_message = tuple.__new__
+# The fields of a fetched record, read with `map` over a fetch (C calls, no Python frame per record).
+_error, _topic, _partition, _offset = Message.error, Message.topic, Message.partition, Message.offset
+_timestamp, _key, _value, _headers = Message.timestamp, Message.key, Message.value, Message.headers
+_time_ms = itemgetter(1)  # Message.timestamp() is (type, milliseconds)
 # Commit errors that mean the group moved on (a rebalance): the partition is re-read from the committed offset.
 _REBALANCE_CODES = frozenset({
     KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID,
@@ -108,6 +116,38 @@ def _raise_partition_error(partitions: list[ConfluentPartition] | None) -> None:
             raise KafkaException(p.error)
 
 
+def _records(stretch: list[Message], topic: str, partition: int, next_offset: int) -> list[KafkaMessage]:
+    """A stretch of one partition's fetched records as `KafkaMessage`s, those before `next_offset` left out. The
+    fields are read column by column (`map` over the Message methods, C calls) and the named tuples built by
+    `map` over `zip`; headers are copied per record only when a record has some. Offsets ascend within a
+    partition's stretch, so the records to skip are a prefix; if they do not, record by record."""
+    offsets = list(map(_offset, stretch))
+    if not all(map(lt, offsets, islice(offsets, 1, None))):
+        kept: list[Message] = []
+        for m, offset in zip(stretch, offsets, strict=True):
+            if offset >= next_offset:
+                kept.append(m)
+                next_offset = offset + 1
+        stretch = kept
+        offsets = list(map(_offset, stretch))
+    else:
+        skip = bisect_left(offsets, next_offset)
+        if skip:
+            stretch, offsets = stretch[skip:], offsets[skip:]
+    if not stretch:
+        return []
+    headers = list(map(_headers, stretch))
+    copied = map(_header_tuple, headers) if any(headers) else repeat(())
+    # tuple.__new__ builds each named tuple without its generated Python __new__ (no frame per record).
+    return list(map(_new_message, repeat(KafkaMessage), zip(
+        repeat(topic), repeat(partition), offsets, map(_time_ms, map(_timestamp, stretch)), map(_key, stretch),
+        map(_value, stretch), copied)))
+
+
+def _header_tuple(headers: list[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes | None], ...]:
+    return tuple(headers) if headers else ()
+
+
 def _extend(st: PartitionState, taken: list[KafkaMessage], now: float) -> int:
     """`PartitionState.add` for many messages at once; returns how many."""
     if st.first_at is None:
@@ -156,41 +196,32 @@ class ConfluentWorker(KafkaWorker):
         if messages:
             self._buffer_messages(messages)
 
-    def _buffer_messages(self, messages: list[Any]) -> None:
+    def _buffer_messages(self, messages: list[Message]) -> None:
         """Append fetched records to their partitions' buffers (records before a partition's next offset are
-        re-fetches after a seek and are skipped). A fetch holds long stretches of one partition, so records are
-        gathered per stretch and added to the buffer in one step."""
+        re-fetches after a seek and are skipped). A fetch holds long stretches of one partition: each stretch's
+        fields are read with `map` over the Message methods and its records built in one step (`_records`), so
+        no Python bytecode runs per record."""
         now = time.monotonic()
-        topic, partition = "", -1
-        st: PartitionState | None = None
-        taken: list[KafkaMessage] = []
+        errors = list(map(_error, messages))
+        if any(errors):  # partition ends (not errors) and fetch errors: rare, dropped from the fetch here
+            for m, error in zip(messages, errors, strict=True):
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("kafka: fetch error on %s/%s: %s", m.topic(), m.partition(), error)
+            messages = list(compress(messages, map(is_, errors, repeat(None))))
+        if not messages:
+            return
+        partitions = list(map(_partition, messages))
+        topics = list(map(_topic, messages))
+        cuts = [0, *compress(range(1, len(messages)), map(or_, map(ne, partitions[1:], partitions[:-1]),
+                                                          map(ne, topics[1:], topics[:-1]))), len(messages)]
         accepted: dict[str, int] = {}
-        for m in messages:
-            if m.error() is not None:
-                if m.error().code() != KafkaError._PARTITION_EOF:
-                    log.warning("kafka: fetch error on %s/%s: %s", m.topic(), m.partition(), m.error())
+        for first, end in pairwise(cuts):
+            st = self.states.get(TopicPartition(topics[first], partitions[first]))
+            if st is None or st.needs_seek:
                 continue
-            if m.partition() != partition or m.topic() != topic:
-                if st is not None and taken:
-                    accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
-                    taken = []
-                topic, partition = m.topic(), m.partition()
-                st = self.states.get(TopicPartition(topic, partition))
-                if st is not None and st.needs_seek:
-                    st = None
-                next_offset = st.next_offset if st is not None else 0
-            if st is None:
-                continue
-            offset = m.offset()
-            if offset < next_offset:
-                continue
-            next_offset = offset + 1
-            headers = m.headers()
-            # tuple.__new__ builds the named tuple without its generated Python __new__ (one frame per record).
-            taken.append(_new_message(KafkaMessage, (topic, partition, offset, m.timestamp()[1], m.key(), m.value(),
-                                                     tuple(headers) if headers else ())))
-        if st is not None and taken:
-            accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
+            taken = _records(messages[first:end], topics[first], partitions[first], st.next_offset)
+            if taken:
+                accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, now)
         for signal, count in accepted.items():
             self.telemetry.records_in.add(count, {"source": "kafka", "signal": signal})
 

@@ -83,9 +83,8 @@ class BatchLedger:
                 "group_id": self.group_id, "topic": topic, "partition": partition, "start_offset": start,
                 "end_offset": end, "messages": messages, "planned_by": self._who,
                 "gctrace_engine": int(gctrace_engine), "witnessed": int(witnessed),
+                "dedup_token": f"plan/{self.group_id}/{topic}/{partition}/{start}",
             },
-            settings={"insert_deduplication_token": f"plan/{self.group_id}/{topic}/{partition}/{start}",
-                      "insert_deduplicate": 1},
         )
         stored = self.planned_end(topic, partition, start)
         if stored is None:  # the insert returned, so the plan must be readable; anything else is a store bug

@@ -26,7 +26,8 @@ Python path's insert is cut into blocks by the client, which the engine's cannot
 Most batches are nothing but plain gc lines, and for those the stage path's work (split every value in Python,
 stage the lines by column, query the unrecognised ones, insert, gather, insert again) is four engine passes and a
 Python string per line for what one statement does: `write_clean` hands the batch's messages to the engine as
-they came off the wire, one RowBinary row per message (record time, identity, value), and
+they came off the wire, one RowBinary row per message (record time, identity, value; a batch of one line per
+message as one row of arrays and joined lines, sql/fastpath/observed_one_line.sql), and
 sql/fastpath/observed_batch.sql splits, recognises, parses and stores them in gc_events under the batch's token,
 or refuses the whole batch (nothing stored) when a line is not one it takes; the batch then takes the stage path.
 Both write the batch's gc rows as one block under `<batch token>/gc_events`, so a batch written one way and
@@ -39,14 +40,15 @@ import bisect
 import logging
 import re
 import struct
+import sys
 import threading
 import uuid
+from array import array
 from collections.abc import Sequence
 from datetime import datetime
-from itertools import compress, pairwise, repeat
-from operator import add, attrgetter, mul, ne
+from operator import attrgetter
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from pipeline.config import Settings
 from pipeline.normalize.gctrace import GC_TABLE, ObservedRanges
@@ -73,12 +75,10 @@ log = logging.getLogger(__name__)
 
 # A batch with fewer lines than this is planned for Python: the engine's statements cost more than a few lines.
 MIN_LINES: Final = 256
-# An INSERT ... SELECT squashed into one block, its source read in one block, on one thread (see store_gc); exact
-# float parsing, as Python's float().
+# The stage's insert as one block. The INSERT ... SELECTs of store_gc (one block, read in one block, on one thread,
+# exact float parsing) set theirs in their SETTINGS clauses.
 _ONE_BLOCK: Final = {"min_insert_block_size_rows": 1 << 30, "min_insert_block_size_bytes": 1 << 40,
                      "max_insert_block_size": 1 << 30}
-_INSERT_SETTINGS: Final = {**_ONE_BLOCK, "precise_float_parsing": 1, "max_threads": 1, "max_insert_threads": 1,
-                           "max_block_size": 1 << 30}
 # observed_batch.sql's refusal: the batch is not made of plain gc lines only (nothing was stored).
 NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean batch"
 # After a refusal the next batch skips the statement, after two in a row the next two, ... up to this many: a
@@ -95,7 +95,6 @@ _keys = attrgetter("key")
 _headers = attrgetter("headers")
 _times = attrgetter("timestamp_ms")
 _ROW_HEAD: Final = struct.Struct("<qI")  # observed_batch.sql's input: observed_us Int64, ident UInt32, then value
-_TIME_SPAN: Final = 1 << 45  # record times in ms below this (year 3084) pack with an identity into one int
 
 
 def engine_from_settings(settings: Settings, store: Store) -> KafkaGctraceEngine:
@@ -127,6 +126,7 @@ class KafkaGctraceEngine:
         self._local = threading.local()  # this thread's stage tables: batches are written on several threads
         self._all_stages: list[_Stages] = []
         self.batch_sql = load_statement(sql_dir, "fastpath/observed_batch.sql", ctx)
+        self.one_line_sql = load_statement(sql_dir, "fastpath/observed_one_line.sql", ctx)
         self.engine_lines = 0  # gc lines handed to the engine so far, replays included (the rest went to Python)
         self.clean_batches = 0  # batches stored by observed_batch.sql alone
         self.refused_batches = 0  # batches observed_batch.sql refused (then written by the stage path)
@@ -166,11 +166,16 @@ class KafkaGctraceEngine:
                     return True
         return False
 
+    def statement(self, encoded: CleanInput) -> str:
+        """The statement that reads `encoded`: observed_one_line.sql or observed_batch.sql."""
+        return self.one_line_sql if encoded.one_line else self.batch_sql
+
     def write_clean(self, messages: Sequence[KafkaMessage], sink: Sink, token: str, *, received_at: datetime,
                     max_message_bytes: int, guard: InsertGuard | None = None) -> int | None:
-        """Store a batch made of plain gc lines only with one statement (observed_batch.sql), its rows under
-        `<token>/gc_events`; returns how many. None, with nothing stored, when the batch is not such a batch (a
-        cheap byte test, or the statement's refusal): then it takes the stage path (`prepare`)."""
+        """Store a batch made of plain gc lines only with one statement (observed_batch.sql; observed_one_line.sql
+        for a batch of one line per message), its rows under `<token>/gc_events`; returns how many. None, with
+        nothing stored, when the batch is not such a batch (a cheap byte test, or the statement's refusal): then it
+        takes the stage path (`prepare`)."""
         if not self.one_statement:
             return None
         with self._lock:
@@ -180,13 +185,13 @@ class KafkaGctraceEngine:
         encoded = clean_input(messages, max_message_bytes)
         if encoded is None:
             return None
-        data, identities, lines = encoded
+        lines = encoded.lines
         params: dict[str, object] = {
-            "services": [s for s, _ in identities], "instances": [i for _, i in identities], "source": SOURCE,
-            "received_ms": int(received_at.timestamp() * 1000)}
+            "services": [s for s, _ in encoded.identities], "instances": [i for _, i in encoded.identities],
+            "source": SOURCE, "received_ms": int(received_at.timestamp() * 1000)}
         try:
-            sink.write_select(GC_TABLE, self.batch_sql, rows=lines, parameters=params, settings={}, token=token,
-                              data=data, guard=guard)
+            sink.write_select(GC_TABLE, self.statement(encoded), rows=lines, parameters=params, settings={},
+                              token=token, data=encoded.data, guard=guard)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -341,32 +346,41 @@ class EngineBatch:
         # All gc rows are gathered as ONE block of a Memory table, and that block is inserted: the engine deduplicates
         # an INSERT ... SELECT block by block of its source, so only a one-block source gives a replay the same
         # block under the same token (the stage's insert, or two inserts into one table, may leave several).
+        # The three statements carry their settings in their SETTINGS clauses, and the last its token too:
+        # per-call settings cost the embedded client extra statements.
         if self.recognised:
-            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage},
-                                 settings=dict(_INSERT_SETTINGS))
-        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered},
-                             settings=dict(_INSERT_SETTINGS))
+            engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage})
+        engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered})
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": stages.gathered}, settings=dict(_INSERT_SETTINGS), token=token,
-                          guard=guard)
+                          parameters={"gathered": stages.gathered}, settings={}, token=token, guard=guard)
         with engine._lock:
             engine.engine_lines += self.recognised
         return self.gc_rows
 
 
-def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int
-                ) -> tuple[bytes, list[tuple[str, str]], int] | None:
-    """observed_batch.sql's input for a batch that may be plain gc lines only: one RowBinary row per message
-    (record time in microseconds, index of its identity, value), the identities, and the line count. None when
-    a message is certainly not such: a tombstone, empty, too large, not ASCII (the reference decodes UTF-8
+class CleanInput(NamedTuple):
+    """What `clean_input` hands the engine: the statement's input, the identities it indexes, its line count, and
+    which statement reads it (`KafkaGctraceEngine.statement`)."""
+
+    data: bytes
+    identities: list[tuple[str, str]]
+    lines: int
+    one_line: bool  # observed_one_line.sql's single row; else observed_batch.sql's row per message
+
+
+def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int) -> CleanInput | None:
+    """The engine's input for a batch that may be plain gc lines only, its identities and its line count. None
+    when a message is certainly not such: a tombstone, empty, too large, not ASCII (the reference decodes UTF-8
     and the engine's test must not differ from it on any byte), a JSON envelope, or a line without
     " ms clock, " (the count of lines and of that marker differ). ASCII whose every line holds the marker may
     still be refused by the statement.
 
-    A batch of one line per message is encoded in bulk (`_one_line_input`), the rest message by message."""
-    grouped = _one_line_input(messages, max_message_bytes)
-    if grouped is not None:
-        return None if grouped is False else grouped
+    A batch of one line per message is encoded in bulk for observed_one_line.sql (`_one_line_input`); the rest
+    message by message for observed_batch.sql: one RowBinary row per message (record time in microseconds, index
+    of its identity, value)."""
+    one_line = _one_line_input(messages, max_message_bytes)
+    if one_line is not None:
+        return None if one_line is False else one_line
     parts: list[bytes] = []
     identities: dict[tuple[str, str], int] = {}
     by_transport: dict[tuple[bytes | None, tuple], int] = {}  # identity depends only on key and headers
@@ -388,56 +402,50 @@ def clean_input(messages: Sequence[KafkaMessage], max_message_bytes: int
         parts += (_ROW_HEAD.pack(msg.timestamp_ms * 1000, ident), uvarint(len(value)), value)
     if not parts:
         return None
-    return b"".join(parts), list(identities), lines
+    return CleanInput(b"".join(parts), list(identities), lines, one_line=False)
 
 
-def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int
-                    ) -> tuple[bytes, list[tuple[str, str]], int] | bool | None:
-    """`clean_input` for a batch of one line per message (no value holds a line break), with no Python per
+def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int) -> CleanInput | bool | None:
+    """`clean_input` for a batch of one line per message (no value holds a line break), with no Python step per
     message: None when some value holds one (the caller encodes message by message), False when the batch is
-    certainly not clean (the same tests as `clean_input`'s, on every value at once), else the input.
+    certainly not clean (`clean_input`'s tests, on every value at once), else observed_one_line.sql's input.
 
-    The lines of one (identity, record time) are one RowBinary row, joined by line breaks: the statement splits
-    values into lines and a gc row depends only on its line, its record time and its identity, so the rows are
-    those of one row per message, in fewer, longer input rows (the engine's cost per input row, an arrayJoin of
-    one line, is paid per group). Identities are numbered in (service, instance) order and the rows sorted by
-    (identity, time), so the block reaches gc_events nearly in its sorting key's order. The batch's rows are one
-    block under the batch's token either way (observed_batch.sql), so the encoding does not change what a replay
-    deduplicates against."""
+    That input is one RowBinary row for the whole batch: the record times (Array(Int64), packed by `array`), the
+    identity index of each message (Array(UInt32), likewise) and the values joined by line breaks (the join the
+    tests need anyway). So the only Python per message is C-level: `map` over the messages' fields, the join, the
+    counts. The marker is counted once over the join: a value without it and another with two pass, and the
+    statement refuses the batch (as it refuses any line it does not take). The batch's rows are one block under
+    the batch's token whichever statement wrote them, so the encoding does not change what a replay deduplicates
+    against."""
     values = list(map(_values, messages))
     if not values or None in values:
         return False
+    if b"\n" in values[0]:  # type: ignore[operator]  # None was ruled out
+        return None  # values of many lines (the common batched topic): no join of the whole batch to find out
     joined = b"\n".join(values)  # type: ignore[arg-type]  # None was ruled out
     if joined.count(b"\n") != len(values) - 1:
         return None
     if b"" in values or max(map(len, values)) > max_message_bytes or not joined.isascii():  # type: ignore[arg-type]
         return False
-    if set(map(bytes.count, values, repeat(_CLOCK))) != {1}:  # type: ignore[arg-type]
+    if joined.count(_CLOCK) != len(values):
         return False
     if (b"{" in joined or b"[" in joined) and _JSON_START.search(joined) is not None:
         return False
     transports: list[object] = list(map(_transport, messages)) if any(map(_headers, messages)) \
         else list(map(_keys, messages))
-    distinct = list(dict.fromkeys(transports))
-    identity_of = {t: identity_from_transport(_carrier(t)) for t in distinct}
-    identities = sorted(set(identity_of.values()))
-    number = {identity: n for n, identity in enumerate(identities)}
+    identity_of = {t: identity_from_transport(_carrier(t)) for t in dict.fromkeys(transports)}
+    number: dict[tuple[str, str], int] = {}
+    for identity in identity_of.values():
+        number.setdefault(identity, len(number))
     ident_of = {t: number[identity] for t, identity in identity_of.items()}
-    times = list(map(_times, messages))
-    if min(times) < 0 or max(times) >= _TIME_SPAN:  # no record time: message by message
-        return None
-    # (identity, time) as one int (ints are cheaper to build, sort and compare than tuples).
-    keys = list(map(add, map(mul, map(ident_of.__getitem__, transports), repeat(_TIME_SPAN)), times))
-    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: message order within a group
-    keys = list(map(keys.__getitem__, order))
-    values = list(map(values.__getitem__, order))
-    starts = [0, *compress(range(1, len(keys)), map(ne, keys[1:], keys[:-1])), len(keys)]
-    parts: list[bytes] = []
-    for first, end in pairwise(starts):
-        ident, ms = divmod(keys[first], _TIME_SPAN)
-        blob = b"\n".join(values[first:end])  # type: ignore[arg-type]
-        parts += (_ROW_HEAD.pack(ms * 1000, ident), uvarint(len(blob)), blob)
-    return b"".join(parts), identities, len(keys)
+    times = array("q", map(_times, messages))
+    idents = array("I", map(ident_of.__getitem__, transports))
+    if sys.byteorder != "little":  # RowBinary numbers are little-endian
+        times.byteswap()
+        idents.byteswap()
+    count = uvarint(len(values))
+    data = b"".join((count, times.tobytes(), count, idents.tobytes(), uvarint(len(joined)), joined))
+    return CleanInput(data, list(number), len(values), one_line=True)
 
 
 def _transport(msg: KafkaMessage) -> tuple[bytes | None, tuple]:
