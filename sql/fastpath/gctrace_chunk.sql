@@ -26,7 +26,7 @@ FROM
 (
     -- Only the columns the rest reads go through the window (it copies every column it is given).
     SELECT
-        * EXCEPT (line, shape, trimmed, nums, base),
+        * EXCEPT ({{include fastpath/gc_scratch_columns.sql}}),
         toInt64(gc_num) < lagInFrame(toInt64(gc_num), 1, {last_num:Int64}) OVER w
             OR since_us < lagInFrame(since_us, 1, {last_since_us:Int64}) OVER w AS restart
     FROM

@@ -1,0 +1,2 @@
+-- This form's working columns that the chunk statement's window need not carry.
+line, shape, trimmed, nums, base, as_float, as_int
