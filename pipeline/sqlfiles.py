@@ -13,8 +13,10 @@ from pathlib import Path
 
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# `{{include dir/file.sql}}`: another file of the same sql/ tree, inlined where it stands (one level, no `..`), so a
-# fragment several statements share (the gc line's fields) is written once.
+# `{{include dir/file.sql}}`: another file of the same sql/ tree (no `..`), inlined where it stands, so a fragment
+# several statements share (the gc line's fields) is written once. A fragment may include others, to this depth (a
+# cycle fails instead of looping).
+_INCLUDE_DEPTH = 3
 _INCLUDE_RE = re.compile(r"\{\{\s*include\s+([A-Za-z0-9_]+(?:/[A-Za-z0-9_]+)*\.sql)\s*\}\}")
 
 
@@ -121,7 +123,9 @@ def load_statement(sql_dir: Path, relative: str, ctx: RenderContext) -> str:
 
 def load_statements(sql_dir: Path, relative: str, ctx: RenderContext) -> list[str]:
     text = (sql_dir / relative).read_text(encoding="utf-8")
-    text = _INCLUDE_RE.sub(lambda m: (sql_dir / m.group(1)).read_text(encoding="utf-8").strip(), text)
+    for _ in range(_INCLUDE_DEPTH):
+        text = _INCLUDE_RE.sub(lambda m: (sql_dir / m.group(1)).read_text(encoding="utf-8").strip(), text)
     if re.search(r"\{\{\s*include\b", text):
-        raise MigrationError(f"{relative}: an include must name a .sql file of the same tree, without '..'")
+        raise MigrationError(f"{relative}: an include must name a .sql file of the same tree, without '..', "
+                             f"and includes nest at most {_INCLUDE_DEPTH} deep")
     return split_statements(render(text, ctx))

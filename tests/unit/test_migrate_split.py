@@ -36,3 +36,12 @@ def test_include_inlines_a_fragment_of_the_same_tree_once(tmp_path) -> None:
 
     with pytest.raises(MigrationError):  # outside the tree: refused, not left in the SQL
         load_statement(tmp_path, "bad.sql", Ctx(database="fw", ttl_days=7))
+    # A fragment may include another; a cycle is refused, not expanded forever.
+    (tmp_path / "parts" / "outer.sql").write_text("x,\n{{include parts/fields.sql}}")
+    (tmp_path / "nested.sql").write_text("SELECT {{include parts/outer.sql}} FROM t")
+    assert load_statement(tmp_path, "nested.sql", Ctx(database="fw", ttl_days=7)) == \
+        "SELECT x,\n-- the fields\nnums[1] AS a,\nnums[2] AS b FROM t"
+    (tmp_path / "parts" / "loop.sql").write_text("{{include parts/loop.sql}}")
+    (tmp_path / "loop.sql").write_text("SELECT {{include parts/loop.sql}}")
+    with pytest.raises(MigrationError):
+        load_statement(tmp_path, "loop.sql", Ctx(database="fw", ttl_days=7))
