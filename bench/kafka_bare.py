@@ -150,7 +150,7 @@ def store_scenario(args: dict) -> Result:
 
     def write(token: str, encoded: CleanInput) -> int:
         return sink.write_select(GC_TABLE, engine.statement(encoded), rows=encoded.lines, token=token,
-                                 data=encoded.data, settings={},
+                                 data=encoded.data,
                                  parameters={"services": [s for s, _ in encoded.identities],
                                              "instances": [i for _, i in encoded.identities],
                                              "source": SOURCE, "received_ms": received_ms, "witness": token})

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
         def kafka(body: bytes, identities: list[str], sql: str | None = None) -> Callable[[], None]:
             def run() -> None:
                 token = uuid.uuid4().hex
-                sink.write_select(GC_TABLE, sql or engine.batch_sql, rows=n, token=token, data=body, settings={},
+                sink.write_select(GC_TABLE, sql or engine.batch_sql, rows=n, token=token, data=body,
                                   parameters={"services": ["bench"] * len(identities), "instances": identities,
                                               "source": SOURCE, "received_ms": 1_796_119_200_000, "witness": token})
             return run

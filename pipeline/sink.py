@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 # Every row a Kafka write stores carries its insert's token here (migration 106; pipeline/sources/kafka/witness.py).
 WITNESS_COLUMN: Final = "ingest_batch"
-# A statement whose own SETTINGS clause takes its deduplication from these parameters (`write_select`): no per-call
+# Every `write_select` statement's SETTINGS clause takes its deduplication from these parameters: no per-call
 # settings, which the embedded client applies with five extra statements per call (read, SET, SET back).
 INLINE_TOKEN: Final = "{dedup_token:String}"
 INLINE_DEDUPLICATE: Final = "{deduplicate:UInt8}"
@@ -203,33 +203,26 @@ class Sink:
         return insert(table_token) if guard is None else guard(target, table_token, expected, insert)
 
     def write_select(self, table: str, sql: str, *, rows: int, parameters: dict[str, object],
-                     settings: dict[str, object], token: str | None = None, data: bytes | None = None,
-                     guard: InsertGuard | None = None) -> int:
+                     token: str | None = None, data: bytes | None = None, guard: InsertGuard | None = None) -> int:
         """Run an `INSERT INTO <table> ... SELECT` whose rows the engine makes from data staged in the store (a
         fast path); `rows` is how many it inserts. The token is `<token>/<table>`, the one `write` gives the same
         table, so a batch written one way and replayed the other lands once; it is also the statement's
-        `{witness}` parameter (the rows' `ingest_batch`, '' without a token); a statement whose SETTINGS clause
-        reads `{dedup_token:String}` and `{deduplicate:UInt8}` gets the token as those parameters instead of
-        per-call settings (`INLINE_TOKEN`). With `data`, the statement reads
-        those bytes through input() (`Store.insert_select_input`) instead. A `guard` (a replayed Kafka batch)
-        checks the insert by its witness. Raises as `write` does."""
+        `{witness}` parameter (the rows' `ingest_batch`, '' without a token). The statement's own SETTINGS clause
+        takes the deduplication from `{dedup_token:String}` and `{deduplicate:UInt8}` (`INLINE_TOKEN`): per-call
+        settings would cost the embedded client extra statements. With `data`, the statement reads those bytes
+        through input() (`Store.insert_select_input`) instead. A `guard` (a replayed Kafka batch) checks the insert
+        by its witness. Raises as `write` does, and ValueError for a statement without the two parameters."""
+        if INLINE_TOKEN not in sql or INLINE_DEDUPLICATE not in sql:
+            raise ValueError(f"the statement must set its deduplication from {INLINE_TOKEN} and {INLINE_DEDUPLICATE}")
         table_token = f"{token}/{table}" if token else ""
         parameters = {**parameters, "witness": table_token}
 
-        inline = INLINE_TOKEN in sql and INLINE_DEDUPLICATE in sql
-
         def insert(dedup: str) -> int:
-            full_settings = dict(settings)
-            params = parameters
-            if inline:  # the statement sets them itself, from its parameters
-                params = {**parameters, "dedup_token": dedup, "deduplicate": int(bool(dedup))}
-            elif dedup:
-                full_settings["insert_deduplication_token"] = dedup
-                full_settings["insert_deduplicate"] = 1
+            params = {**parameters, "dedup_token": dedup, "deduplicate": int(bool(dedup))}
             if data is None:
-                self.store.command(sql, parameters=params, settings=full_settings)
+                self.store.command(sql, parameters=params)
             else:
-                self.store.insert_select_input(sql, data, parameters=params, settings=full_settings)
+                self.store.insert_select_input(sql, data, parameters=params)
             return rows
 
         start = time.perf_counter()

@@ -49,7 +49,7 @@ def test_the_batch_statement_deduplicates_on_the_token_it_is_given_as_a_paramete
     sink = Sink(store)
 
     def write(token: str | None) -> None:
-        sink.write_select(GC_TABLE, statement, rows=lines, token=token, data=data, settings={},
+        sink.write_select(GC_TABLE, statement, rows=lines, token=token, data=data,
                           parameters={"services": [s for s, _ in identities], "instances": [i for _, i in identities],
                                       "source": SOURCE, "received_ms": RECEIVED_MS})
 
@@ -67,3 +67,12 @@ def test_the_batch_statement_deduplicates_on_the_token_it_is_given_as_a_paramete
                          "": 2 * lines}
     # No per-call setting leaked into the session: the next statements deduplicate as the table's defaults say.
     assert store.scalar("SELECT value FROM system.settings WHERE name = 'insert_deduplication_token'") == ""
+
+
+def test_a_statement_that_does_not_set_its_own_deduplication_is_refused_before_it_runs(store) -> None:
+    """write_select passes the token only as the statement's parameters; a statement without them would store a
+    replay twice, so it is refused before anything is sent."""
+    sql = f"INSERT INTO {store.database}.gc_events (service) SELECT 'x'"
+    with pytest.raises(ValueError, match="deduplication"):
+        Sink(store).write_select(GC_TABLE, sql, rows=1, parameters={}, token="kafka/g/gctrace/0/0-1")
+    assert _gc_rows(store) == 0

@@ -190,8 +190,8 @@ class KafkaGctraceEngine:
             "services": [s for s, _ in encoded.identities], "instances": [i for _, i in encoded.identities],
             "source": SOURCE, "received_ms": int(received_at.timestamp() * 1000)}
         try:
-            sink.write_select(GC_TABLE, self.statement(encoded), rows=lines, parameters=params, settings={},
-                              token=token, data=encoded.data, guard=guard)
+            sink.write_select(GC_TABLE, self.statement(encoded), rows=lines, parameters=params, token=token,
+                              data=encoded.data, guard=guard)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -352,7 +352,7 @@ class EngineBatch:
             engine.store.command(engine.insert_sql, parameters={**params, "target": stages.python_stage})
         engine.store.command(engine.gather_sql, parameters={"source": stages.python_stage, "target": stages.gathered})
         sink.write_select(GC_TABLE, engine.insert_staged_sql, rows=self.gc_rows,
-                          parameters={"gathered": stages.gathered}, settings={}, token=token, guard=guard)
+                          parameters={"gathered": stages.gathered}, token=token, guard=guard)
         with engine._lock:
             engine.engine_lines += self.recognised
         return self.gc_rows
