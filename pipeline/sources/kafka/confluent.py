@@ -83,6 +83,10 @@ def confluent_config(settings: KafkaSettings) -> dict[str, Any]:
         "isolation.level": "read_uncommitted",
         # librdkafka prefetches up to this per partition; bounded like one batch, so memory stays bounded.
         "queued.max.messages.kbytes": max(1024, settings.batch_max_bytes // 1024),
+        # When that prefetch queue is over its bounds, librdkafka waits this long before fetching the partition
+        # again (1,000 ms by default): with a fast consumer the queue is drained within milliseconds, and a second
+        # without fetching was most of the time before a partition's first batch was stored (docs/benchmarks.md).
+        "fetch.queue.backoff.ms": 10,
         "fetch.message.max.bytes": max(1 << 20, settings.max_message_bytes + (64 << 10)),
         "security.protocol": settings.security_protocol.lower(),
     }

@@ -113,6 +113,17 @@ def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
     return count
 
 
+def early_due(buffered_bytes: int, running_writes: int, settings: KafkaSettings) -> bool:
+    """Whether a partition's buffer is written before its batch is full or old: `batch_early_bytes` wait and a write
+    thread is free. Why: a freshly assigned partition used to wait `batch_max_seconds` with its first batch fetched
+    and both cores idle, then write it while the rest of the backlog waited behind it. Here the first write starts
+    as soon as a useful amount is buffered, and the next batch is what gathered meanwhile; while the writes keep
+    the threads busy the rule does not apply, so a steady backlog still goes in full batches. Off with no write
+    threads: a write on the consumer's thread stops the fetch, so the buffer would never grow past the threshold."""
+    return (settings.batch_early_bytes > 0 and settings.write_threads > 0
+            and buffered_bytes >= settings.batch_early_bytes and running_writes < settings.write_threads)
+
+
 @dataclass
 class PartitionState:
     """What the loop knows about one assigned partition."""
@@ -408,6 +419,8 @@ class KafkaWorker:
         if force or len(st.buffer) >= s.batch_max_messages or st.bytes >= s.batch_max_bytes:
             return True
         if st.first_at is not None and time.monotonic() - st.first_at >= s.batch_max_seconds:
+            return True
+        if early_due(st.bytes, self.writes.running(), s):
             return True
         if self.until_caught_up:
             high = self._highwater(st.tp)
