@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.normalize import runtime_lines as rl
-from pipeline.normalize.plain_gc import PLAIN_GC, PLAIN_GC_PATTERN, all_plain, is_plain, plain_text, python_form
+from pipeline.normalize.plain_gc import (
+    PLAIN_GC,
+    PLAIN_GC_PATTERN,
+    PLAIN_LINES_RE2,
+    all_plain,
+    is_plain,
+    plain_text,
+    python_form,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -149,3 +157,24 @@ def test_plain_text_is_the_line_by_line_check_on_the_joined_lines() -> None:
         assert all_plain(run) is (expected is not None)
     assert plain_text(["2026-12-01T10:00:00Z " + gc[1], gc[2]]) == f"2026-12-01T10:00:00Z {gc[1]}\n{gc[2]}"
     assert plain_text([gc[1] + "\n" + gc[2]]) is None
+
+
+def test_the_joined_check_in_re2_is_the_pattern_as_written_line_for_line() -> None:
+    """RE2 runs the pattern as written (the engine's syntax) over joined lines: on one line it accepts exactly the
+    lines Python's engine matches from their first character, every blank form at the end included."""
+    plain = re.compile(PLAIN_GC_PATTERN, re.ASCII)
+    gc = [line for line in _lines() if line.startswith("gc ")]
+    lines = [*_lines(), *(m for line in gc[:40] for m in _digit_mutations(line)),
+             *(m for line in gc[::20] for m in _group_mutations(line)),
+             *(gc[0] + blank for blank in (" ", "\t", "\r", "\f", "\v", " \t\r\f\v", "\x0b\x0c", "\x1c", "\u00a0"))]
+    accepted = 0
+    for line in lines:
+        if "\n" in line or not line.isascii():
+            continue
+        expected = plain.match(line) is not None
+        assert (PLAIN_LINES_RE2.fullmatch(line.encode()) is not None) is expected, line
+        accepted += expected
+    assert 3_000 < accepted < len(lines)
+    joined = "\n".join(gc[:50]).encode()
+    assert PLAIN_LINES_RE2.fullmatch(joined) is not None
+    assert PLAIN_LINES_RE2.fullmatch(joined + b"\n") is None and PLAIN_LINES_RE2.fullmatch(b"\n" + joined) is None
