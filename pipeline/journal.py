@@ -149,6 +149,7 @@ class GcLinesJournal:
             self._ready.append(_Segment(path.stem, path, lines, size, replay=True))
             self._backlog += size
             self._lines_waiting += lines
+            self.telemetry.journal_lines.add(lines)
         if self._ready:
             log.info("journal: %d segments (%d lines) left by an earlier process are stored first",
                      len(self._ready), self._lines_waiting)
@@ -175,6 +176,7 @@ class GcLinesJournal:
             segment.size += len(data)
             self._backlog += len(data)
             self._lines_waiting += lines
+            self.telemetry.journal_lines.add(lines)
             if segment.lines >= self.segment_lines:
                 self._close_open()
             self._lock.notify_all()
@@ -255,6 +257,7 @@ class GcLinesJournal:
                 self._ready.popleft()
                 self._backlog -= segment.size
                 self._lines_waiting -= segment.lines
+                self.telemetry.journal_lines.add(-segment.lines)
                 self.stored_segments += 1
                 self._lock.notify_all()
 
