@@ -88,6 +88,7 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
     )
     set_telemetry(telemetry)
     store = Store.from_settings(settings)
+    store.load_insert_libraries()
     health = Health(store)
     try:
         migrate(store, settings.sql_dir, context_from_settings(settings))
