@@ -165,13 +165,17 @@ class GcLinesJournal:
             if self._backlog and self._backlog + len(data) > self.max_bytes:
                 raise JournalFull(f"{self._backlog} bytes of gc lines wait to be stored (limit {self.max_bytes}); "
                                   "retry later")
-            segment = self._open or self._new_segment()
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            if self.fsync:
-                os.fdatasync(self._fd)
+            try:
+                segment = self._open or self._new_segment()
+                view = memoryview(data)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+                if self.fsync:
+                    os.fdatasync(self._fd)
+            except OSError as exc:  # a full or failing disk: nothing of this append is kept, the exporter retries
+                self._abandon_append()
+                raise StoreUnavailable(f"the OTLP journal cannot write ({exc.strerror or exc}); retry later") from exc
             segment.lines += lines
             segment.size += len(data)
             self._backlog += len(data)
@@ -186,14 +190,33 @@ class GcLinesJournal:
         name = f"{self._incarnation}-{self._sequence:06d}"
         path = self.directory / f"{name}{_OPEN}"
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        self._open = _Segment(name, path, opened_at=time.monotonic())
         if self.fsync:  # the new name must survive a crash before any answered row is in it
             dir_fd = os.open(self.directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        self._open = _Segment(name, path, opened_at=time.monotonic())
         return self._open
+
+    def _abandon_append(self) -> None:
+        """After a failed append: cut the open segment back to its whole rows and close it, so the next append
+        starts a new file and no answered row sits behind part of one that was not (the lock is held)."""
+        segment = self._open
+        if segment is None:
+            return
+        try:
+            os.ftruncate(self._fd, segment.size)
+        except OSError:
+            log.warning("journal: %s could not be cut back after a failed append; its last row is read as cut short",
+                        segment.name)
+        if segment.lines:
+            self._close_open()
+            return
+        os.close(self._fd)
+        self._fd = -1
+        self._open = None
+        segment.path.unlink(missing_ok=True)
 
     def _close_open(self) -> None:
         """Close the open segment and queue it (the lock is held)."""

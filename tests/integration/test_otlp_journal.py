@@ -6,6 +6,8 @@ cut by a crash stored up to its last whole row, a segment whose insert had lande
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -219,3 +221,46 @@ def test_answered_lines_survive_a_kill_and_are_stored_once_after_the_restart(res
                     "GROUP BY instance ORDER BY instance")
     assert counts == [{"instance": f"kill-{i}", "n": len(lines), "segments": 1} for i in range(5)]
     assert [p.name for p in journal.iterdir()] == ["lock"]
+
+
+_FAILING_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from pipeline.journal import GcLinesJournal
+from pipeline.sink import whole_rows
+from pipeline.store.client import StoreUnavailable
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past RLIMIT_FSIZE a write fails with EFBIG instead
+directory, row, lines = Path(sys.argv[1]), Path(sys.argv[2]).read_bytes(), int(sys.argv[3])
+
+def store_is_away(*_args):
+    raise StoreUnavailable("away")
+
+journal = GcLinesJournal(directory, store_is_away, whole_rows, segment_lines=10**9).start()
+journal.append(row, lines)
+resource.setrlimit(resource.RLIMIT_FSIZE, (len(row) + len(row) // 2, resource.RLIM_INFINITY))
+try:
+    journal.append(row, lines)
+    print("appended")
+except StoreUnavailable as exc:
+    print("refused:", exc)
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+journal.append(row, lines)
+journal.stop(0.2)
+"""
+
+
+def test_an_append_the_disk_refuses_is_refused_whole(tmp_path: Path) -> None:
+    """The disk fails inside an append (a file size limit here, as a full disk would): the request is refused
+    (retryable) and none of its bytes stay in the segment, whose rows before it are closed intact; the next
+    append starts a new segment."""
+    row, lines = _gc_input(_storm_lines(100), "disk")
+    (tmp_path / "row").write_bytes(row)
+    out = subprocess.run([sys.executable, "-c", _FAILING_DISK, str(tmp_path / "journal"), str(tmp_path / "row"),
+                          str(lines)], capture_output=True, text=True, timeout=60, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("refused: the OTLP journal cannot write"), out.stdout
+    segments = sorted(p for p in (tmp_path / "journal").iterdir() if p.name != "lock")
+    assert [p.suffix for p in segments] == [".ready", ".ready"]
+    assert [whole_rows(p.read_bytes()) for p in segments] == [(lines, len(row))] * 2
+    assert [p.stat().st_size for p in segments] == [len(row)] * 2  # nothing of the refused append is left
