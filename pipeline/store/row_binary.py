@@ -25,10 +25,12 @@ def string(raw: bytes) -> bytes:
     return uvarint(len(raw)) + raw
 
 
-def read_uvarint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    """The length at `pos` and the position after it; ValueError when the buffer ends inside it."""
+def read_uvarint(buf: bytes | memoryview, pos: int, end: int | None = None) -> tuple[int, int]:
+    """The varint (a length) at `pos` and the position after it; ValueError when the buffer (or `end`) comes
+    first. Protobuf's varints are the same encoding (pipeline/serve/otlp_limits.py reads them with this)."""
     value = shift = 0
-    while pos < len(buf):
+    end = len(buf) if end is None else end
+    while pos < end:
         byte = buf[pos]
         pos += 1
         value |= (byte & 0x7F) << shift

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,26 +21,25 @@ from pipeline.normalize.plain_gc import GC_LINES_TABLE
 from pipeline.normalize.rows import Rows
 from pipeline.sink import EngineGcLines, Sink, statement_input, whole_rows
 from pipeline.store.client import Store, StoreUnavailable
-from pipeline.store.migrate import context_from_settings, migrate
+from pipeline.store.migrate import context_from_settings
 from pipeline.witness import ReplayWitness
-from tests.integration.test_otlp_gc_engine import CAPTURES, DATA, RECEIVED, TABLES, _request, requests
+from tests.integration.test_otlp_gc_engine import (
+    CAPTURES,
+    DATA,
+    RECEIVED,
+    TABLES,
+    _request,
+    requests,
+)
 
 pytestmark = [pytest.mark.integration]
 
 
 @pytest.fixture
-def two_stores(settings: Settings) -> Iterator[tuple[Settings, Store, Store]]:
-    """The reference's database and the journal's, in the session's embedded store."""
-    stores = []
-    for suffix in ("_ref", "_jnl"):
-        own = settings.model_copy(update={"database": settings.database + suffix})
-        store = Store.from_settings(own)
-        migrate(store, own.sql_dir, context_from_settings(own))
-        stores.append(store)
-    yield settings.model_copy(update={"database": settings.database + "_jnl"}), stores[0], stores[1]
-    for store in stores:
-        store.command(f"DROP DATABASE IF EXISTS {store.database} SYNC")
-        store.close()
+def stores(two_stores: tuple[Store, Store], settings: Settings) -> tuple[Settings, Store, Store]:
+    """The reference's database and the journal's (the engine path's), with the journal's settings."""
+    ref_store, store = two_stores
+    return settings.model_copy(update={"database": store.database}), ref_store, store
 
 
 def _journal(settings: Settings, store: Store, directory: Path, **kw: object) -> tuple[GcLinesJournal, list[bool]]:
@@ -56,6 +54,15 @@ def _journal(settings: Settings, store: Store, directory: Path, **kw: object) ->
         return gc_lines.write_segment(path, lines, name, guard=witness.ensure if replay else None)
 
     return GcLinesJournal(directory, store_segment, whole_rows, **kw), replays  # type: ignore[arg-type]
+
+
+def _stored(journal: GcLinesJournal) -> None:
+    """Start the journal, wait until it stored every line it holds, stop it."""
+    journal.start()
+    try:
+        assert journal.wait_stored(60)
+    finally:
+        journal.stop(30)
 
 
 def _gc_input(lines: list[str], instance: str) -> tuple[bytes, int]:
@@ -76,9 +83,9 @@ def _table(store: Store, table: str) -> list[tuple]:
     return store.rows(f"SELECT * EXCEPT ingest_batch FROM {store.database}.{table} ORDER BY ALL")
 
 
-def test_journal_rows_equal_the_reference_in_every_table(two_stores: tuple[Settings, Store, Store],
+def test_journal_rows_equal_the_reference_in_every_table(stores: tuple[Settings, Store, Store],
                                                          tmp_path: Path) -> None:
-    settings, ref_store, store = two_stores
+    settings, ref_store, store = stores
     # Small segments, so the captures' lines span many of them, and segments close by size and by time.
     journal, replays = _journal(settings, store, tmp_path / "journal", segment_lines=3_000, segment_seconds=0.2)
     journal.start()
@@ -106,31 +113,27 @@ def test_journal_rows_equal_the_reference_in_every_table(two_stores: tuple[Setti
     assert not [p.name for p in (tmp_path / "journal").iterdir() if p.name != "lock"]
 
 
-def test_a_segment_cut_by_a_crash_is_stored_up_to_its_last_whole_row(two_stores: tuple[Settings, Store, Store],
+def test_a_segment_cut_by_a_crash_is_stored_up_to_its_last_whole_row(stores: tuple[Settings, Store, Store],
                                                                      tmp_path: Path) -> None:
-    settings, _, store = two_stores
+    settings, _, store = stores
     directory = tmp_path / "journal"
     directory.mkdir()
     whole, lines = _gc_input(_storm_lines(120), "whole")
     torn, _ = _gc_input(_storm_lines(30), "torn")
     (directory / "0000000000001-deadbeef-000001.open").write_bytes(whole + torn[: len(torn) // 2])
     journal, replays = _journal(settings, store, directory)
-    journal.start()
-    try:
-        assert journal.wait_stored(60)
-    finally:
-        journal.stop(30)
+    _stored(journal)
     assert replays == [True]
     counts = store.rows(f"SELECT instance, count(), any(ingest_batch) FROM {store.database}.gc_events "
                         "GROUP BY instance")
     assert counts == [("whole", lines, WITNESS_PREFIX + "0000000000001-deadbeef-000001")]
 
 
-def test_a_segment_whose_insert_landed_is_not_stored_again(two_stores: tuple[Settings, Store, Store],
+def test_a_segment_whose_insert_landed_is_not_stored_again(stores: tuple[Settings, Store, Store],
                                                            tmp_path: Path) -> None:
     """The process died after the segment's insert and before deleting it: found at start, checked by its
     witness, deleted without a second insert. A segment whose insert never ran beside it is stored."""
-    settings, _, store = two_stores
+    settings, _, store = stores
     directory = tmp_path / "journal"
     directory.mkdir()
     landed, landed_lines = _gc_input(_storm_lines(80), "landed")
@@ -141,22 +144,18 @@ def test_a_segment_whose_insert_landed_is_not_stored_again(two_stores: tuple[Set
     EngineGcLines(store, settings.sql_dir, context_from_settings(settings)).write_segment(
         landed_path, landed_lines, WITNESS_PREFIX + landed_path.stem)
     journal, replays = _journal(settings, store, directory)
-    journal.start()
-    try:
-        assert journal.wait_stored(60)
-    finally:
-        journal.stop(30)
+    _stored(journal)
     assert replays == [True, True]
     counts = store.rows(f"SELECT instance, count() FROM {store.database}.gc_events GROUP BY instance ORDER BY instance")
     assert counts == [("landed", landed_lines), ("missing", missing_lines)]
     assert sorted(p.name for p in directory.iterdir()) == ["lock"]
 
 
-def test_appends_are_refused_while_the_store_is_away_and_the_journal_full(two_stores: tuple[Settings, Store, Store],
+def test_appends_are_refused_while_the_store_is_away_and_the_journal_full(stores: tuple[Settings, Store, Store],
                                                                           tmp_path: Path) -> None:
     """The store goes away (its segment inserts fail as unavailable): appends go on until `max_bytes` wait, then
     are refused with a retryable error; once it is back, everything appended is stored, once."""
-    settings, _, store = two_stores
+    settings, _, store = stores
     gc_lines = EngineGcLines(store, settings.sql_dir, context_from_settings(settings))
     away = threading.Event()
     away.set()
@@ -187,8 +186,8 @@ def test_appends_are_refused_while_the_store_is_away_and_the_journal_full(two_st
     assert store.scalar(f"SELECT count() FROM {store.database}.gc_events") == appended
 
 
-def test_one_process_per_journal(two_stores: tuple[Settings, Store, Store], tmp_path: Path) -> None:
-    settings, _, store = two_stores
+def test_one_process_per_journal(stores: tuple[Settings, Store, Store], tmp_path: Path) -> None:
+    settings, _, store = stores
     first, _ = _journal(settings, store, tmp_path / "journal")
     first.start()
     try:
