@@ -26,7 +26,6 @@ from pipeline.normalize.rows import Rows
 from pipeline.sink import BatchingWriter, EngineGcLines, Sink
 from pipeline.sqlfiles import RenderContext
 from pipeline.store.client import Store
-from pipeline.store.migrate import context_from_settings, migrate
 
 pytestmark = [pytest.mark.integration]
 
@@ -107,21 +106,6 @@ def _joined_shapes(gc_lines: list[str], stem: str) -> Iterator[ExportLogsService
         record.time_unix_nano = BASE_NS + (350 + i) * 50_000_000
         record.body.string_value = line
     yield request
-
-
-@pytest.fixture
-def two_stores(settings: Settings) -> Iterator[tuple[Store, Store]]:
-    """Two migrated databases of the session's embedded store: the reference's and the engine path's."""
-    stores = []
-    for suffix in ("_ref", "_eng"):
-        own = settings.model_copy(update={"database": settings.database + suffix})
-        store = Store.from_settings(own)
-        migrate(store, own.sql_dir, context_from_settings(own))
-        stores.append(store)
-    yield stores[0], stores[1]
-    for store in stores:
-        store.command(f"DROP DATABASE IF EXISTS {store.database} SYNC")
-        store.close()
 
 
 def _table(store: Store, table: str) -> list[tuple]:
