@@ -269,15 +269,21 @@ class Bench:
         self.otlp_store_path()
 
     def otlp_store_path(self) -> None:
-        """`otlp_store_bare`: the store's bound, the receiver's rows written in writes of the receiver's size (the
-        median of the OTLP/HTTP or gRPC row's writes in this run, else 16 requests: 16 exporters waiting)."""
+        """`otlp_store_bare`: the store's bound, the receiver's rows written in statements of the receiver's size (its
+        journal's segments in this run; without a journal the median of its writes; else 16 requests: 16 exporters
+        waiting)."""
         if not self.wanted("otlp_store_bare"):
             return
         s = self.sizes
         per_write = 16
         for key in ("otlp_http", "otlp_grpc"):
             measured = self.results.get(key)
-            if measured is not None and measured.extra.get("median_write_rows"):
+            if measured is None:
+                continue
+            if measured.extra.get("journal_segments"):  # the journal's statements: one per segment
+                per_write = max(1, round(s.otlp_requests / measured.extra["journal_segments"]))
+                break
+            if measured.extra.get("median_write_rows"):
                 per_write = max(1, round(measured.extra["median_write_rows"] / s.otlp_records_per_request))
                 break
         self.record("otlp_store_bare", run_worker("otlp_store_bare", {
@@ -506,15 +512,19 @@ class Bench:
                             "otlp_grpc_bare", "otlp_store_bare") if k in self.results]
         if not keys:
             return []
-        out = ["", "| OTLP row | receiver CPU s per M | client CPU s per M | writes | median rows per write |",
-               "|---|---:|---:|---:|---:|"]
+        out = ["", "| OTLP row | receiver CPU s per M | client CPU s per M | writes | median rows per write "
+                   "| journal segments | all answered, s | all stored, s |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for key in keys:
             r = self.results[key]
             client = r.extra.get("client_cpu_s")
             shown = f"{client / r.units * 1e6:.1f}" if client is not None and r.units else ""
             per_write = r.extra.get("per_write", 0) * self.sizes.otlp_records_per_request
             rows = r.extra.get("median_write_rows") or per_write
-            out.append(f"| {key} | {r.cpu_per_million:.1f} | {shown} | {r.extra.get('writes', '')} | {rows or ''} |")
+            answered = r.extra.get("answered_wall_s")
+            out.append(f"| {key} | {r.cpu_per_million:.1f} | {shown} | {r.extra.get('writes', '')} | {rows or ''} "
+                       f"| {r.extra.get('journal_segments') or ''} | {f'{answered:.2f}' if answered else ''} "
+                       f"| {r.wall_s:.2f} |")
         for key in keys:
             threads = self.results[key].extra.get("thread_cpu_s")
             if threads:

@@ -1,4 +1,4 @@
-"""What the Kafka witness (`ingest_batch`, pipeline/sources/kafka/witness.py) costs a normal write.
+"""What the Kafka witness (`ingest_batch`, pipeline/witness.py) costs a normal write.
 
 Why: every row a Kafka write stores carries its insert's token, so the columnar inserts of the Python path send
 one more LowCardinality column (the engine statements get it as a constant, which costs nothing to send). This

@@ -158,6 +158,22 @@ class OtlpSettings(BaseModel):
     # Log bodies that are all plain gc summary lines are parsed by the engine, in the writer's insert, instead of
     # line by line in Python (docs/architecture.md, "OTLP gc lines through the engine"); rows are the same.
     gctrace_engine: bool = True
+    # Those plain gc lines are answered once they are in a journal on disk (synced), and the engine stores them
+    # from it in large statements (docs/architecture.md, "The OTLP journal"): one engine statement costs 30-45 ms of
+    # CPU whatever its size. Off: each write of the writer stores them itself before the requests are answered.
+    journal: bool = True
+    # The journal's directory, one per process. Empty: `otlp-journal/<database>` inside the embedded store's
+    # directory, or ./data/otlp-journal/<database> with a server (an in-memory store keeps no journal).
+    journal_dir: Path | None = None
+    # A segment is stored when it holds this many lines, or this many seconds after its first line: how long
+    # answered lines may take to reach gc_events.
+    journal_segment_lines: int = Field(default=200_000, ge=1)
+    journal_segment_seconds: float = Field(default=0.5, gt=0)
+    # Bytes waiting in the journal (a slow or absent store); past this, requests get 503 / UNAVAILABLE.
+    journal_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
+    # Sync each append before answering. Off trades the lines of a machine crash for speed (a process crash
+    # loses nothing either way).
+    journal_fsync: bool = True
 
 
 class FilesSettings(BaseModel):

@@ -20,16 +20,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pipeline.config import Settings
 from pipeline.health import Health
+from pipeline.journal import GcLinesJournal
 from pipeline.normalize.rows import Rows
 from pipeline.request_ledger import RequestLedger
-from pipeline.sink import BatchingWriter, EngineGcLines, Sink
-from pipeline.store.client import Store, StoreUnavailable, redact_dsn
+from pipeline.sink import BatchingWriter, EngineGcLines, Sink, whole_rows
+from pipeline.store.client import Store, StoreUnavailable, embedded_path, redact_dsn
 from pipeline.store.migrate import context_from_settings, migrate
 from pipeline.telemetry import Telemetry, set_telemetry
+from pipeline.witness import ReplayWitness
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
     )
     set_telemetry(telemetry)
     store = Store.from_settings(settings)
+    store.load_insert_libraries()
     health = Health(store)
     try:
         migrate(store, settings.sql_dir, context_from_settings(settings))
@@ -94,7 +98,9 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
         if settings.embedded:
             raise
         deferred = True  # a server that is down now: start anyway, answer 503, migrate once it is back
-    sink = Sink(store, telemetry, gc_lines=EngineGcLines(store, settings.sql_dir, context_from_settings(settings)))
+    gc_lines = EngineGcLines(store, settings.sql_dir, context_from_settings(settings))
+    sink = Sink(store, telemetry, gc_lines=gc_lines,
+                journal=otlp_journal(settings, store, gc_lines, telemetry, migrated=health.migrated))
     writer = BatchingWriter(
         sink,
         max_rows=settings.otlp.batch_max_rows,
@@ -119,6 +125,41 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
         writer.write_fn = write_after_migrations
         threading.Thread(target=_migrate_when_reachable, args=(ctx,), name="fleetwatch-migrate", daemon=True).start()
     return ctx
+
+
+def journal_dir(settings: Settings) -> Path | None:
+    """Where the OTLP journal lives (pipeline/journal.py), or None when there is none: turned off, the engine path
+    off, or an in-memory store (which keeps nothing across a restart either)."""
+    if not (settings.otlp.journal and settings.otlp.gctrace_engine):
+        return None
+    if settings.otlp.journal_dir is not None:
+        return settings.otlp.journal_dir
+    path = embedded_path(settings.clickhouse_dsn)
+    if path == ":memory:":
+        return None
+    # One per database: a segment holds no database name, and a store may hold several (tests do).
+    return (Path(path) if path else Path("data")) / "otlp-journal" / settings.database
+
+
+def otlp_journal(settings: Settings, store: Store, gc_lines: EngineGcLines, telemetry: Telemetry, *,
+                 migrated: threading.Event) -> GcLinesJournal | None:
+    """The started OTLP journal, its segments stored through `gc_lines` once the tables exist (`migrated`); a
+    segment found at start is checked by its witness first (pipeline/witness.py)."""
+    directory = journal_dir(settings)
+    if directory is None:
+        return None
+    witness = ReplayWitness(store, settings.sql_dir, context_from_settings(settings))
+
+    def store_segment(path: Path, lines: int, name: str, replay: bool) -> int:
+        if not migrated.is_set():
+            raise StoreUnavailable("the store's tables are not created yet (migrations pending)")
+        return gc_lines.write_segment(path, lines, name, guard=witness.ensure if replay else None)
+
+    return GcLinesJournal(
+        directory, store_segment, whole_rows,
+        segment_lines=settings.otlp.journal_segment_lines, segment_seconds=settings.otlp.journal_segment_seconds,
+        max_bytes=settings.otlp.journal_max_bytes, fsync=settings.otlp.journal_fsync, telemetry=telemetry,
+    ).start()
 
 
 def _migrate_when_reachable(ctx: RunContext, max_backoff: float = 30.0) -> None:
@@ -197,6 +238,8 @@ def stop_all(ctx: RunContext, started: Sequence[Component]) -> None:
             log.exception("stopping %s failed", component.name)
             ctx.request_stop(1)
     ctx.writer.stop(max(deadline - time.monotonic(), 1.0))
+    if ctx.sink.journal is not None:
+        ctx.sink.journal.stop(max(deadline - time.monotonic(), 1.0))
     if ctx.health is not None:
         ctx.health.stop()
     ctx.telemetry.shutdown()

@@ -32,18 +32,19 @@ from pathlib import Path
 from typing import Final
 
 from pipeline.config import REPO_SQL_DIR
+from pipeline.journal import GcLinesJournal
 from pipeline.normalize.gctrace import GC_TABLE, normalize_lines
-from pipeline.normalize.plain_gc import GC_LINES_TABLE
+from pipeline.normalize.plain_gc import GC_LINES_COLUMNS, GC_LINES_TABLE
 from pipeline.normalize.rows import QUARANTINE, WEIGHT, Rows
 from pipeline.request_ledger import RequestLedger
 from pipeline.sqlfiles import RenderContext, load_statement
 from pipeline.store.client import Store, StoreError, StoreUnavailable
-from pipeline.store.row_binary import string, uvarint
+from pipeline.store.row_binary import read_string, read_uvarint, string, uvarint
 from pipeline.telemetry import Telemetry, get_telemetry
 
 log = logging.getLogger(__name__)
 
-# Every row a Kafka write stores carries its insert's token here (migration 106; pipeline/sources/kafka/witness.py).
+# Every row a Kafka write stores carries its insert's token here (migration 106; pipeline/witness.py).
 WITNESS_COLUMN: Final = "ingest_batch"
 # Every `write_select` statement's SETTINGS clause takes its deduplication from these parameters: no per-call
 # settings, which the embedded client applies with five extra statements per call (read, SET, SET back).
@@ -84,28 +85,38 @@ class EngineGcLines:
         lines = sum(columns[WEIGHT])
         if not lines:
             return 0
+        self._insert(statement_input(columns), lambda: columns, lines, token, witness)
+        return lines
+
+    def write_segment(self, path: Path, lines: int, witness: str, guard: InsertGuard | None = None) -> int:
+        """Store a journal segment's gc rows (pipeline/journal.py): the file is the statement's input as it is, read
+        in place by the embedded engine. Its rows carry `witness` (the segment's name), by which `guard` checks a
+        segment found on disk at start, so it is stored once whether or not its insert had landed."""
+        def insert(_dedup: str) -> int:
+            self._insert(path, lambda: segment_columns(path.read_bytes())[0], lines, None, witness)
+            return lines
+
+        return insert(witness) if guard is None else guard(GC_TABLE, witness, lines, insert)
+
+    def _insert(self, data: bytes | Path, columns: Callable[[], dict[str, list]], lines: int, token: str | None,
+                witness: str) -> None:
+        """The engine statement over `data`; if the engine refuses it, the reference's rows of `columns()`.
+        A request written alone keeps the store's deduplication, under its token; a merged write goes without.
+        Both are the statement's parameters, set in its own SETTINGS clause (no per-call settings)."""
         try:
-            self._engine(columns, token, witness)
+            self.store.insert_select_input(self._insert_sql, data,
+                                           parameters={"deduplicate": 1 if token else 0, "dedup_token": token or "",
+                                                       "witness": witness})
         except StoreError as exc:
             log.warning("the engine refused %d plain gc lines (%s); the Python normalizer stores them",
                         lines, str(exc).splitlines()[0][:200])
-            rows = python_rows(columns)
+            rows = python_rows(columns())
             for table, table_columns in sorted(rows.tables.items()):
-                if witness:  # a Kafka write: these rows carry its witness too
+                if witness:  # these rows carry the write's witness too
                     count = len(next(iter(table_columns.values())))
                     table_columns = {**table_columns, WITNESS_COLUMN: [witness] * count}
                 self.store.insert_columns(table, table_columns,
                                           dedup_token=f"{token}/python/{table}" if token else None)
-        return lines
-
-    def _engine(self, columns: dict[str, list], token: str | None, witness: str = "") -> None:
-        data = b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
-                            columns["received_ms"], columns["observed_ns"], columns["text"]))
-        # A request written alone keeps the store's deduplication, under its token; a merged write goes without.
-        # Both are the statement's parameters, set in its own SETTINGS clause (no per-call settings).
-        self.store.insert_select_input(self._insert_sql, data,
-                                       parameters={"deduplicate": 1 if token else 0, "dedup_token": token or "",
-                                                   "witness": witness})
 
 
 def python_rows(columns: dict[str, list]) -> Rows:
@@ -131,14 +142,59 @@ def _row_binary(service: str, instance: str, source: str, received_ms: int, obse
                      struct.pack("<q", received_ms), uvarint(len(times)), times.tobytes(), string(text.encode())))
 
 
+def statement_input(columns: dict[str, list]) -> bytes:
+    """`GC_LINES_TABLE` columns as otlp_gc_insert.sql's input: RowBinary, a resource per row."""
+    return b"".join(map(_row_binary, columns["service"], columns["instance"], columns["source"],
+                        columns["received_ms"], columns["observed_ns"], columns["text"]))
+
+
+def whole_rows(data: bytes) -> tuple[int, int]:
+    """The lines in a segment's whole rows, and the bytes those rows take (the journal's `WholeRows`)."""
+    columns, end = segment_columns(data)
+    return sum(columns[WEIGHT]), end
+
+
+def segment_columns(data: bytes) -> tuple[dict[str, list], int]:
+    """The `GC_LINES_TABLE` columns of RowBinary rows made by `_row_binary` (a journal segment), and where the last
+    whole row ends: a segment cut by a crash inside an append ends in part of a row, which is not read."""
+    columns: dict[str, list] = {name: [] for name in GC_LINES_COLUMNS}
+    view = memoryview(data)
+    pos = end = 0
+    try:
+        while pos < len(view):
+            service, pos = read_string(view, pos)
+            instance, pos = read_string(view, pos)
+            source, pos = read_string(view, pos)
+            if pos + 8 > len(view):
+                break
+            (received_ms,) = struct.unpack_from("<q", view, pos)
+            count, pos = read_uvarint(view, pos + 8)
+            if pos + 8 * count > len(view):
+                break
+            times = array("q")
+            times.frombytes(view[pos:pos + 8 * count])
+            text, pos = read_string(view, pos + 8 * count)
+            for name, value in (("service", service.decode()), ("instance", instance.decode()),
+                                ("source", source.decode()), ("received_ms", received_ms), ("observed_ns", list(times)),
+                                ("text", text.decode()), (WEIGHT, count)):
+                columns[name].append(value)
+            end = pos
+    except ValueError:
+        pass  # a row cut short: the segment ends at the last whole one
+    return columns, end
+
+
 class Sink:
     """Inserts `Rows` into the store, one columnar insert per table."""
 
     def __init__(self, store: Store, telemetry: Telemetry | None = None,
-                 gc_lines: EngineGcLines | None = None) -> None:
+                 gc_lines: EngineGcLines | None = None, journal: GcLinesJournal | None = None) -> None:
         self.store = store
         self.telemetry = telemetry or get_telemetry()
         self._gc_lines = gc_lines
+        # With a journal (the OTLP writer's sink), plain gc lines are safe once appended to it, and reach gc_events
+        # in its large statements (pipeline/journal.py); without, each write stores them itself.
+        self.journal = journal
 
     @property
     def gc_lines(self) -> EngineGcLines:
@@ -155,7 +211,7 @@ class Sink:
         each table's insert carries `<token>/<table>`, so retrying the same call after a partial failure
         writes only the tables that are still missing. With `witness` (Kafka writes) every row also carries that
         insert token in `ingest_batch` (WITNESS_COLUMN), and a `guard` (a replayed batch) gets each insert to
-        check it by that witness (pipeline/sources/kafka/witness.py).
+        check it by that witness (pipeline/witness.py).
         """
         written: dict[str, int] = {}
         tables = sorted(rows.tables, key=lambda t: (t in _LAST, t))
@@ -168,6 +224,9 @@ class Sink:
             try:
                 if witness and table_token:
                     n = self._witnessed(table, columns, table_token, guard)
+                elif table == GC_LINES_TABLE and self.journal is not None:
+                    written[table] = self._append_to_journal(self.journal, columns)
+                    continue  # counted as written when the journal stores them
                 elif table == GC_LINES_TABLE:
                     # Its own token: Python-made gc rows of the same request go in under `<token>/gc_events`.
                     n = self.gc_lines.write(columns, table_token)
@@ -187,6 +246,13 @@ class Sink:
                 self.telemetry.quarantined.add(n)
         self.telemetry.batch_latency.record(time.perf_counter() - start)
         return written
+
+    @staticmethod
+    def _append_to_journal(journal: GcLinesJournal, columns: dict[str, list]) -> int:
+        """The lines' statement input, appended to the journal (on disk when this returns); returns the lines."""
+        lines = sum(columns[WEIGHT])
+        journal.append(statement_input(columns), lines)
+        return lines
 
     def _witnessed(self, table: str, columns: dict[str, list], table_token: str, guard: InsertGuard | None) -> int:
         """One table's insert whose rows carry `table_token` as their witness; checked by `guard` when given."""

@@ -61,6 +61,10 @@ class Telemetry:
         self.queue_rows = meter.create_up_down_counter(
             "fleetwatch.queue.rows", unit="{row}", description="Rows accepted and waiting for the writer"
         )
+        self.journal_lines = meter.create_up_down_counter(
+            "fleetwatch.journal.lines", unit="{line}",
+            description="OTLP gc lines answered and in the journal, not yet stored (pipeline/journal.py)",
+        )
         self.consumer_lag = meter.create_histogram(
             "fleetwatch.kafka.lag", unit="{message}", description="Messages behind the high watermark, per poll"
         )

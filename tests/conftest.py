@@ -19,6 +19,7 @@ import pytest
 
 from pipeline.config import Settings, load_settings
 from pipeline.store.client import Store
+from pipeline.store.migrate import context_from_settings, migrate
 from tests.net import VENV_BIN
 from tests.schema_copy import migrated_database
 
@@ -55,6 +56,22 @@ def store(settings: Settings) -> Iterator[Store]:
     yield st
     st.command(f"DROP DATABASE IF EXISTS {settings.database} SYNC")
     st.close()
+
+
+@pytest.fixture
+def two_stores(settings: Settings) -> Iterator[tuple[Store, Store]]:
+    """Two migrated databases of the session's embedded store: the reference's and the engine path's (the OTLP
+    engine and journal tests compare every table of the two)."""
+    stores = []
+    for suffix in ("_ref", "_eng"):
+        own = settings.model_copy(update={"database": settings.database + suffix})
+        store = Store.from_settings(own)
+        migrate(store, own.sql_dir, context_from_settings(own))
+        stores.append(store)
+    yield stores[0], stores[1]
+    for store in stores:
+        store.command(f"DROP DATABASE IF EXISTS {store.database} SYNC")
+        store.close()
 
 
 @pytest.fixture(scope="session")

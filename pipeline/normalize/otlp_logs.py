@@ -41,7 +41,7 @@ from pipeline.normalize.otlp_common import (
     quarantine_message,
     storable_ns,
 )
-from pipeline.normalize.plain_gc import GC_LINES_COLUMNS, GC_LINES_TABLE, all_plain
+from pipeline.normalize.plain_gc import GC_LINES_COLUMNS, GC_LINES_TABLE, plain_text
 from pipeline.normalize.rows import WEIGHT, Rows
 
 
@@ -152,10 +152,10 @@ def _resource_logs(resource_logs: ResourceLogs, ctx: Context, result: OtlpResult
     # on top, so the client hears that part of what it sent was not understood.
     if not lines:
         rejected = 0
-    elif ctx.plain_gc and all_plain(lines):
+    elif ctx.plain_gc and (text := plain_text(lines)) is not None:
         # Every line a plain gc line: the reference would make one gc row of each and nothing else (no
         # application line, no repair, no quarantine), so the engine makes them (pipeline/normalize/plain_gc.py).
-        _plain_gc_lines(lines, observed, service, instance, ctx)
+        _plain_gc_lines(text, observed, service, instance, ctx)
         rejected = 0
     else:
         rejected = _runtime_lines(lines, observed, service, instance, ctx, on_log)
@@ -224,28 +224,34 @@ def _all_plain_resource(resource_logs: ResourceLogs, service: str, instance: str
                         result: OtlpResult) -> bool:
     """The common case in bulk: every record of the resource a plain gc line with its own valid time, and no
     record that could be a cancel event (no attributes, no event name). Then the lines go to the engine as they
-    are, with no Python object per record (list comprehensions over the repeated fields), and True is returned;
-    otherwise nothing is done and the per-record loop decides (it gives the same rows in this case, slower).
-    A plain line holds no line break, and a body that is not a string reads as "", which is not plain."""
-    lines: list[str] = []
+    are, with no Python object per record beyond what reading them from upb makes (one loop over the records
+    for both repeated fields; the lines checked joined, in one call), and True is returned; otherwise nothing is
+    done and the per-record loop decides (it gives the same rows in this case, slower). A plain line holds no line
+    break, and a body that is not a string reads as "", which is not plain."""
+    texts: list[str] = []
     observed: list[int] = []
     for scope_logs in resource_logs.scope_logs:
         records = scope_logs.log_records
-        texts = [record.body.string_value for record in records]
-        if not all_plain(texts):
+        scope_texts: list[str] = []
+        times: list[int] = []
+        text, time = scope_texts.append, times.append
+        for record in records:
+            text(record.body.string_value)
+            time(record.time_unix_nano)
+        joined = plain_text(scope_texts)
+        if joined is None:
             return False
-        times = [record.time_unix_nano for record in records]
         if not (min(times) > 0 and max(times) <= MAX_STORABLE_NS):
             return False
-        if not _time_and_body_only(scope_logs, texts) and any(record.event_name or record.attributes
-                                                              for record in records):
+        if not _time_and_body_only(scope_logs, scope_texts) and any(record.event_name or record.attributes
+                                                                    for record in records):
             return False
-        lines += texts
+        texts.append(joined)
         observed += times
-    if not lines:
+    if not texts:
         return False
-    result.accepted += len(lines)
-    _plain_gc_lines(lines, observed, service, instance, ctx)
+    result.accepted += len(observed)
+    _plain_gc_lines("\n".join(texts), observed, service, instance, ctx)
     return True
 
 
@@ -283,13 +289,14 @@ def _time_and_body_only(scope_logs: ScopeLogs, texts: list[str]) -> bool:
     return scope_logs.ByteSize() == other + records
 
 
-def _plain_gc_lines(lines: list[str], observed: list[int], service: str, instance: str, ctx: Context) -> None:
-    """One resource's plain gc lines, with their observed times, as one row of lines for the engine."""
+def _plain_gc_lines(text: str, observed: list[int], service: str, instance: str, ctx: Context) -> None:
+    """One resource's plain gc lines (joined by "\n"), with their observed times, as one row of lines for the
+    engine."""
     cols = ctx.rows.columns(GC_LINES_TABLE, GC_LINES_COLUMNS)
     for name, value in (
         ("service", service), ("instance", instance), ("source", ctx.source),
-        ("received_ms", int(ctx.received_at.timestamp() * 1000)), ("observed_ns", observed), ("text", "\n".join(lines)),
-        (WEIGHT, len(lines)),
+        ("received_ms", int(ctx.received_at.timestamp() * 1000)), ("observed_ns", observed), ("text", text),
+        (WEIGHT, len(observed)),
     ):
         cols[name].append(value)
 

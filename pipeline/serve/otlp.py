@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -31,7 +32,7 @@ from pipeline.serve import otlp_limits
 from pipeline.serve.auth import bearer_ok
 from pipeline.serve.body import Refusal, decompress, read_body
 from pipeline.serve.protocol import plain_error
-from pipeline.serve.routes import RouteGroup, Workers, health_response, refusal_headers
+from pipeline.serve.routes import RouteGroup, health_response, refusal_headers
 from pipeline.serve.server import HttpPort
 from pipeline.serve.status import HTTP_STATUS, RPC_CODE_OF_HTTP
 from pipeline.sources.otlp_export import (
@@ -91,7 +92,11 @@ class OtlpRoutes:
         self.max_decoded = int(settings.otlp.max_request_bytes)
         self.group = RouteGroup("OTLP", self.serve.otlp_max_concurrent, status=429,
                                 retry_after=self.serve.retry_after_seconds)
-        self.workers = Workers(self.serve.worker_threads)
+        # The request workers: decompress, count, decode, map (`_decode`), `serve.worker_threads` at once. A plain
+        # executor, not anyio's to_thread: its hand-off costs the event loop a fraction of anyio's per request
+        # (docs/benchmarks.md, "OTLP receivers: the request workers' Python per record"). `_decode` is pure, so a
+        # request cancelled while it runs only drops its result.
+        self.workers = ThreadPoolExecutor(max_workers=self.serve.worker_threads, thread_name_prefix="otlp-http")
         self.inflight = InFlight()
 
     async def health(self, request: Request) -> Response:
@@ -121,8 +126,8 @@ class OtlpRoutes:
     async def _export(self, request: Request, signal: Signal, encoding: str) -> Response:
         raw = await read_body(request, max_bytes=self.serve.max_body_bytes, timeout=self.serve.body_timeout_seconds)
         content_encoding = request.headers.get("content-encoding", "")
-        prepared = await self.workers.run(self._decode, signal, raw, content_encoding, encoding,
-                                          f"http:{request.url.path}")
+        prepared = await asyncio.get_running_loop().run_in_executor(
+            self.workers, self._decode, signal, raw, content_encoding, encoding, f"http:{request.url.path}")
         if isinstance(prepared, Outcome):
             return self._outcome(signal, prepared, encoding)
         rows, result, token = prepared
@@ -207,6 +212,7 @@ class OtlpHttpPort:
         if not self.routes.inflight.drain(timeout):
             log.warning("otlp http: requests still running after %.0f s", timeout)
         self.http.stop(timeout)
+        self.routes.workers.shutdown(wait=False)
 
 
 def start(ctx: RunContext) -> OtlpHttpPort | None:

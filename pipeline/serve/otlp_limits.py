@@ -17,6 +17,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.store.row_binary import read_uvarint
+
 # Field numbers of the repeated message fields from a request down to its records.
 _PATHS: dict[str, tuple[tuple[int, ...], ...]] = {
     "logs": ((1,), (2,), (2,)),  # resource_logs -> scope_logs -> log_records
@@ -39,34 +41,20 @@ class TooManyObjects(Exception):
     pass
 
 
-def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while pos < end:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            break
-    raise ValueError("bad varint")
-
-
 def _children(buf: memoryview, start: int, end: int, fields: tuple[int, ...]) -> Iterator[tuple[int, int]]:
     """(start, end) of every length-delimited field in `fields` of the message at buf[start:end]."""
     pos = start
     while pos < end:
-        key, pos = _varint(buf, pos, end)
+        key, pos = read_uvarint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            _, pos = _varint(buf, pos, end)
+            _, pos = read_uvarint(buf, pos, end)
         elif wire == 1:
             pos += 8
         elif wire == 5:
             pos += 4
         elif wire == 2:
-            length, pos = _varint(buf, pos, end)
+            length, pos = read_uvarint(buf, pos, end)
             if pos + length > end:
                 raise ValueError("field past the end")
             if number in fields:

@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -241,32 +242,51 @@ class Store:
             params = {**(parameters or {}), "fleetwatch_lines_file": tmp.name}
             self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
 
-    def insert_select_input(self, sql: str, data: bytes, *, parameters: Mapping[str, Any] | None = None,
+    def insert_select_input(self, sql: str, data: bytes | Path, *, parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
         """Run one `INSERT ... SELECT ... FROM input('<structure>') ... FORMAT <format>` over `data`, rows already
         encoded in that format (the OTLP writer's plain gc lines, RowBinary), as `insert_select_lines` does for
-        raw lines: a server reads `data` as the request body; the embedded engine reads it from a temporary file
-        through file() with the same format and structure."""
+        raw lines: a server reads them as the request body; the embedded engine reads them from a file through
+        file() with the same format and structure. `data` may be that file already (a journal segment,
+        pipeline/journal.py), which the embedded engine then reads in place, with no copy."""
         found_input = _INPUT_RE.search(sql)
         found_format = _FORMAT_RE.search(sql.rstrip())
         if found_input is None or found_format is None:
             raise ValueError("the statement must read input('<structure>') and end with FORMAT <format>")
         if not self.embedded:
-            self._call(lambda c: c.command(sql, parameters=parameters, data=data, settings=dict(settings or {})))
+            body = data.read_bytes() if isinstance(data, Path) else data
+            self._call(lambda c: c.command(sql, parameters=parameters, data=body, settings=dict(settings or {})))
             return
         fmt, structure = found_format.group(1), found_input.group(1)
         local = sql.rstrip()[:found_format.start()].replace(
             found_input.group(0), f"file({{fleetwatch_input_file:String}}, '{fmt}', '{structure}')")
+
+        def run(path: str) -> None:
+            params = {**(parameters or {}), "fleetwatch_input_file": path}
+            self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
+
+        if isinstance(data, Path):
+            run(str(data.resolve()))
+            return
         with tempfile.NamedTemporaryFile(prefix="fleetwatch-input-", suffix=f".{fmt.lower()}") as tmp:
             tmp.write(data)
             tmp.flush()
-            params = {**(parameters or {}), "fleetwatch_input_file": tmp.name}
-            self._call(lambda c: c.command(local, parameters=params, settings=dict(settings or {})))
+            run(tmp.name)
 
     def export_raw(self, sql: str, parameters: Mapping[str, Any] | None = None, *,
                    fmt: str = "JSONEachRow", settings: Mapping[str, Any] | None = None) -> bytes:
         """Run a SELECT and return its result encoded in a ClickHouse output format."""
         return self._call(lambda c: c.raw_query(sql, parameters=parameters, fmt=fmt, settings=settings))
+
+    @staticmethod
+    def load_insert_libraries() -> None:
+        """Import now the optional libraries clickhouse-connect looks for on its first insert (pandas, numpy,
+        pyarrow, polars, when installed; chdb brings pandas and pyarrow): about 1.5 s of CPU and 60 MB, which a
+        long-running process pays at start instead of inside the first request it answers."""
+        from clickhouse_connect.driver import options
+
+        for name in ("pd", "np", "arrow", "pl"):
+            getattr(options, name, None)
 
     def ping(self) -> bool:
         try:

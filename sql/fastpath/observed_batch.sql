@@ -17,7 +17,7 @@
 -- A value's final line terminator makes no line (pipeline/normalize/lines.split_lines); a carriage return
 -- before it stays on the line, where the end-anchored regex allows it, as it allows trailing blanks.
 -- {witness}: every row's ingest_batch, the insert's token for a Kafka write and '' for any other (migration 106,
--- pipeline/sources/kafka/witness.py).
+-- pipeline/witness.py).
 INSERT INTO {{db}}.gc_events
     (
     {{include fastpath/gc_events_columns.sql}}

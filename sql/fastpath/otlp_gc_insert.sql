@@ -13,7 +13,7 @@
 -- ends, so ts = observed - the cycle's wall-clock duration, process_start = ts - @T, incarnation 0; nothing is
 -- carried from line to line.
 -- {witness}: every row's ingest_batch, the insert's token for a Kafka write and '' for any other (migration 106,
--- pipeline/sources/kafka/witness.py).
+-- pipeline/witness.py).
 INSERT INTO {{db}}.gc_events
     (
     {{include fastpath/gc_events_columns.sql}}

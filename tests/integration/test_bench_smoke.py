@@ -26,6 +26,16 @@ def test_bench_cli_help() -> None:
     assert "--quick" in proc.stdout and "--full" in proc.stdout
 
 
+def test_otlp_request_cpu_measures_every_part_of_the_request_path() -> None:
+    """bench.otlp_request_cpu still drives the request path it measures (decode, token, mapping) on the bench's
+    requests."""
+    from bench.otlp_request_cpu import measure
+
+    parts = measure(requests=2, repeats=1)
+    assert set(parts) == {"decode", "dedup_token", "normalize_request", "request worker (all three)"}
+    assert all(value > 0 for value in parts.values())
+
+
 def test_templates_are_real_gc_lines() -> None:
     lines = data.instance_lines(5, first=10)
     assert [line.split()[1] for line in lines] == ["11", "12", "13", "14", "15"]

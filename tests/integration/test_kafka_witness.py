@@ -24,9 +24,9 @@ from pipeline.normalize.rows import Rows
 from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
-from pipeline.sources.kafka.witness import ReplayWitness
 from pipeline.store.client import Store
 from pipeline.store.migrate import RenderContext, context_from_settings
+from pipeline.witness import ReplayWitness
 from tests.plugins.kafka_pipeline import create_topics, gctrace_line, kafka_settings, run_worker
 
 pytestmark = [pytest.mark.integration]

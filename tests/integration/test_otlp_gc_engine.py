@@ -26,7 +26,6 @@ from pipeline.normalize.rows import Rows
 from pipeline.sink import BatchingWriter, EngineGcLines, Sink
 from pipeline.sqlfiles import RenderContext
 from pipeline.store.client import Store
-from pipeline.store.migrate import context_from_settings, migrate
 
 pytestmark = [pytest.mark.integration]
 
@@ -86,21 +85,27 @@ def requests(capture: Path) -> Iterator[ExportLogsServiceRequest]:
         for start in range(0, len(gc_lines), 200):
             chunk = [prefix + line for line in gc_lines[start:start + 200]]
             yield _request(chunk, f"{capture.stem}-p{p}", start, attributed=start % 400 == 0)
+    yield from _joined_shapes(gc_lines[:400], capture.stem)
 
 
-@pytest.fixture
-def two_stores(settings: Settings) -> Iterator[tuple[Store, Store]]:
-    """Two migrated databases of the session's embedded store: the reference's and the engine path's."""
-    stores = []
-    for suffix in ("_ref", "_eng"):
-        own = settings.model_copy(update={"database": settings.database + suffix})
-        store = Store.from_settings(own)
-        migrate(store, own.sql_dir, context_from_settings(own))
-        stores.append(store)
-    yield stores[0], stores[1]
-    for store in stores:
-        store.command(f"DROP DATABASE IF EXISTS {store.database} SYNC")
-        store.close()
+def _joined_shapes(gc_lines: list[str], stem: str) -> Iterator[ExportLogsServiceRequest]:
+    """Plain gc lines in the shapes the bulk check reads joined (pipeline/normalize/plain_gc.plain_text): two lines
+    in one body (a line end of its own: the bulk check must refuse it, the per-record loop splits it), a body ending
+    in a line end, and a resource of several scopes, each all plain."""
+    if len(gc_lines) < 40:
+        return
+    pairs = [f"{a}\n{b}" for a, b in zip(gc_lines[0:40:2], gc_lines[1:40:2], strict=True)]
+    yield _request(gc_lines[40:60] + pairs[:1] + gc_lines[60:80], f"{stem}-pair1", 0)
+    yield _request(pairs, f"{stem}-pairs", 100)
+    yield _request([line + "\n" for line in gc_lines[80:100]], f"{stem}-ended", 200)
+    request = _request(gc_lines[100:150], f"{stem}-scopes", 300)
+    more = request.resource_logs[0].scope_logs.add()
+    more.scope.name = "second"
+    for i, line in enumerate(gc_lines[150:200]):
+        record = more.log_records.add()
+        record.time_unix_nano = BASE_NS + (350 + i) * 50_000_000
+        record.body.string_value = line
+    yield request
 
 
 def _table(store: Store, table: str) -> list[tuple]:

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.normalize import runtime_lines as rl
-from pipeline.normalize.plain_gc import PLAIN_GC, PLAIN_GC_PATTERN, all_plain, is_plain, possessive
+from pipeline.normalize.plain_gc import (
+    PLAIN_GC,
+    PLAIN_GC_PATTERN,
+    PLAIN_LINES_RE2,
+    all_plain,
+    is_plain,
+    plain_text,
+    python_form,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -87,15 +95,38 @@ def _digit_mutations(line: str) -> list[str]:
     return out
 
 
+def _group_mutations(line: str) -> list[str]:
+    """The places where an optional group of the pattern could give text back: the group present, absent, cut short
+    or followed by what would fit if it gave back (a fraction dropped or doubled, the leak note, the stacks and globals
+    pair, ` (forced)`, the blanks at the end)."""
+    out = [re.sub(r"(\d+)\.\d+", r"\1", line, count=k) for k in (1, 3, 8)]
+    out += [re.sub(r"(\d+\.\d+)", r"\1.5", line, count=1), line.replace(".", "..", 1)]
+    out += [line.replace("%: ", "% (checking for goroutine leaks): ", 1),
+            line.replace("%: ", "% (checking for goroutine leaks) : ", 1),
+            line.replace("%: ", "% (checking for goroutine leaks): (checking for goroutine leaks): ", 1),
+            line.replace("%: ", "% (checking for goroutine): ", 1)]
+    out += [re.sub(r", \d+ MB stacks, \d+ MB globals", "", line), re.sub(r" MB globals", "", line),
+            re.sub(r", (\d+) MB stacks", r", \1 MB stacks, \1 MB stacks", line),
+            re.sub(r"(\d+ MB globals)", r"\1, 7 MB stacks, 7 MB globals", line),
+            re.sub(r" MB goal", " MB goal, 12 P", line)]
+    out += [line + " (forced)", line + " (forced) \t", line + " (forced) (forced)", line + " (forced", line + " \t\r",
+            line + " x", line + " (forced)x"]
+    return out
+
+
 def test_possessive_form_recognises_the_same_lines() -> None:
-    """PLAIN_GC runs the pattern with possessive digit runs (faster in Python's engine); it accepts exactly what
-    the pattern as written (and as the SQL has it) accepts, wherever the match starts."""
+    """PLAIN_GC runs the pattern with possessive digit runs and optional groups, digits spelled [0-9] (faster in
+    Python's engine); it accepts exactly what the pattern as written (and as the SQL has it) accepts, wherever the
+    match starts."""
     plain = re.compile(PLAIN_GC_PATTERN, re.ASCII)
-    assert PLAIN_GC.pattern != PLAIN_GC_PATTERN and PLAIN_GC.pattern == possessive(PLAIN_GC_PATTERN)
+    assert PLAIN_GC.pattern != PLAIN_GC_PATTERN and PLAIN_GC.pattern == python_form(PLAIN_GC_PATTERN)
+    assert "?+" in PLAIN_GC.pattern and "\\d" not in PLAIN_GC.pattern
     lines = _lines()
     gc = [line for line in lines if line.startswith("gc ")]
     lines += [m for line in gc[:40] for m in _digit_mutations(line)]
     lines += ["  " + m for line in gc[40:60] for m in _digit_mutations(line)]
+    lines += [m for line in gc[::20] for m in _group_mutations(line)]
+    lines += ["ts=1 " + m for line in gc[::97] for m in _group_mutations(line)]
     accepted = 0
     for line in lines:
         expected = plain.search(line)
@@ -105,3 +136,45 @@ def test_possessive_form_recognises_the_same_lines() -> None:
             assert got.span() == expected.span(), line  # type: ignore[union-attr]
             accepted += 1
     assert accepted > 3_000 and accepted < len(lines)
+
+
+def test_plain_text_is_the_line_by_line_check_on_the_joined_lines() -> None:
+    """`plain_text` checks the joined lines in one call: it gives the joined text exactly when every line is plain by
+    `is_plain`, also for runs holding a prefixed line, a line that is not plain, a line with a line end of its own
+    (two plain lines in one body: not plain, the engine would pair the lines with the wrong times), blanks at the
+    ends, or nothing."""
+    gc = [line for line in _lines() if line.startswith("gc ") and is_plain(line)]
+    assert len(gc) > 3_000
+    runs = [gc[:1000], gc[1000:1001], [*gc[2000:2500], gc[0] + " \t\r"]]
+    for bad in ("x " + gc[1], gc[1] + "\n" + gc[2], gc[1] + "\n", "\n" + gc[1], "", "app: hello", gc[1] + " x",
+                "\u00e9 " + gc[1], gc[1][:-1] + "\u0663", "2026-12-01T10:00:00Z " + gc[1]):
+        for at in (0, 5, 9):
+            runs.append([*gc[10:19][:at], bad, *gc[10:19][at:]])
+    runs.append([])
+    for run in runs:
+        expected = "\n".join(run) if run and all(is_plain(line) for line in run) else None
+        assert plain_text(run) == expected, run
+        assert all_plain(run) is (expected is not None)
+    assert plain_text(["2026-12-01T10:00:00Z " + gc[1], gc[2]]) == f"2026-12-01T10:00:00Z {gc[1]}\n{gc[2]}"
+    assert plain_text([gc[1] + "\n" + gc[2]]) is None
+
+
+def test_the_joined_check_in_re2_is_the_pattern_as_written_line_for_line() -> None:
+    """RE2 runs the pattern as written (the engine's syntax) over joined lines: on one line it accepts exactly the
+    lines Python's engine matches from their first character, every blank form at the end included."""
+    plain = re.compile(PLAIN_GC_PATTERN, re.ASCII)
+    gc = [line for line in _lines() if line.startswith("gc ")]
+    lines = [*_lines(), *(m for line in gc[:40] for m in _digit_mutations(line)),
+             *(m for line in gc[::20] for m in _group_mutations(line)),
+             *(gc[0] + blank for blank in (" ", "\t", "\r", "\f", "\v", " \t\r\f\v", "\x0b\x0c", "\x1c", "\u00a0"))]
+    accepted = 0
+    for line in lines:
+        if "\n" in line or not line.isascii():
+            continue
+        expected = plain.match(line) is not None
+        assert (PLAIN_LINES_RE2.fullmatch(line.encode()) is not None) is expected, line
+        accepted += expected
+    assert 3_000 < accepted < len(lines)
+    joined = "\n".join(gc[:50]).encode()
+    assert PLAIN_LINES_RE2.fullmatch(joined) is not None
+    assert PLAIN_LINES_RE2.fullmatch(joined + b"\n") is None and PLAIN_LINES_RE2.fullmatch(b"\n" + joined) is None

@@ -35,10 +35,10 @@ from pipeline.sink import Sink
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
-from pipeline.sources.kafka.witness import ReplayWitness
 from pipeline.sources.kafka.writes import PartitionWrites, Write
 from pipeline.store.client import StoreError, StoreUnavailable
 from pipeline.telemetry import Telemetry
+from pipeline.witness import ReplayWitness
 
 log = logging.getLogger(__name__)
 

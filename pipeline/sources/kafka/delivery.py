@@ -27,10 +27,10 @@ from pipeline.normalize.pprof import PprofLimits
 from pipeline.normalize.rows import QUARANTINE, Rows
 from pipeline.sink import InsertGuard, Sink
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
-from pipeline.sources.kafka.witness import ReplayWitness
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
 from pipeline.store.migrate import RenderContext
+from pipeline.witness import ReplayWitness
 
 log = logging.getLogger(__name__)
 

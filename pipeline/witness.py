@@ -1,4 +1,9 @@
-"""A replayed Kafka batch checks that its rows are stored, by their witness, instead of trusting its tokens.
+"""A replayed insert (a Kafka batch, an OTLP journal segment) checks that its rows are stored, by their witness,
+instead of trusting its tokens.
+
+The OTLP journal (pipeline/journal.py) uses the same check for a segment it finds on disk at start: its rows carry
+the segment's name as their witness, so a segment whose insert landed just before the process died is not
+stored twice, and one whose insert was cut short is stored whole.
 
 Why: a table without replication (the embedded engine) records an insert's deduplication token in its
 deduplication log before it commits the insert's part. A process killed between the two leaves the token and no
@@ -74,11 +79,11 @@ class ReplayWitness:
             if self._holds(table, token, found, expected):
                 return expected
         if found:
-            log.warning("kafka replay: %s holds %d of the %d rows of %s (an insert cut short); storing it again",
+            log.warning("replay: %s holds %d of the %d rows of %s (an insert cut short); storing it again",
                         table, found, expected, token)
             self.store.command(self._delete_sql, parameters={"table": table, "witness": token})
         else:
-            log.warning("kafka replay: %s holds none of the %d rows of %s although the engine knew its token "
+            log.warning("replay: %s holds none of the %d rows of %s although the engine knew its token "
                         "(a process killed inside that insert); storing it again", table, expected, token)
         self.restored += 1
         # A token no insert ever had, so the engine stores the block; whatever happens to this insert, the next
@@ -91,5 +96,5 @@ class ReplayWitness:
     def _holds(table: str, token: str, found: int, expected: int) -> bool:
         """Whether `found` rows of the witness mean the insert is stored."""
         if found > expected:  # more than one insert's worth: nothing to restore, but say so
-            log.warning("kafka replay: %s holds %d rows of %s, %d were sent", table, found, token, expected)
+            log.warning("replay: %s holds %d rows of %s, %d were sent", table, found, token, expected)
         return found >= expected or (found > 0 and table in _REPLACING)
