@@ -80,7 +80,7 @@ class KafkaSettings(BaseModel):
     # free (0: off; needs write_threads > 0): after an assignment or a pause the first batch goes to the store while
     # the rest is fetched, instead of waiting batch_max_seconds. While writes keep the threads busy, a batch is what
     # gathered during the previous write, up to the limits above.
-    batch_early_bytes: int = Field(default=4 * 1024 * 1024, ge=0)
+    batch_early_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     # Above this many buffered bytes across partitions, fetching pauses until the writer catches up.
     max_buffered_bytes: int = 128 * 1024 * 1024
     # Group membership timeouts; a dead worker's partitions move after about session_timeout.
