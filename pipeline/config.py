@@ -152,9 +152,11 @@ class OtlpSettings(BaseModel):
     retry_after_seconds: int = 1
     # The shared writer inserts when this many rows wait, or when the first waiting request is this old.
     # While an insert runs, further requests queue and go into the next insert together (group commit), so
-    # batches grow with load; the delay only bounds how long a lone request waits for company.
+    # batches grow with load; the delay only bounds how long a lone request waits for company. With the journal a
+    # write is an append and a sync, so a short delay serves more cycles: at 0.05 s, 16 exporters of 1,000
+    # records could not pass 320k records/s (docs/benchmarks.md, "OTLP: the journal").
     batch_max_rows: int = 200_000
-    batch_max_seconds: float = 0.05
+    batch_max_seconds: float = 0.01
     # Log bodies that are all plain gc summary lines are parsed by the engine, in the writer's insert, instead of
     # line by line in Python (docs/architecture.md, "OTLP gc lines through the engine"); rows are the same.
     gctrace_engine: bool = True
@@ -169,6 +171,8 @@ class OtlpSettings(BaseModel):
     # answered lines may take to reach gc_events.
     journal_segment_lines: int = Field(default=200_000, ge=1)
     journal_segment_seconds: float = Field(default=0.5, gt=0)
+    # Segments stored at once (each statement reads its file on one thread).
+    journal_converters: int = Field(default=2, ge=1)
     # Bytes waiting in the journal (a slow or absent store); past this, requests get 503 / UNAVAILABLE.
     journal_max_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024 * 1024)
     # Sync each append before answering. Off trades the lines of a machine crash for speed (a process crash

@@ -78,7 +78,7 @@ class GcLinesJournal:
 
     def __init__(self, directory: Path, store_segment: SegmentStore, whole_rows: WholeRows, *,
                  segment_lines: int = 200_000, segment_seconds: float = 0.5, max_bytes: int = 1 << 30,
-                 fsync: bool = True, telemetry: Telemetry | None = None) -> None:
+                 fsync: bool = True, converters: int = 2, telemetry: Telemetry | None = None) -> None:
         self.directory = directory
         self.store_segment = store_segment
         self.whole_rows = whole_rows
@@ -94,10 +94,14 @@ class GcLinesJournal:
         self._backlog = 0  # bytes appended and not yet stored (open and ready segments)
         self._lines_waiting = 0
         self._stopping = False
+        self._stopped = threading.Event()
         self._sequence = 0
         self._incarnation = f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex[:8]}"
         self._lock_fd = -1
-        self._thread = threading.Thread(target=self._run, name="fleetwatch-journal", daemon=True)
+        # Segments are independent (the statement carries nothing from line to line), so several are stored at
+        # once: one statement reads its file on one thread, and a second keeps the other core busy.
+        self._threads = [threading.Thread(target=self._run, name="fleetwatch-journal", daemon=True)
+                         for _ in range(max(1, converters))]
         self.stored_segments = 0  # segments stored since start (tests and health wait on it)
 
     # -- state -----------------------------------------------------------------------------------------------
@@ -121,7 +125,8 @@ class GcLinesJournal:
             raise RuntimeError(f"the OTLP journal {self.directory} is used by another process; give each process "
                                "its own (otlp.journal_dir)") from None
         self._recover()
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def _recover(self) -> None:
@@ -233,15 +238,15 @@ class GcLinesJournal:
 
     # -- storing (the converter thread) ---------------------------------------------------------------------
     def _next(self) -> _Segment | None:
-        """The oldest closed segment, closing the open one once it is `segment_seconds` old; None once stopped
-        with nothing left."""
+        """The oldest closed segment, taken off the queue (a converter's own), closing the open one once it is
+        `segment_seconds` old; None once stopped with nothing left."""
         with self._lock:
             while True:
                 if self._open is not None and (
                         self._stopping or time.monotonic() - self._open.opened_at >= self.segment_seconds):
                     self._close_open()
                 if self._ready:
-                    return self._ready[0]
+                    return self._ready.popleft()
                 if self._stopping:
                     return None
                 if self._open is not None:
@@ -260,11 +265,12 @@ class GcLinesJournal:
                 self.store_segment(segment.path, segment.lines, witness, segment.replay)
             except StoreUnavailable as exc:
                 with self._lock:
+                    self._ready.appendleft(segment)  # first again, for whichever converter is free
                     if self._stopping:
                         return  # kept on disk: stored at the next start
-                    log.warning("journal: the store is unavailable (%s); %s is stored in %.1f s",
-                                str(exc).splitlines()[0][:200], segment.name, backoff)
-                    self._lock.wait(backoff)
+                log.warning("journal: the store is unavailable (%s); %s is stored in %.1f s",
+                            str(exc).splitlines()[0][:200], segment.name, backoff)
+                self._stopped.wait(backoff)  # not the lock's wait: every append would cut it short
                 backoff = min(backoff * 2, 30.0)
                 continue
             except Exception:
@@ -277,7 +283,6 @@ class GcLinesJournal:
                 self.telemetry.rows_written.add(segment.lines, {"table": "gc_events"})
             backoff = 0.5
             with self._lock:
-                self._ready.popleft()
                 self._backlog -= segment.size
                 self._lines_waiting -= segment.lines
                 self.telemetry.journal_lines.add(-segment.lines)
@@ -301,13 +306,16 @@ class GcLinesJournal:
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._stopped.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        alive = any(thread.is_alive() for thread in self._threads)
+        if alive:
             log.warning("journal: %d lines not stored within the shutdown time stay on disk for the next start",
                         self._lines_waiting)
         with self._lock:
             self._close_open()
-        if self._lock_fd >= 0 and not self._thread.is_alive():
+        if self._lock_fd >= 0 and not alive:
             os.close(self._lock_fd)
             self._lock_fd = -1

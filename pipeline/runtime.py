@@ -158,7 +158,8 @@ def otlp_journal(settings: Settings, store: Store, gc_lines: EngineGcLines, tele
     return GcLinesJournal(
         directory, store_segment, whole_rows,
         segment_lines=settings.otlp.journal_segment_lines, segment_seconds=settings.otlp.journal_segment_seconds,
-        max_bytes=settings.otlp.journal_max_bytes, fsync=settings.otlp.journal_fsync, telemetry=telemetry,
+        max_bytes=settings.otlp.journal_max_bytes, fsync=settings.otlp.journal_fsync,
+        converters=settings.otlp.journal_converters, telemetry=telemetry,
     ).start()
 
 

@@ -329,7 +329,7 @@ class BatchingWriter:
         sink: Sink,
         *,
         max_rows: int = 200_000,
-        max_delay: float = 0.05,
+        max_delay: float = 0.01,
         max_pending_rows: int = 2_000_000,
         retry_after: float = 1.0,
         dedup_window: int = 100_000,
