@@ -171,6 +171,8 @@ class OtlpSettings(BaseModel):
     # answered lines may take to reach gc_events.
     journal_segment_lines: int = Field(default=200_000, ge=1)
     journal_segment_seconds: float = Field(default=0.5, gt=0)
+    # ... or once no line came for this long (the exporters paused: what they sent is stored at once).
+    journal_idle_seconds: float = Field(default=0.05, gt=0)
     # Segments stored at once (each statement reads its file on one thread).
     journal_converters: int = Field(default=2, ge=1)
     # Bytes waiting in the journal (a slow or absent store); past this, requests get 503 / UNAVAILABLE.

@@ -70,6 +70,7 @@ class _Segment:
     lines: int = 0
     size: int = 0
     opened_at: float = 0.0
+    appended_at: float = 0.0
     replay: bool = False
 
 
@@ -78,12 +79,14 @@ class GcLinesJournal:
 
     def __init__(self, directory: Path, store_segment: SegmentStore, whole_rows: WholeRows, *,
                  segment_lines: int = 200_000, segment_seconds: float = 0.5, max_bytes: int = 1 << 30,
-                 fsync: bool = True, converters: int = 2, telemetry: Telemetry | None = None) -> None:
+                 idle_seconds: float = 0.05, fsync: bool = True, converters: int = 2,
+                 telemetry: Telemetry | None = None) -> None:
         self.directory = directory
         self.store_segment = store_segment
         self.whole_rows = whole_rows
         self.segment_lines = segment_lines
         self.segment_seconds = segment_seconds
+        self.idle_seconds = idle_seconds
         self.max_bytes = max_bytes
         self.fsync = fsync
         self.telemetry = telemetry or get_telemetry()
@@ -183,6 +186,7 @@ class GcLinesJournal:
                 raise StoreUnavailable(f"the OTLP journal cannot write ({exc.strerror or exc}); retry later") from exc
             segment.lines += lines
             segment.size += len(data)
+            segment.appended_at = time.monotonic()
             self._backlog += len(data)
             self._lines_waiting += lines
             self.telemetry.journal_lines.add(lines)
@@ -238,19 +242,24 @@ class GcLinesJournal:
 
     # -- storing (the converter thread) ---------------------------------------------------------------------
     def _next(self) -> _Segment | None:
-        """The oldest closed segment, taken off the queue (a converter's own), closing the open one once it is
-        `segment_seconds` old; None once stopped with nothing left."""
+        """The oldest closed segment, taken off the queue (a converter's own); None once stopped with nothing left.
+        The open segment is closed once it is `segment_seconds` old, or once no append came for `idle_seconds`
+        (the exporters stopped: what they sent is stored now, not half a second later; under load appends come
+        far more often, so segments keep their size)."""
         with self._lock:
             while True:
-                if self._open is not None and (
-                        self._stopping or time.monotonic() - self._open.opened_at >= self.segment_seconds):
-                    self._close_open()
+                segment = self._open
+                if segment is not None:
+                    now = time.monotonic()
+                    due = min(segment.opened_at + self.segment_seconds, segment.appended_at + self.idle_seconds)
+                    if self._stopping or now >= due:
+                        self._close_open()
                 if self._ready:
                     return self._ready.popleft()
                 if self._stopping:
                     return None
                 if self._open is not None:
-                    self._lock.wait(max(self._open.opened_at + self.segment_seconds - time.monotonic(), 0.001))
+                    self._lock.wait(max(due - now, 0.001))
                 else:
                     self._lock.wait()
 

@@ -158,6 +158,7 @@ def otlp_journal(settings: Settings, store: Store, gc_lines: EngineGcLines, tele
     return GcLinesJournal(
         directory, store_segment, whole_rows,
         segment_lines=settings.otlp.journal_segment_lines, segment_seconds=settings.otlp.journal_segment_seconds,
+        idle_seconds=settings.otlp.journal_idle_seconds,
         max_bytes=settings.otlp.journal_max_bytes, fsync=settings.otlp.journal_fsync,
         converters=settings.otlp.journal_converters, telemetry=telemetry,
     ).start()

@@ -201,7 +201,8 @@ def test_one_process_per_journal(stores: tuple[Settings, Store, Store], tmp_path
 def test_answered_lines_survive_a_kill_and_are_stored_once_after_the_restart(restartable) -> None:
     """`fleetwatch run` answers exports of plain gc lines, then is killed (SIGKILL) before any segment is stored;
     the restarted process stores every answered line from the journal on disk, exactly once."""
-    fw = restartable(env={"FLEETWATCH_OTLP__JOURNAL_SEGMENT_SECONDS": "3600"}).start()
+    held = {"FLEETWATCH_OTLP__JOURNAL_SEGMENT_SECONDS": "3600", "FLEETWATCH_OTLP__JOURNAL_IDLE_SECONDS": "3600"}
+    fw = restartable(env=held).start()
     lines = _storm_lines(200)
     bodies = [_request(lines, f"kill-{i}", 0).SerializeToString() for i in range(5)]
     for body in bodies:
@@ -213,7 +214,8 @@ def test_answered_lines_survive_a_kill_and_are_stored_once_after_the_restart(res
     journal = fw.store_path / "otlp-journal" / "fleetwatch"
     assert [p.suffix for p in journal.iterdir() if p.name != "lock"] == [".open"]
     assert fw.sql("SELECT count() AS n FROM fleetwatch.gc_events") == [{"n": 0}]
-    del fw.env["FLEETWATCH_OTLP__JOURNAL_SEGMENT_SECONDS"]
+    for name in held:
+        del fw.env[name]
     fw.start()
     assert fw.terminate() == 0, fw.log()[-3000:]
     counts = fw.sql("SELECT instance, count() AS n, uniqExact(ingest_batch) AS segments FROM fleetwatch.gc_events "
@@ -263,3 +265,20 @@ def test_an_append_the_disk_refuses_is_refused_whole(tmp_path: Path) -> None:
     assert [p.suffix for p in segments] == [".ready", ".ready"]
     assert [whole_rows(p.read_bytes()) for p in segments] == [(lines, len(row))] * 2
     assert [p.stat().st_size for p in segments] == [len(row)] * 2  # nothing of the refused append is left
+
+
+def test_the_open_segment_is_stored_once_appends_pause(stores: tuple[Settings, Store, Store], tmp_path: Path) -> None:
+    """No segment size or age is reached (an hour), yet the lines of a pause are stored: once no append came
+    for `idle_seconds`, the open segment is closed and stored; an hour-long idle would keep it open."""
+    settings, _, store = stores
+    data, lines = _gc_input(_storm_lines(60), "pause")
+    for idle, stored in ((3600.0, False), (0.05, True)):
+        journal, _ = _journal(settings, store, tmp_path / f"journal-{idle}", segment_seconds=3600.0,
+                              idle_seconds=idle)
+        journal.start()
+        try:
+            journal.append(data, lines)
+            assert journal.wait_stored(3) is stored
+        finally:
+            journal.stop(30)  # stopping stores what is open in either case
+    assert store.scalar(f"SELECT count() FROM {store.database}.gc_events") == 2 * lines
