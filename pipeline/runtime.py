@@ -129,8 +129,9 @@ def build_context(settings: Settings, *, until_caught_up: bool = False,
 
 def journal_dir(settings: Settings) -> Path | None:
     """Where the OTLP journal lives (pipeline/journal.py), or None when there is none: turned off, the engine path
-    off, or an in-memory store (which keeps nothing across a restart either)."""
-    if not (settings.otlp.journal and settings.otlp.gctrace_engine):
+    off, no OTLP receiver (a Kafka-only worker), or an in-memory store (which keeps nothing across a restart
+    either)."""
+    if not (settings.otlp.journal and settings.otlp.gctrace_engine and (settings.otlp.grpc or settings.otlp.http)):
         return None
     if settings.otlp.journal_dir is not None:
         return settings.otlp.journal_dir
