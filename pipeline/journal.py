@@ -75,7 +75,7 @@ class _Segment:
 
 
 class GcLinesJournal:
-    """Appends (the writer thread) and a converter thread that stores closed segments, oldest first."""
+    """Appends (the writer thread), and converter threads that store closed segments, oldest first."""
 
     def __init__(self, directory: Path, store_segment: SegmentStore, whole_rows: WholeRows, *,
                  segment_lines: int = 200_000, segment_seconds: float = 0.5, max_bytes: int = 1 << 30,
@@ -273,6 +273,9 @@ class GcLinesJournal:
             try:
                 self.store_segment(segment.path, segment.lines, witness, segment.replay)
             except StoreUnavailable as exc:
+                # The insert may have landed before the store went away (a server that cut the connection after
+                # committing): the next attempt counts by witness first, as a segment found at start does.
+                segment.replay = True
                 with self._lock:
                     self._ready.appendleft(segment)  # first again, for whichever converter is free
                     if self._stopping:

@@ -159,13 +159,14 @@ def test_appends_are_refused_while_the_store_is_away_and_the_journal_full(stores
     gc_lines = EngineGcLines(store, settings.sql_dir, context_from_settings(settings))
     away = threading.Event()
     away.set()
-    attempts: list[str] = []
+    attempts: list[tuple[str, bool]] = []
+    witness = ReplayWitness(store, settings.sql_dir, context_from_settings(settings))
 
     def store_segment(path: Path, lines: int, name: str, replay: bool) -> int:
-        attempts.append(name)
+        attempts.append((name, replay))
         if away.is_set():
             raise StoreUnavailable("connection refused")
-        return gc_lines.write_segment(path, lines, name)
+        return gc_lines.write_segment(path, lines, name, guard=witness.ensure if replay else None)
 
     data, lines = _gc_input(_storm_lines(200), "away")
     journal = GcLinesJournal(tmp_path / "journal", store_segment, whole_rows, segment_lines=lines,
@@ -183,6 +184,10 @@ def test_appends_are_refused_while_the_store_is_away_and_the_journal_full(stores
     finally:
         journal.stop(30)
     assert len(attempts) > appended // lines  # the first segment was tried while the store was away
+    # a segment tried while the store was away is checked by witness when tried again (its insert may have landed)
+    first = attempts[0][0]
+    assert attempts[0] == (first, False) and [replay for name, replay in attempts[1:] if name == first] and all(
+        replay for name, replay in attempts[1:] if name == first)
     assert store.scalar(f"SELECT count() FROM {store.database}.gc_events") == appended
 
 
