@@ -8,7 +8,8 @@ Two ways in, for two kinds of source:
   deduplication token it has already seen for that table, so a replayed batch lands once.
 * Plain gc lines of OTLP log bodies arrive as the pseudo-table `GC_LINES_TABLE` (pipeline/normalize/plain_gc.py);
   `write` stores them in gc_events through the engine (`EngineGcLines`), which reads their fields, so no Python
-  row is built for them.
+  row is built for them. A sink with a journal (the OTLP writer's, pipeline/journal.py) appends them to it instead
+  and returns once they are synced there; the journal stores them through the same statement, a segment at a time.
 * `BatchingWriter.submit(rows)` queues rows from many small requests (OTLP exports) and returns a future
   that resolves once the merged batch is stored. When more rows wait than the limit allows it raises
   `Backpressure` at once, which the receivers turn into 429 / RESOURCE_EXHAUSTED, so memory stays bounded
