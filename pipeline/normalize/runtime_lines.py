@@ -145,7 +145,9 @@ _GC14 = re.compile(r"(?:^|\s)gc\d+\(\d+\): \d+\+\d+\+\d+\+\d+ us")
 UNSUPPORTED_GO14 = "unsupported Go version: Go 1.4 or older gctrace format ('gcN(P): ... us'), Go 1.5+ is read"
 # The last field of a gc line on a line of its own (", 8 P", "8 P (forced)"): the line was cut just before
 # it. Only believed right after a broken gc line (see `pipeline.normalize.gctrace`).
-P_TAIL = re.compile(r"(?:^|[\s,])\d+ P(?: \(forced\))?[ \t\r\f\v]*$")
+# A gc line's last field, as a continuation may hold it: `N P` (torn before or inside the number) or just ` P`
+# (torn right after the number: Go's own output `..., 2gcchurn: forced cycle 0` then ` P (forced)`).
+P_TAIL = re.compile(r"(?:(?:^|[\s,])\d+ |^[ \t]*)P(?: \(forced\))?[ \t\r\f\v]*$")
 # Where each typed shape begins, for the shipper's prefix in front of it (kept in the row's line_prefix).
 _HEADS = re.compile(r"gc #?\d+ @|(?:forced )?scvg|scav \d|pacer: ")
 _SCAV_HEAD = re.compile(r"scav \d")

@@ -105,8 +105,12 @@ def test_sigkill_twice_while_tailing_growing_and_rotating_files(restartable, tmp
     append(cri, cri_parts[3])
     proc.kill()
 
-    # Round 3: restart, write the rest (another rename rotation of the plain file), wait for every cycle.
+    # Round 3: restart, write the rest (another rename rotation of the plain file), wait for every cycle. The
+    # rename waits until the restarted tailer has read the plain file up to what it holds: a file renamed out of
+    # the watched pattern before the tailer reopened it after a crash cannot be found again (its name is gone).
     proc.start()
+    plain_so_far = sum(1 for line in plain_lines[: sum(map(len, plain_parts[:3]))] if " ms clock, " in line)
+    wait_count(proc, "SELECT count() FROM fleetwatch.gc_events WHERE service = 'worker'", plain_so_far)
     plain.rename(logs / "plain" / "worker.log.1")
     for rest in plain_parts[3:]:
         append(plain, rest)

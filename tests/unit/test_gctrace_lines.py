@@ -408,3 +408,22 @@ def test_stream_span_covers_all_incarnations() -> None:
     assert stream_span_ns([_gc(1, "0.100"), _gc(2, "1.500"), _gc(1, "0.200")]) == (1_500_000 + 3500 + 200_000
                                                                                      + 3500) * 1000
     assert stream_span_ns(["app: nothing"]) is None
+
+
+def test_a_line_torn_right_after_its_procs_number_is_rebuilt() -> None:
+    """Real Go 1.27 output (GODEBUG=gctrace=1, a program printing while a forced cycle ends): the application
+    wrote into the gc line between `2` and ` P (forced)`, so the continuation holds no number at all."""
+    lines = [
+        "gc 105 @0.089s 16%: 0.040+0.075+0.003 ms clock, 0.081+0/0.077/0.052+0.006 ms cpu, 4->4->0 MB, 7 MB goal, "
+        "0 MB stacks, 0 MB globals, 2gcchurn: forced cycle 0",
+        " P (forced)",
+        "gc 106 @0.089s 16%: 0.087+0.71+0.004 ms clock, 0.17+0/0.19/0.017+0.008 ms cpu, 0->0->0 MB, 4 MB goal, "
+        "0 MB stacks, 0 MB globals, 2 P (forced)",
+    ]
+    rows = Rows()
+    stats = normalize_lines(lines, observed_ns=1_796_119_200_000_000_000, service="s", instance="i", source="file",
+                            received_at=datetime(2026, 12, 6, tzinfo=UTC), rows=rows)
+    gc = rows.tables["gc_events"]
+    assert gc["gc_num"] == [105, 106] and gc["forced"] == [1, 1] and gc["procs"] == [2, 2]
+    assert rows.count("quarantine") == 0 and stats.logs == 1
+    assert rows.tables["otel_logs"]["Body"] == ["gcchurn: forced cycle 0"]
