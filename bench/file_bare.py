@@ -13,8 +13,10 @@ its CPU per million lines does not say how much of it is Fleetwatch's and how mu
   `Store.insert_select_lines` (the statement's input written to a temporary file, as the embedded engine takes
   it, and the call). The statements are recorded by running the command's own ingest of each file against a store
   that records `insert_select_lines` instead of running it (so the chunks, held-back lines and parameters are the
-  product's, whatever its batching becomes); every other statement there fails the row, since the bench's input
-  is clean. The row's CPU is what the product would cost if its Python cost nothing.
+  product's, whatever its batching becomes); the engine's count of a file it then reads in place
+  (fastpath/file_lines.sql, `FastGctraceStream.feed_file`) is recorded and replayed too, and a statement that
+  reads a file in place replays reading the same file; every other statement there fails the row, since the bench's
+  input is clean. The row's CPU is what the product would cost if its Python cost nothing.
 """
 
 from __future__ import annotations
@@ -88,17 +90,28 @@ class CommandPhases:
 
 @dataclass(frozen=True)
 class Statement:
-    """One `insert_select_lines` call of the command: its SQL, its input pieces (the bytes as given), its parameters
-    and settings."""
+    """One `insert_select_lines` call of the command: its SQL, its input pieces (the bytes as given, or the file the
+    engine reads in place), its parameters and settings; or (`query`) the engine's count of such a file."""
 
     sql: str
-    pieces: Sequence[bytes | memoryview]
+    pieces: Sequence[bytes | memoryview] | Path
     parameters: Mapping[str, Any]
     settings: Mapping[str, Any]
+    query: bool = False
 
     @property
     def size(self) -> int:
+        if self.query:
+            return 0
+        if isinstance(self.pieces, Path):
+            return self.pieces.stat().st_size
         return sum(len(p) for p in self.pieces)
+
+    def replay(self, store: Store) -> None:
+        if self.query:
+            list(store.query(self.sql, parameters=self.parameters).named_results())
+        else:
+            store.insert_select_lines(self.sql, self.pieces, parameters=self.parameters, settings=self.settings)
 
 
 class RecordingStore(Store):
@@ -109,10 +122,14 @@ class RecordingStore(Store):
         super().__init__(dsn, database)
         self.statements: list[Statement] = []
         self.others: list[str] = []
+        self.replayed_queries: set[str] = set()  # queries of the command's own that run, and are replayed too
 
-    def insert_select_lines(self, sql: str, data: bytes | Sequence[bytes | memoryview], *,
+    def insert_select_lines(self, sql: str, data: bytes | Sequence[bytes | memoryview] | Path, *,
                             parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
+        if isinstance(data, Path):
+            self.statements.append(Statement(sql, data, dict(parameters or {}), dict(settings or {})))
+            return
         pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
         self.statements.append(Statement(sql, [bytes(p) for p in pieces], dict(parameters or {}), dict(settings or {})))
 
@@ -121,7 +138,11 @@ class RecordingStore(Store):
         return super().command(sql, *args, **kwargs)
 
     def query(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        self.others.append(" ".join(sql.split()[:3]))
+        if sql in self.replayed_queries:
+            parameters = kwargs.get("parameters", args[0] if args else None)
+            self.statements.append(Statement(sql, [], dict(parameters or {}), {}, query=True))
+        else:
+            self.others.append(" ".join(sql.split()[:3]))
         return super().query(sql, *args, **kwargs)
 
 
@@ -133,6 +154,7 @@ def record_statements(dsn: str, paths: Sequence[str], start_time: str) -> list[l
     settings = load_settings(clickhouse_dsn=dsn, jobs_enabled=False)
     recorder = RecordingStore(settings.clickhouse_dsn, settings.database)
     fast = GctraceFastPath(recorder, settings.sql_dir, context_from_settings(settings))
+    recorder.replayed_queries = {fast.file_lines_sql}
     start_ns = files.parse_start_time(start_time)
     out: list[list[Statement]] = []
     try:
@@ -177,8 +199,7 @@ def store_scenario(args: dict) -> Result:
                         return
                     index = queue.pop(0)
                 for statement in work[index]:
-                    store.insert_select_lines(statement.sql, statement.pieces, parameters=statement.parameters,
-                                              settings=statement.settings)
+                    statement.replay(store)
         except BaseException as exc:  # reported after the join
             failures.append(exc)
 
@@ -203,7 +224,7 @@ def store_scenario(args: dict) -> Result:
     with Stopwatch() as settle:
         _merges_settled(store)
     rows = int(store.scalar(f"SELECT count() FROM {store.database}.gc_events"))
-    statements = sum(len(w) for w in work)
+    statements = sum(1 for w in work for s in w if not s.query)
     threads_cpu = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
         if sampler is not None else {}
     store.close()

@@ -19,6 +19,7 @@ import argparse
 import gzip
 import io
 import os
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -268,8 +269,20 @@ def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines
     """A plain file or stdin through the fast path, batch by batch as bytes: a clean batch never becomes
     Python strings (`FastGctraceStream.feed_raw`), and its chunks are counted once, as they are read, and
     never joined. A full batch of a file waits for the next bytes before it is written, so a file's last
-    batch is always written as its final one (held-back lines included: no statement for two lines)."""
+    batch is always written as its final one (held-back lines included: no statement for two lines).
+
+    A plain regular file of at most one batch is first offered to the embedded engine whole
+    (`FastGctraceStream.feed_file`): when it is clean, the engine counts and stores it reading the file in place,
+    and Python never reads it; otherwise it is read here as below."""
     is_stdin = name == "-"
+    if not is_stdin and _plain_regular_file(name):
+        stats = stream.feed_file(Path(name), max_lines=batch_lines)
+        if stats is not None:
+            rows = Rows()
+            stream.finish(rows)  # nothing left: the file was its final batch
+            if rows:
+                sink.write(rows)
+            return
     parts: list[bytes] = []
     lines = clock_lines = 0
     last_flush = time.monotonic()
@@ -297,6 +310,17 @@ def _ingest_raw(sink: Sink, stream: FastGctraceStream, name: str, *, batch_lines
                 flush(final=False)  # a live pipe: rows show up while it runs
                 last_flush = now
     flush(final=True)
+
+
+def _plain_regular_file(name: str) -> bool:
+    """A regular file (not a pipe or a device, which a second reader would take bytes from) that is not gzip."""
+    try:
+        if not stat.S_ISREG(os.stat(name).st_mode):
+            return False
+        with open(name, "rb") as file:
+            return file.read(2) != _GZIP_MAGIC
+    except OSError:
+        return False
 
 
 def _ingest_container_file(

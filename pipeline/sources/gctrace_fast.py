@@ -22,6 +22,7 @@ and unrecognised lines are handled by Python from its own text, so the rows stay
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ MAX_SKIP: Final = 64
 NOT_CLEAN: Final = "fleetwatch-fastpath: not a clean chunk"
 # A run of recognised lines shorter than this goes to Python: two engine queries cost more than a few lines.
 MIN_RUN: Final = 64
+# A plain file at most this large, and of at most a batch of lines, is read by the embedded engine in place as one
+# clean batch (`FastGctraceStream.feed_file`); the engine holds it as one block, as it holds a batch read by Python.
+FILE_STATEMENT_BYTES: Final = 64 << 20
+# The end of such a file read by Python for its last line (the clock state after it): a longer last line, and the
+# file is read as before.
+FILE_TAIL_BYTES: Final = 64 << 10
 # Exact float parsing, as Python's float() (the engine's default parser may differ in the last bit).
 _PARSE_SETTINGS: Final = {"precise_float_parsing": 1}
 # Raw bytes: one block, parsed in order, so the stage's seq DEFAULT (the row's number in its block) is the line's
@@ -71,6 +78,7 @@ class GctraceFastPath:
         self.staged_sql = load_statement(sql_dir, "fastpath/gctrace_staged.sql", ctx)
         self.undecided_sql = load_statement(sql_dir, "fastpath/gctrace_undecided.sql", ctx)
         self.chunk_sql = load_statement(sql_dir, "fastpath/gctrace_chunk.sql", ctx)
+        self.file_lines_sql = load_statement(sql_dir, "fastpath/file_lines.sql", ctx)
         self.database = ctx.database
 
     def span_ns(self, chunks: Iterable[bytes]) -> int | None:
@@ -144,6 +152,7 @@ class FastGctraceStream:
         self.clean_chunks = 0  # batches stored by the one-statement chunk path
         self.refused_chunks = 0  # batches the chunk statement refused (then handled by the span path)
         self.span_batches = 0  # batches given as bytes that took the span path
+        self.file_statements = 0  # whole files stored by the chunk statement reading them in place (feed_file)
         # After a refused batch the next ones skip the statement, twice as many after each refusal in a row
         # (up to MAX_SKIP): a stream whose batches are all refused (Go 1.5 lines hold " ms clock, " but are not
         # taken) pays for the wasted statement on few of them. A stored batch resets it.
@@ -215,11 +224,60 @@ class FastGctraceStream:
         last = parse_last(tail_piece[tail_piece.rfind(b"\n", 0, cut - 1) + 1:cut])
         if last is None:
             return None
+        return self._insert_clean([*pieces[:-1], memoryview(tail_piece)[:cut]], before, last, limit,
+                                  raw_lines(tail_piece[cut:]))
+
+    def feed_file(self, path: Path, *, max_lines: int) -> LineStats | None:
+        """A whole plain file as the stream's one and final batch, read by the embedded engine in place: the engine
+        counts its lines and its " ms clock, " lines (fastpath/file_lines.sql, the reader's two counts) and, when
+        they make a clean batch of `min_chunk` to `max_lines` lines, the chunk statement reads the file itself. No
+        Python reads, counts or copies its bytes (only the last line, for the clock state after it), so the
+        command's Python between two statements is a few milliseconds, none of it holding the GIL while the engine
+        counts. None, with nothing stored, when the file is not taken: too large, not a clean batch, a last line
+        longer than FILE_TAIL_BYTES, a server store (its file() reads the server's disk), bytes that do not add up to
+        the file's size, or the statement refused it; the caller then reads it as before, and the rows are the
+        reference's either way. Then `finish` as after any final batch. Like the reader, this takes the file as it
+        is while the command runs (a file still being written is followed with --follow)."""
+        fast = self.fast
+        store = fast.store
+        before = self.stream.clock_state()
+        if not store.embedded or self._skip or before is None or self.stream.pending_work(()):
+            return None
+        try:
+            size = os.stat(path).st_size
+            if not 0 < size <= FILE_STATEMENT_BYTES:
+                return None
+            with open(path, "rb") as file:
+                file.seek(max(0, size - FILE_TAIL_BYTES))
+                tail = file.read(FILE_TAIL_BYTES)
+        except OSError:
+            return None
+        terminated = tail.endswith(b"\n")
+        end = len(tail) - 1 if terminated else len(tail)
+        begin = tail.rfind(b"\n", 0, end) + 1
+        if begin == 0 and size > len(tail):
+            return None  # the last line does not start within the tail
+        last = parse_last(tail[begin:end] + b"\n")
+        where = str(path.resolve())
+        counted = next(iter(store.query(fast.file_lines_sql, parameters={"path": where}).named_results()))
+        lines = counted["lines"]
+        if (last is None or counted["bytes"] != size + (0 if terminated else 1) or counted["clock_lines"] != lines
+                or lines > max_lines or lines < fast.min_chunk):
+            return None
+        stats = self._insert_clean(path, before, last, lines, [])
+        if stats is not None:
+            self.file_statements += 1
+        return stats
+
+    def _insert_clean(self, data: Sequence[bytes | memoryview] | Path, before: StreamClockState, last: rl.GcFields,
+                      limit: int, tail: Sequence[str]) -> LineStats | None:
+        """The chunk statement over `data` (`limit` lines, `last` the last of them); `tail`: the batch's held-back
+        lines after them. None, with nothing stored, when the statement refused the chunk (then the next batches
+        skip it for a while, see `_skip`)."""
         params = {**self.params, "start_us": before.start_us, "incarnation": before.incarnation,
                   "last_num": before.last_num, "last_since_us": before.last_since_us}
         try:
-            self.fast.store.insert_select_lines(self.fast.chunk_sql, [*pieces[:-1], memoryview(tail_piece)[:cut]],
-                                                parameters=params)
+            self.fast.store.insert_select_lines(self.fast.chunk_sql, data, parameters=params)
         except StoreError as exc:
             if NOT_CLEAN not in str(exc):
                 raise
@@ -232,8 +290,7 @@ class FastGctraceStream:
                                                last_since_us=last.since_us))
         stats = LineStats()
         self.stream.count_stored(limit, stats)
-        tail: list[str | None] = list(raw_lines(tail_piece[cut:]))
-        self.stream.finish_batch([None] * limit + tail, limit, stats)
+        self.stream.finish_batch([None] * limit + list(tail), limit, stats)
         self.engine_lines += limit
         self.clean_chunks += 1
         return stats

@@ -216,7 +216,7 @@ class Store:
         self._call(lambda c: c.raw_insert(qualified, column_names=list(column_names) if column_names else None,
                                           insert_block=data, settings=dict(settings or {}), fmt=fmt))
 
-    def insert_select_lines(self, sql: str, data: bytes | Sequence[bytes | memoryview], *,
+    def insert_select_lines(self, sql: str, data: bytes | Sequence[bytes | memoryview] | Path, *,
                             parameters: Mapping[str, Any] | None = None,
                             settings: Mapping[str, Any] | None = None) -> None:
         """Run one `INSERT ... SELECT ... FROM input('line String') ... FORMAT LineAsString` over `data`, raw
@@ -225,16 +225,25 @@ class Store:
 
         A server reads `data` as the request body, as input() expects. The embedded engine takes no body for
         input(), so the bytes go through a temporary file read by file() in the same format, which is what
-        clickhouse-connect's own raw_insert does for the embedded engine."""
+        clickhouse-connect's own raw_insert does for the embedded engine. `data` may be a plain file of such lines
+        (the file command's input, `FastGctraceStream.feed_file`), which the embedded engine then reads in place,
+        with no copy."""
         if _INPUT_LINES not in sql or not sql.rstrip().endswith(_FORMAT_LINES):
             raise ValueError(f"the statement must read {_INPUT_LINES} and end with {_FORMAT_LINES}")
-        pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
         if not self.embedded:
-            body = b"".join(pieces)
+            if isinstance(data, Path):
+                body = data.read_bytes()
+            else:
+                body = b"".join([data] if isinstance(data, bytes | bytearray | memoryview) else data)
             self._call(lambda c: c.command(sql, parameters=parameters, data=body, settings=dict(settings or {})))
             return
         local = sql.rstrip()[:-len(_FORMAT_LINES)].replace(
             _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String')")
+        if isinstance(data, Path):
+            in_place = {**(parameters or {}), "fleetwatch_lines_file": str(data.resolve())}
+            self._call(lambda c: c.command(local, parameters=in_place, settings=dict(settings or {})))
+            return
+        pieces = [data] if isinstance(data, bytes | bytearray | memoryview) else data
         with tempfile.NamedTemporaryFile(prefix="fleetwatch-lines-", suffix=".txt") as tmp:
             for piece in pieces:
                 tmp.write(piece)
