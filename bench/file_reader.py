@@ -6,6 +6,8 @@ rest is the engine planning each statement on the calling thread (`bench.cli_pro
 that reading exactly as `files._ingest_raw` does it (`files.iter_raw_chunks` over each file, both counts per chunk,
 the chunks kept until the file is done, as a batch keeps them), best of `--repeat`, over the bench's files
 (bench.data), so a change to the reader can be measured apart from the engine's noise. CPU is this process's.
+Since a plain file of at most one batch is read by the engine in place (`FastGctraceStream.feed_file`), this is the
+reading of the files that are not: larger ones, gzip, stdin, and those that are not a clean batch.
 """
 
 from __future__ import annotations
