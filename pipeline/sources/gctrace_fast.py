@@ -52,6 +52,9 @@ FILE_STATEMENT_BYTES: Final = 64 << 20
 # The end of such a file read by Python for its last line (the clock state after it): a longer last line, and the
 # file is read as before.
 FILE_TAIL_BYTES: Final = 64 << 10
+# The characters file() reads as a pattern of file names (globs, alternatives, ranges): a path holding one is read
+# by Python.
+_GLOB_CHARS: Final = frozenset("*?{}[]")
 # Exact float parsing, as Python's float() (the engine's default parser may differ in the last bit).
 _PARSE_SETTINGS: Final = {"precise_float_parsing": 1}
 # Raw bytes: one block, parsed in order, so the stage's seq DEFAULT (the row's number in its block) is the line's
@@ -234,10 +237,10 @@ class FastGctraceStream:
         Python reads, counts or copies its bytes (only the last line, for the clock state after it), so the
         command's Python between two statements is a few milliseconds, none of it holding the GIL while the engine
         counts. None, with nothing stored, when the file is not taken: too large, not a clean batch, a last line
-        longer than FILE_TAIL_BYTES, a server store (its file() reads the server's disk), bytes that do not add up to
-        the file's size, or the statement refused it; the caller then reads it as before, and the rows are the
-        reference's either way. Then `finish` as after any final batch. Like the reader, this takes the file as it
-        is while the command runs (a file still being written is followed with --follow)."""
+        longer than FILE_TAIL_BYTES, a server store (its file() reads the server's disk), a path file() would read
+        as a pattern, bytes that do not add up to the file's size, or the statement refused it; the caller then
+        reads it as before, and the rows are the reference's either way. Then `finish` as after any final batch.
+        Like the reader, this takes the file as it is while the command runs (a growing file: --follow)."""
         fast = self.fast
         store = fast.store
         before = self.stream.clock_state()
@@ -259,6 +262,8 @@ class FastGctraceStream:
             return None  # the last line does not start within the tail
         last = parse_last(tail[begin:end] + b"\n")
         where = str(path.resolve())
+        if any(char in where for char in _GLOB_CHARS):
+            return None  # file() would read the name as a pattern of names
         counted = next(iter(store.query(fast.file_lines_sql, parameters={"path": where}).named_results()))
         lines = counted["lines"]
         if (last is None or counted["bytes"] != size + (0 if terminated else 1) or counted["clock_lines"] != lines

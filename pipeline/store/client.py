@@ -227,7 +227,8 @@ class Store:
         input(), so the bytes go through a temporary file read by file() in the same format, which is what
         clickhouse-connect's own raw_insert does for the embedded engine. `data` may be a plain file of such lines
         (the file command's input, `FastGctraceStream.feed_file`), which the embedded engine then reads in place,
-        with no copy."""
+        with no copy. The engine reads every such file as it is, whatever its name ends with (compression 'none':
+        file() would otherwise gunzip a file named *.gz, unzstd one named *.zst, ...)."""
         if _INPUT_LINES not in sql or not sql.rstrip().endswith(_FORMAT_LINES):
             raise ValueError(f"the statement must read {_INPUT_LINES} and end with {_FORMAT_LINES}")
         if not self.embedded:
@@ -238,7 +239,7 @@ class Store:
             self._call(lambda c: c.command(sql, parameters=parameters, data=body, settings=dict(settings or {})))
             return
         local = sql.rstrip()[:-len(_FORMAT_LINES)].replace(
-            _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String')")
+            _INPUT_LINES, "file({fleetwatch_lines_file:String}, 'LineAsString', 'line String', 'none')")
         if isinstance(data, Path):
             in_place = {**(parameters or {}), "fleetwatch_lines_file": str(data.resolve())}
             self._call(lambda c: c.command(local, parameters=in_place, settings=dict(settings or {})))

@@ -142,3 +142,18 @@ def test_files_the_engine_does_not_read_in_place(settings, store, second_store, 
     stream = _ingest(settings, store, path, monkeypatch, batch=200 if kind != "gzip" else 1_000)
     assert stream.file_statements == 0 and stream.clean_chunks >= 1 and stream.stats.lines == 300
     assert len(_same(store, second_store)["gc_events"]) == 300
+
+
+@pytest.mark.parametrize(("name", "in_place"), [("plain-text.gz", True), ("gc{1,2}.log", False), ("gc*.log", False)])
+def test_names_are_not_read_as_codecs_or_patterns(settings, store, second_store, tmp_path, monkeypatch, name,
+                                                  in_place) -> None:
+    """A plain file whose name ends like a codec's is read as it is (no gunzip by name); a name file() would read as
+    a pattern of names is read by Python (a neighbour matching the pattern must not be read)."""
+    data = b"\n".join(_gc_lines("go1.27.3-storm.txt")[:200]) + b"\n"
+    (tmp_path / "gc1.log").write_bytes(b"\n".join(_gc_lines("go1.27.3-storm.txt")[:50]) + b"\n")  # a neighbour
+    path = tmp_path / name
+    path.write_bytes(data)
+    _reference(second_store, path.name, data)
+    stream = _ingest(settings, store, path, monkeypatch)
+    assert stream.file_statements == (1 if in_place else 0) and stream.stats.lines == 200
+    assert len(_same(store, second_store)["gc_events"]) == 200
