@@ -232,7 +232,7 @@ class FastGctraceStream:
 
     def feed_file(self, path: Path, *, max_lines: int) -> LineStats | None:
         """A whole plain file as the stream's one and final batch, read by the embedded engine in place: the engine
-        counts its lines and its " ms clock, " lines (fastpath/file_lines.sql, the reader's two counts) and, when
+        counts its line ends and its " ms clock, " (fastpath/file_lines.sql, the reader's two counts) and, when
         they make a clean batch of `min_chunk` to `max_lines` lines, the chunk statement reads the file itself. No
         Python reads, counts or copies its bytes (only the last line, for the clock state after it), so the
         command's Python between two statements is a few milliseconds, none of it holding the GIL while the engine
@@ -265,8 +265,8 @@ class FastGctraceStream:
         if any(char in where for char in _GLOB_CHARS):
             return None  # file() would read the name as a pattern of names
         counted = next(iter(store.query(fast.file_lines_sql, parameters={"path": where}).named_results()))
-        lines = counted["lines"]
-        if (last is None or counted["bytes"] != size + (0 if terminated else 1) or counted["clock_lines"] != lines
+        lines = counted["line_ends"] + (0 if terminated else 1)
+        if (last is None or counted["bytes"] != size or counted["clock_lines"] != lines
                 or lines > max_lines or lines < fast.min_chunk):
             return None
         stats = self._insert_clean(path, before, last, lines, [])

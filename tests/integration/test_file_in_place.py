@@ -157,3 +157,13 @@ def test_names_are_not_read_as_codecs_or_patterns(settings, store, second_store,
     stream = _ingest(settings, store, path, monkeypatch)
     assert stream.file_statements == (1 if in_place else 0) and stream.stats.lines == 200
     assert len(_same(store, second_store)["gc_events"]) == 200
+
+
+def test_crlf_line_ends_give_the_reference_rows(settings, store, second_store, tmp_path, monkeypatch) -> None:
+    data = b"\r\n".join(_gc_lines("go1.27.3-storm.txt")[:200]) + b"\r\n"
+    path = tmp_path / "crlf.log"
+    path.write_bytes(data)
+    _reference(second_store, path.name, data)
+    stream = _ingest(settings, store, path, monkeypatch)
+    assert stream.stats.lines == 200
+    assert len(_same(store, second_store)["gc_events"]) == 200
