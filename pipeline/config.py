@@ -81,9 +81,6 @@ class KafkaSettings(BaseModel):
     # the rest is fetched, instead of waiting batch_max_seconds. While writes keep the threads busy, a batch is what
     # gathered during the previous write, up to the limits above.
     batch_early_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
-    # The early threshold of a partition's first batch after its assignment (0: batch_early_bytes): small, so the
-    # store starts on the backlog while the rest is fetched; the next batches are cut by batch_early_bytes.
-    batch_first_bytes: int = Field(default=1024 * 1024, ge=0)
     # Above this many buffered bytes across partitions, fetching pauses until the writer catches up.
     max_buffered_bytes: int = 128 * 1024 * 1024
     # Group membership timeouts; a dead worker's partitions move after about session_timeout.

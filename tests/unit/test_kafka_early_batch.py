@@ -37,20 +37,3 @@ def test_librdkafka_refetches_a_drained_queue_soon_unless_told_otherwise() -> No
     assert confluent_config(KafkaSettings())["fetch.queue.backoff.ms"] == 10
     mine = KafkaSettings(client_options={"fetch.queue.backoff.ms": 500})
     assert confluent_config(mine)["fetch.queue.backoff.ms"] == 500
-
-
-def test_a_partitions_first_batch_is_cut_at_the_lower_first_threshold() -> None:
-    s = KafkaSettings(batch_early_bytes=8000, batch_first_bytes=1000, write_threads=2)
-    assert early_due(1000, 0, s, first=True)
-    assert not early_due(999, 0, s, first=True)
-    assert not early_due(1000, 0, s)  # the later batches wait for batch_early_bytes
-    assert early_due(8000, 1, s)
-    assert not early_due(10**6, 2, s, first=True)  # still only with a free write thread
-
-
-def test_the_first_threshold_never_raises_the_early_one_nor_turns_it_on() -> None:
-    assert not early_due(1000, 0, KafkaSettings(batch_early_bytes=5000, batch_first_bytes=0), first=True)
-    assert early_due(500, 0, KafkaSettings(batch_early_bytes=500, batch_first_bytes=9000), first=True)
-    assert not early_due(10**6, 0, KafkaSettings(batch_early_bytes=0, batch_first_bytes=1000), first=True)
-    assert not early_due(10**6, 0, KafkaSettings(batch_early_bytes=1000, batch_first_bytes=500, write_threads=0),
-                         first=True)

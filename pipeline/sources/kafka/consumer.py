@@ -118,23 +118,15 @@ def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
     return count
 
 
-def early_due(buffered_bytes: int, running_writes: int, settings: KafkaSettings, *, first: bool = False) -> bool:
+def early_due(buffered_bytes: int, running_writes: int, settings: KafkaSettings) -> bool:
     """Whether a partition's buffer is written before its batch is full or old: `batch_early_bytes` wait and a write
     thread is free. Why: a freshly assigned partition used to wait `batch_max_seconds` with its first batch fetched
     and both cores idle, then write it while the rest of the backlog waited behind it. Here the first write starts
     as soon as a useful amount is buffered, and the next batch is what gathered meanwhile; while the writes keep
     the threads busy the rule does not apply, so a steady backlog still goes in full batches. Off with no write
-    threads: a write on the consumer's thread stops the fetch, so the buffer would never grow past the threshold.
-
-    `first`: the partition's first batch since its assignment, cut at `batch_first_bytes` (when lower): at 8 MiB the
-    first statement waited for ~55,000 one-line records to be fetched and then took most of a second with both
-    cores shared with the fetch, while a first batch of 1 MiB is stored within a tenth of that and the backlog
-    fetched meanwhile makes the next, full-size batches (docs/benchmarks.md)."""
-    threshold = settings.batch_early_bytes
-    if first and 0 < settings.batch_first_bytes < threshold:
-        threshold = settings.batch_first_bytes
-    return (threshold > 0 and settings.write_threads > 0
-            and buffered_bytes >= threshold and running_writes < settings.write_threads)
+    threads: a write on the consumer's thread stops the fetch, so the buffer would never grow past the threshold."""
+    return (settings.batch_early_bytes > 0 and settings.write_threads > 0
+            and buffered_bytes >= settings.batch_early_bytes and running_writes < settings.write_threads)
 
 
 @dataclass
@@ -154,7 +146,6 @@ class PartitionState:
     plan_end: int | None = None  # a recorded plan from `committed` that must be replayed exactly
     plan_engine: bool = False  # that plan's gc rows are written by the gctrace engine path
     pending_commit: int | None = None  # rows stored up to here; the commit is still to do
-    cut_any: bool = False  # a batch was cut since the assignment (or the last reset): see `early_due`'s `first`
     # The bytes of the batch being written when it was the whole buffer at its cut (the common case), so that
     # `take` need not sum them again once the buffer has grown; None: summed then.
     cut_bytes: int | None = None
@@ -194,7 +185,6 @@ class PartitionState:
         self.plan_end = None
         self.plan_engine = False
         self.pending_commit = None
-        self.cut_any = False
 
 
 @dataclass(frozen=True)
@@ -448,7 +438,7 @@ class KafkaWorker:
             return True
         if st.first_at is not None and time.monotonic() - st.first_at >= s.batch_max_seconds:
             return True
-        if early_due(st.bytes, self.writes.running(), s, first=not st.cut_any):
+        if early_due(st.bytes, self.writes.running(), s):
             return True
         if self.until_caught_up:
             high = self._highwater(st.tp)
@@ -478,7 +468,6 @@ class KafkaWorker:
                                                  and self.gctrace_engine.wants(messages))
         job = partial(self._write, st.tp, st.kind, messages, start, end, planned=planned, engine=engine)
         self.writes.submit(st.tp, st, start, end, count, job)
-        st.cut_any = True
         st.cut_bytes = st.bytes if count == len(st.buffer) else None
         return self._collect(st)
 
