@@ -19,6 +19,9 @@ from typing import overload
 from pipeline.normalize.kafka_messages import KafkaMessage
 
 Headers = tuple[tuple[str, bytes | None], ...]
+# A record as a client buffers it: a `KafkaMessage` (kafka-python) or librdkafka's own `Message` (confluent-kafka),
+# read only through the partition state's `offset_of` / `record_bytes` and the client's `ColumnarBatch`.
+Buffered = object
 
 _values = attrgetter("value")
 _keys = attrgetter("key")

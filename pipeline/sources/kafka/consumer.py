@@ -33,6 +33,7 @@ from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
+from pipeline.sources.kafka.columns import Buffered
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
@@ -96,7 +97,7 @@ def bytes_of(messages: list[KafkaMessage]) -> int:
             + sum(map(len, filter(None, map(attrgetter("key"), messages)))))
 
 
-_offset: Callable[[Any], int] = attrgetter("offset")
+_offset: Callable[[Buffered], int] = attrgetter("offset")
 
 
 def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
@@ -137,7 +138,7 @@ class PartitionState:
 
     tp: TopicPartition
     kind: Kind
-    buffer: deque[Any] = field(default_factory=deque)
+    buffer: deque[Buffered] = field(default_factory=deque)
     bytes: int = 0
     first_at: float | None = None  # monotonic time the oldest buffered message arrived
     ready: bool = False  # committed offset and plan are known
@@ -149,8 +150,8 @@ class PartitionState:
     # The bytes of the batch being written when it was the whole buffer at its cut (the common case), so that
     # `take` need not sum them again once the buffer has grown; None: summed then.
     cut_bytes: int | None = None
-    offset_of: Callable[[Any], int] = _offset  # a buffered record's offset
-    record_bytes: Callable[[list[Any]], int] = bytes_of  # the summed `KafkaMessage.size` of buffered records
+    offset_of: Callable[[Buffered], int] = _offset  # a buffered record's offset
+    record_bytes: Callable[[list[Buffered]], int] = bytes_of  # the summed `KafkaMessage.size` of buffered records
 
     @property
     def next_offset(self) -> int:
@@ -625,7 +626,7 @@ class KafkaWorker:
         """A newly assigned partition's state, its buffer read the way this client's records are."""
         return PartitionState(tp, kind)
 
-    def _batch(self, records: list[Any]) -> Sequence[KafkaMessage]:
+    def _batch(self, records: list[Buffered]) -> Sequence[KafkaMessage]:
         """A batch of buffered records as the write takes it (kafka-python buffers `KafkaMessage`s already)."""
         return records
 
