@@ -171,7 +171,8 @@ class Bench:
     # -- Kafka --------------------------------------------------------------------------------------------
     def kafka_paths(self) -> None:
         shapes = ("kafka_lines", "kafka_batched")
-        bounds = ("kafka_consume_bare", "kafka_store_bare")
+        # kafka_store_bare runs the store's bound for both shapes; kafka_store_bare_lines / _batched for one only.
+        bounds = ("kafka_consume_bare", "kafka_store_bare", "kafka_store_bare_lines", "kafka_store_bare_batched")
         if not any(self.wanted(k) for key in shapes for k in (key, f"{key}_python")) \
                 and not any(self.wanted(b) for b in bounds):
             return
@@ -189,8 +190,8 @@ class Bench:
             for key, per_message, lines in cases:
                 shape = key.split("_", 1)[1]
                 wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
-                if self.wanted("kafka_store_bare"):
-                    name = f"kafka_store_bare_{shape}"
+                name = f"kafka_store_bare_{shape}"
+                if self.wanted("kafka_store_bare") or self.wanted(name):
                     result = run_worker("kafka_store_bare", {"dsn": self.dsn(name), "lines": lines,
                                                              "per_message": per_message,
                                                              "kafka": _kafka_overrides()})
@@ -571,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset: file,file_store_bare,file_python,file_big,tail,"
                                        "engine_parse,bare,"
                                        "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
-                                       "kafka_store_bare,otlp_http,otlp_grpc,"
+                                       "kafka_store_bare,kafka_store_bare_lines,kafka_store_bare_batched,"
+                                       "otlp_http,otlp_grpc,"
                                        "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"
                                        "otlp_http_big,otlp_grpc_big,otlp_store_bare,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
