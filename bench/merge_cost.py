@@ -142,7 +142,8 @@ def run_variant(store: Store, variant: Variant, parts: int, args: argparse.Names
     store.command(f"DROP TABLE {db}.{table} SYNC")
     total = sw.cpu + settled - during
     return (f"| {variant.name} | {variant.describe()} | {(sw.cpu - during) / million:.2f} | {during / million:.2f} | "
-            f"{settled / million:.2f} | **{total / million:.2f}** | "
+            f"{settled / million:.2f} | **{total / million:.2f}** | {found['merged_rows'] / 1e6 / million:.2f} | "
+            f"{settled / max(found['merged_rows'], 1) * 1e6:.2f} | "
             f"{found['compressed'] / found['total_rows']:.1f} ({found['uncompressed'] / found['total_rows']:.0f}) | "
             f"{found['parts']} ({found['compact']} compact) | "
             f"{found['largest_rows']:,} | {job_ms:.0f} | {scan_ms:.0f} |")
@@ -175,9 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.parts} inserts of {PART_ROWS:,} rows; CPU s per M rows; reads: CPU ms, median of "
               f"{args.read_repeats} (the job over {args.read_windows} windows, the scan over every row)")
         print("| variant | codecs; settings | inserts (process less merges) | merges during the inserts | "
-              "merges, settled | insert + merges | bytes per row (uncompressed) | active parts | largest part, rows | "
+              "merges, settled | insert + merges | rows rewritten per row | merges per M rewritten rows | "
+              "bytes per row (uncompressed) | active parts | largest part, rows | "
               "read: gc_storms job, ms | read: scan, ms |")
-        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for round_ in range(args.rounds):
             for variant in (variants if round_ % 2 == 0 else variants[::-1]):
                 print(run_variant(store, variant, args.parts, args, ctx), flush=True)
