@@ -4,8 +4,8 @@
 -- `python -m bench.merge_cost --parts 100 --rounds 3` (100 inserts of 100,000 parsed rows, 10 M rows, each variant
 -- against the table as migrated in the same round, six rounds; docs/benchmarks.md, "gc_events' write and merge
 -- cost: codecs and merge settings"): insert + merges 0.01-0.57 CPU s per M rows less (median 0.28), the merges
--- 25 % cheaper per rewritten row (ZSTD's compression was most of a merge's own work), the GC-storm job's read
--- 4 % cheaper (median of the pairs), and 1.59x the bytes on disk per row of real gctrace (21.7 -> 34.4,
+-- 25 % cheaper per rewritten row, the GC-storm job's read 5 % cheaper and a scan of every row 8 % dearer (medians
+-- of the pairs), and 1.59x the bytes on disk per row of real gctrace (21.7 -> 34.4,
 -- `python -m bench.codec_bytes`). Dropping Delta/DoubleDelta as well, or ZSTD without them, cost more CPU or
 -- more bytes; merge settings did not beat the load's noise. Only the codec changes: existing parts keep ZSTD(1)
 -- until they are merged, no data is rewritten, and the statement is idempotent.
