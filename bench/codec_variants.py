@@ -62,6 +62,11 @@ def _zstd_plain(codecs: list[str]) -> list[str]:
     return [c for c in codecs if not _is_preprocessor(c)] or ["ZSTD(1)"]
 
 
+def _zstd(codecs: list[str]) -> list[str]:
+    """LZ4 -> ZSTD(1), preprocessing kept: gc_events as it was before migration 116."""
+    return ["ZSTD(1)" if _name(c) == "LZ4" else c for c in codecs]
+
+
 def _none(codecs: list[str]) -> list[str]:
     return ["NONE"]
 
@@ -70,6 +75,7 @@ RULES: dict[str, Callable[[list[str]], list[str]]] = {
     "lz4": _lz4,
     "lz4_plain": _lz4_plain,
     "zstd_plain": _zstd_plain,
+    "zstd": _zstd,
     "none": _none,
 }
 

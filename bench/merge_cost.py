@@ -7,7 +7,7 @@ settings) helps them all, if the readers do not pay for it. This measures only t
 gc lines are parsed once by the product's chunk statement, kept in a Memory table, then inserted `--parts` times
 (one instance per insert, as one file per instance does) into a fresh copy of gc_events per variant.
 
-A variant is `--variant NAME[:RULE]=SETTINGS`: RULE (bench/codec_variants.py: lz4, lz4_plain, zstd_plain, none)
+A variant is `--variant NAME[:RULE]=SETTINGS`: RULE (bench/codec_variants.py: lz4, lz4_plain, zstd_plain, zstd, none)
 rewrites the codecs of the copy's columns, SETTINGS are MergeTree settings (`merge_selector_base = 10`); either may
 be empty. Per variant it reports the process CPU during the inserts and how much of it the merge threads took
 (read from /proc), the merges until none has run for a second, insert + merge together, the bytes on disk per row

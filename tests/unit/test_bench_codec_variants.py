@@ -22,6 +22,8 @@ def test_chain_splits_on_top_level_commas_only() -> None:
     ("zstd_plain", "CODEC(Delta(8), ZSTD(1))", "CODEC(ZSTD(1))"),
     ("zstd_plain", "CODEC(ZSTD(3))", "CODEC(ZSTD(3))"),
     ("none", "CODEC(DoubleDelta, ZSTD(1))", "CODEC(NONE)"),
+    ("zstd", "CODEC(DoubleDelta, LZ4)", "CODEC(DoubleDelta, ZSTD(1))"),
+    ("zstd", "CODEC(LZ4)", "CODEC(ZSTD(1))"),
     ("lz4", "", ""),
 ])
 def test_rules(rule: str, codec: str, expected: str) -> None:
