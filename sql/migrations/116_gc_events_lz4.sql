@@ -7,8 +7,8 @@
 -- quarter cheaper per rewritten row, the GC-storm job's read 6 % cheaper and a scan of every row 8 % dearer
 -- (medians of the pairs), and 1.59x the bytes on disk per row of real gctrace (21.7 -> 34.4,
 -- `python -m bench.codec_bytes`). Dropping Delta/DoubleDelta as well, or ZSTD without them, cost more CPU or
--- more bytes; merge settings and compact parts alone did not beat the load's noise. Only the codec changes: existing parts keep ZSTD(1)
--- until they are merged, no data is rewritten, and the statement is idempotent.
+-- more bytes; merge settings and compact parts alone did not beat the load's noise. Only the codec changes:
+-- existing parts keep ZSTD(1) until they are merged, no data is rewritten, and the statement is idempotent.
 ALTER TABLE {{db}}.gc_events {{on_cluster}}
     MODIFY COLUMN ts DateTime64(6, 'UTC') CODEC(DoubleDelta, LZ4),
     MODIFY COLUMN gc_num UInt32 CODEC(Delta(4), LZ4),
