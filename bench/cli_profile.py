@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -56,11 +57,13 @@ class Sampler:
         self.interval = interval
         self.samples: list[tuple[float, float]] = []  # (wall, process CPU of the threads seen)
         self.last: dict[int, tuple[str, float]] = {}
+        self.python_names: dict[int, str] = {}  # tid -> the Python thread's name (the OS names them all "python")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.python_names.update((t.native_id, t.name) for t in threading.enumerate() if t.native_id is not None)
             now = thread_cpu()
             self.last.update(now)
             self.samples.append((time.perf_counter(), sum(cpu for _, cpu in now.values())))
@@ -76,13 +79,18 @@ class Sampler:
         self._thread.join()
         self.last.update(thread_cpu())
 
-    def by_kind(self) -> dict[str, float]:
-        """CPU seconds spent inside the block, by thread name, the sampler's own thread left out."""
+    def by_kind(self, split_python: bool = False) -> dict[str, float]:
+        """CPU seconds spent inside the block, by thread name, the sampler's own thread left out. `split_python`:
+        Python threads by their Python name ("py:<name>", a trailing "_<n>" of a pool's threads dropped), so that,
+        e.g., a consumer's thread and its write threads are told apart; "python" is then what had no such name."""
         own = self._thread.native_id
         kinds: dict[str, float] = {}
-        for tid, (name, cpu) in self.last.items():
+        for tid, (os_name, cpu) in self.last.items():
             if tid == own:
                 continue
+            name = os_name
+            if split_python and os_name == "python" and tid in self.python_names:
+                name = "py:" + re.sub(r"_\d+$", "", self.python_names[tid])
             spent = cpu - self.before.get(tid, (name, 0.0))[1]
             if spent > 0:
                 kinds[name] = kinds.get(name, 0.0) + spent

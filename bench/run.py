@@ -55,6 +55,9 @@ class Sizes:
     iuq_max_execution_time: float = 5.0
     # OTLP rows against the commit before the serving layer: interleaved pairs.
     ba_pairs: int = 4
+    # The *_big OTLP rows send the same requests this many times (bench.clients.in_round): the sustained rate, with
+    # the start and the last segment's store a smaller share of the run, and the receiver's peak RSS at more input.
+    otlp_big_rounds: int = 2
 
 
 QUICK = Sizes(file_instances=4, file_lines_per_instance=50_000, big_file_instances=8, naive_sample=200,
@@ -64,7 +67,7 @@ FULL = Sizes(file_instances=10, file_lines_per_instance=100_000, big_file_instan
              kafka_one_line_messages=300_000, kafka_batched_lines=2_000_000, kafka_lines_per_message=1_000,
              otlp_requests=1_000, otlp_records_per_request=1_000, jobs_instances=1_000, jobs_seconds=3_600,
              scrape_targets=1_000, scrape_interval=30.0, scrape_seconds=60.0,
-             iuq_requests=1_000, iuq_readers=4, iuq_max_execution_time=20.0)
+             iuq_requests=1_000, iuq_readers=4, iuq_max_execution_time=20.0, otlp_big_rounds=5)
 
 
 def _kafka_overrides() -> dict[str, object]:
@@ -168,7 +171,8 @@ class Bench:
     # -- Kafka --------------------------------------------------------------------------------------------
     def kafka_paths(self) -> None:
         shapes = ("kafka_lines", "kafka_batched")
-        bounds = ("kafka_consume_bare", "kafka_store_bare")
+        # kafka_store_bare runs the store's bound for both shapes; kafka_store_bare_lines / _batched for one only.
+        bounds = ("kafka_consume_bare", "kafka_store_bare", "kafka_store_bare_lines", "kafka_store_bare_batched")
         if not any(self.wanted(k) for key in shapes for k in (key, f"{key}_python")) \
                 and not any(self.wanted(b) for b in bounds):
             return
@@ -186,8 +190,8 @@ class Bench:
             for key, per_message, lines in cases:
                 shape = key.split("_", 1)[1]
                 wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
-                if self.wanted("kafka_store_bare"):
-                    name = f"kafka_store_bare_{shape}"
+                name = f"kafka_store_bare_{shape}"
+                if self.wanted("kafka_store_bare") or self.wanted(name):
                     result = run_worker("kafka_store_bare", {"dsn": self.dsn(name), "lines": lines,
                                                              "per_message": per_message,
                                                              "kafka": _kafka_overrides()})
@@ -232,14 +236,15 @@ class Bench:
         # stored (bench/worker.py `_answer_only`).
         transports = [(name, name.split("_")[1], not name.endswith("_python"))
                       for name in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python",
-                                   "otlp_http_bare", "otlp_grpc_bare")
+                                   "otlp_http_bare", "otlp_grpc_bare", "otlp_http_big", "otlp_grpc_big")
                       if self.wanted(name)]
         if not transports:
             self.otlp_store_path()
             return
         bodies = list(clients.log_requests(100, s.otlp_records_per_request, s.otlp_requests))
-        records = s.otlp_requests * s.otlp_records_per_request
         for name, transport, engine in transports:
+            rounds = s.otlp_big_rounds if name.endswith("_big") else 1
+            records = s.otlp_requests * s.otlp_records_per_request * rounds
             port = _free_port()
             proc = subprocess.Popen(
                 [*shlex.split(os.environ.get("BENCH_WRAP", "")), sys.executable, "-m", "bench.worker", "otlp",
@@ -255,7 +260,7 @@ class Bench:
                 self._expect(proc, "MARKED")
                 send = clients.send_http if transport == "http" else clients.send_grpc
                 client_cpu = cpu_seconds()
-                wall = send(port, bodies)
+                wall = send(port, bodies, rounds=rounds)
                 client_cpu = cpu_seconds() - client_cpu  # the 16 client threads (this process does nothing else)
                 out, _ = proc.communicate(f"stop {records} {wall}\n", timeout=120)
             finally:
@@ -424,6 +429,8 @@ class Bench:
             "otlp_http_bare": "bound: OTLP/HTTP transport only (decoded, answered, nothing stored)",
             "otlp_grpc_bare": "bound: OTLP/gRPC transport only (decoded, answered, nothing stored)",
             "otlp_store_bare": "bound: the store only (the OTLP rows in the receiver's writes)",
+            "otlp_http_big": f"OTLP/HTTP protobuf, sustained: {self.sizes.otlp_big_rounds} x the requests (RSS check)",
+            "otlp_grpc_big": f"OTLP/gRPC, sustained: {self.sizes.otlp_big_rounds} x the requests (RSS check)",
             "file_python": "reference: file ingest, Python normalizer only",
             "engine_parse": "prototype: parse in ClickHouse (Null table + MV)",
             "bare": "reference: bare String-column insert",
@@ -509,7 +516,8 @@ class Bench:
     def otlp_detail_text(self) -> list[str]:
         """The OTLP rows' clients' CPU (they share the two cores with the receiver) and the writes the store got."""
         keys = [k for k in ("otlp_http", "otlp_grpc", "otlp_http_python", "otlp_grpc_python", "otlp_http_bare",
-                            "otlp_grpc_bare", "otlp_store_bare") if k in self.results]
+                            "otlp_grpc_bare", "otlp_http_big", "otlp_grpc_big", "otlp_store_bare")
+                if k in self.results]
         if not keys:
             return []
         out = ["", "| OTLP row | receiver CPU s per M | client CPU s per M | writes | median rows per write "
@@ -564,9 +572,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated subset: file,file_store_bare,file_python,file_big,tail,"
                                        "engine_parse,bare,"
                                        "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
-                                       "kafka_store_bare,otlp_http,otlp_grpc,"
+                                       "kafka_store_bare,kafka_store_bare_lines,kafka_store_bare_batched,"
+                                       "otlp_http,otlp_grpc,"
                                        "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"
-                                       "otlp_store_bare,jobs,scrape,"
+                                       "otlp_http_big,otlp_grpc_big,otlp_store_bare,jobs,scrape,"
                                        "ingest_under_query,otlp_vs_before")
     parser.add_argument("--no-record", action="store_true", help="print the table, leave docs/ alone")
     parser.add_argument("--kafka-client", choices=("kafka-python", "confluent"),

@@ -321,7 +321,8 @@ def kafka_scenario(args: dict) -> Result:
         if not ctx.stop_event.wait(args.get("timeout", 600)):
             raise RuntimeError("the Kafka source did not catch up in time")
         component.stop(30)
-    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind().items()} \
+    # The Python threads by name: the consumer's (fleetwatch-kafka) apart from its write threads.
+    threads = {name: round(cpu / args["lines"] * 1e6, 2) for name, cpu in sampler.by_kind(split_python=True).items()} \
         if sampler is not None else {}
     end = sw.wall0 + sw.wall
     rows = _count(ctx.store, "gc_events")

@@ -51,3 +51,33 @@ def test_taking_a_batch_leaves_the_rest_and_its_bytes() -> None:
         assert list(st.buffer) == rest and st.bytes == sum(m.size for m in rest)
         assert st.next_offset == (rest[-1].offset + 1 if rest else st.committed)
         assert (st.first_at is None) == (not rest)
+
+
+def test_librdkafkas_buffers_count_and_take_as_the_messages_do() -> None:
+    """The confluent-kafka worker buffers librdkafka's own Messages: the count, the bytes, the offsets and what a
+    take (with the batch's bytes known at its cut, or summed) leaves are those of the same records as KafkaMessages."""
+    from confluent_kafka import Message
+
+    from pipeline.sources.kafka.confluent import ConfluentWorker
+
+    rng = random.Random(48)
+    worker = ConfluentWorker.__new__(ConfluentWorker)  # new_state reads nothing of the worker
+    for _ in range(300):
+        settings = KafkaSettings(batch_max_messages=rng.randint(1, 40), batch_max_bytes=rng.randint(1, 2000))
+        st = worker.new_state(TopicPartition("t", 0), Kind.gctrace)
+        reference = PartitionState(TopicPartition("t", 0), Kind.gctrace)
+        for offset in range(rng.randint(1, 60)):
+            value = None if rng.random() < 0.05 else b"x" * rng.choice([0, 1, 10, 100, 300])
+            key = None if rng.random() < 0.3 else b"api/pod"
+            m = Message(topic="t", partition=0, offset=offset, timestamp=(1, 0), key=key, value=value)
+            st.buffer.append(m)
+            st.bytes += len(value or b"") + len(key or b"")
+            reference.add(KafkaMessage("t", 0, offset, 0, key, value), 0.0)
+        assert st.bytes == reference.bytes and st.next_offset == reference.next_offset
+        count = _batch_count(st, settings)
+        assert count == _batch_count(reference, settings)
+        size = sum(m.size for m in list(reference.buffer)[:count]) if rng.random() < 0.5 else None
+        st.take(count, size)
+        reference.take(count)
+        assert (st.bytes, st.next_offset, st.first_offset, len(st.buffer)) == \
+            (reference.bytes, reference.next_offset, reference.first_offset, len(reference.buffer))

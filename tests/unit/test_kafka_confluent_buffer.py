@@ -1,11 +1,13 @@
-"""A fetch's records into the partitions' buffers (ConfluentWorker._buffer_messages): built stretch by stretch with
-`map` over the Message methods, they must be what the record-by-record loop built, whatever the fetch holds:
+"""A fetch's records into the partitions' buffers (ConfluentWorker._buffer_messages): kept as librdkafka's Messages,
+stretch by stretch, and read back as a batch (`FetchedRecords`: its `KafkaMessage`s and its columns), they must be
+what the record-by-record loop built, whatever the fetch holds:
 partitions and topics interleaved, re-fetched records before a partition's next offset, offsets out of order,
 headers on some records, tombstones, partition ends and fetch errors, partitions not (or no longer) assigned."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message
 from kafka import TopicPartition
@@ -13,6 +15,7 @@ from kafka import TopicPartition
 from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.sink import Sink
+from pipeline.sources.kafka.columns import MessageColumns
 from pipeline.sources.kafka.confluent import ConfluentWorker
 from pipeline.sources.kafka.consumer import PartitionState
 from pipeline.telemetry import Telemetry
@@ -33,13 +36,14 @@ def _by_loop(states: dict[TopicPartition, PartitionState], messages: list[Messag
                             tuple(headers) if headers else ()), 0.0)
 
 
-def _states(rng: random.Random) -> dict[TopicPartition, PartitionState]:
+def _states(rng: random.Random, new_state: Callable[[TopicPartition, Kind], PartitionState] = PartitionState,
+            ) -> dict[TopicPartition, PartitionState]:
     states = {}
     for topic in TOPICS:
         for partition in range(3):
             tp = TopicPartition(topic, partition)
             if rng.random() < 0.8:  # some partitions are not assigned here
-                st = PartitionState(tp, Kind.gctrace if topic == "gctrace" else Kind.cancel_events)
+                st = new_state(tp, Kind.gctrace if topic == "gctrace" else Kind.cancel_events)
                 st.committed = rng.randint(0, 5)
                 st.needs_seek = rng.random() < 0.1
                 states[tp] = st
@@ -79,15 +83,25 @@ def test_the_bulk_build_gives_the_record_by_record_buffers() -> None:
         worker = ConfluentWorker(KafkaSettings(), Sink(None, telemetry), None, telemetry)  # type: ignore[arg-type]
         for _ in range(300):
             seed = rng.random()
-            worker.states = _states(random.Random(seed))
+            worker.states = _states(random.Random(seed), worker.new_state)
             expected = _states(random.Random(seed))
             for _ in range(3):  # several fetches into the same buffers
                 fetch = _fetch(rng)
                 worker._buffer_messages(fetch)
                 _by_loop(expected, fetch)
-            assert {tp: list(st.buffer) for tp, st in worker.states.items()} == \
+            assert all(type(m) is Message for st in worker.states.values() for m in st.buffer)  # no copy
+            batches = {tp: worker._batch(list(st.buffer)) for tp, st in worker.states.items()}
+            assert {tp: list(batch) for tp, batch in batches.items()} == \
                 {tp: list(st.buffer) for tp, st in expected.items()}
             assert {tp: st.bytes for tp, st in worker.states.items()} == {tp: st.bytes for tp, st in expected.items()}
-            assert all(type(m) is KafkaMessage for st in worker.states.values() for m in st.buffer)
+            assert {tp: st.next_offset for tp, st in worker.states.items()} == \
+                {tp: st.next_offset for tp, st in expected.items()}
+            assert all(type(m) is KafkaMessage for batch in batches.values() for m in batch)
+            for tp in batches:  # the columns the engine's fast path reads are the messages' fields
+                fresh = worker._batch(list(worker.states[tp].buffer))
+                reference = MessageColumns(list(expected[tp].buffer))
+                assert (fresh.values(), fresh.keys(), fresh.headers(), fresh.timestamps_ms(), len(fresh)) == \
+                    (reference.values(), reference.keys(), reference.headers(), reference.timestamps_ms(),
+                     len(reference)), tp
     finally:
         telemetry.shutdown()

@@ -19,10 +19,12 @@ answers the loop's questions about the client (`KafkaWorker._open_client` ... `_
 * commit errors carry codes: the ones a rebalance causes (rebalance in progress, illegal generation, unknown
   member, fenced) mean "re-read the partition", as kafka-python's CommitFailedError does.
 
-Records are read in bulk (`consume(num_messages=max_poll_records)`); per record, only the fields the
-normalizers need are copied into a `KafkaMessage`, a fetch's stretch of one partition at a time with `map` over
-the Message methods (no Python bytecode per record). The `--until-caught-up` probe (progress.py) stays on
-kafka-python: it asks the group's offsets a few times a second and never joins, so its client is not a cost.
+Records are read in bulk (`consume(num_messages=max_poll_records)`) and buffered as librdkafka handed them out:
+no copy per record on the consumer's thread. A batch is written as `FetchedRecords`, whose columns are read with
+`map` over the Message methods (no Python bytecode per record): the engine's one-statement path for one line per
+message needs nothing more, and the `KafkaMessage`s the general path iterates are built only then, on the write
+thread. The `--until-caught-up` probe (progress.py) stays on kafka-python: it asks the group's offsets a few times
+a second and never joins, so its client is not a cost.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from confluent_kafka import TopicPartition as ConfluentPartition
 from kafka import TopicPartition
 
 from pipeline.config import KafkaSettings
-from pipeline.normalize.kafka_messages import KafkaMessage
+from pipeline.normalize.kafka_messages import KafkaMessage, Kind
+from pipeline.sources.kafka.columns import ColumnarBatch, Headers
 from pipeline.sources.kafka.consumer import (
     CommitRefused,
     KafkaWorker,
@@ -119,12 +122,11 @@ def _raise_partition_error(partitions: list[ConfluentPartition] | None) -> None:
             raise KafkaException(p.error)
 
 
-def _records(stretch: list[Message], topic: str, partition: int, next_offset: int) -> tuple[list[KafkaMessage], int]:
-    """A stretch of one partition's fetched records as `KafkaMessage`s, those before `next_offset` left out, and their
-    summed `KafkaMessage.size` (from the key and value columns read here, not by a second pass over the tuples). The
-    fields are read column by column (`map` over the Message methods, C calls) and the named tuples built by
-    `map` over `zip`; headers are copied per record only when a record has some. Offsets ascend within a
-    partition's stretch, so the records to skip are a prefix; if they do not, record by record."""
+def _records(stretch: list[Message], next_offset: int) -> tuple[list[Message], int]:
+    """A stretch of one partition's fetched records, those before `next_offset` left out, as they are (no copy per
+    record: `FetchedRecords` reads them by column when a batch is written), and their summed `KafkaMessage.size`.
+    Offsets ascend within a partition's stretch, so the records to skip are a prefix; if they do not, record by
+    record."""
     offsets = list(map(_offset, stretch))
     if not all(map(lt, offsets, islice(offsets, 1, None))):
         kept: list[Message] = []
@@ -133,29 +135,60 @@ def _records(stretch: list[Message], topic: str, partition: int, next_offset: in
                 kept.append(m)
                 next_offset = offset + 1
         stretch = kept
-        offsets = list(map(_offset, stretch))
     else:
         skip = bisect_left(offsets, next_offset)
         if skip:
-            stretch, offsets = stretch[skip:], offsets[skip:]
-    if not stretch:
-        return [], 0
-    headers = list(map(_headers, stretch))
-    copied = map(_header_tuple, headers) if any(headers) else repeat(())
-    keys, values = list(map(_key, stretch)), list(map(_value, stretch))
-    size = sum(map(len, filter(None, values))) + sum(map(len, filter(None, keys)))
-    # tuple.__new__ builds each named tuple without its generated Python __new__ (no frame per record).
-    return list(map(_new_message, repeat(KafkaMessage), zip(
-        repeat(topic), repeat(partition), offsets, map(_time_ms, map(_timestamp, stretch)), keys, values,
-        copied))), size
+            stretch = stretch[skip:]
+    return stretch, _record_bytes(stretch)
+
+
+def _record_bytes(records: list[Message]) -> int:
+    """The summed `KafkaMessage.size` (value and key lengths) of fetched records, by column."""
+    return sum(map(len, filter(None, map(_value, records)))) + sum(map(len, filter(None, map(_key, records))))
 
 
 def _header_tuple(headers: list[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes | None], ...]:
     return tuple(headers) if headers else ()
 
 
-def _extend(st: PartitionState, taken: list[KafkaMessage], size: int, now: float) -> int:
-    """`PartitionState.add` for many messages at once (`size`: their summed `KafkaMessage.size`); returns how many."""
+class FetchedRecords(ColumnarBatch):
+    """A batch of fetched records as librdkafka handed them out: its columns are read with `map` over the Message
+    methods (the engine's one-statement path needs nothing else), and its `KafkaMessage`s are built only when the
+    batch is iterated (the general path), on the write thread that does so."""
+
+    def __init__(self, records: list[Message]) -> None:
+        self.records = records
+        self._messages: list[KafkaMessage] | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def messages(self) -> list[KafkaMessage]:
+        if self._messages is None:
+            records = self.records
+            headers = self.headers()
+            # tuple.__new__ builds each named tuple without its generated Python __new__ (no frame per record).
+            self._messages = list(map(_new_message, repeat(KafkaMessage), zip(
+                map(_topic, records), map(_partition, records), map(_offset, records), self.timestamps_ms(),
+                self.keys(), self.values(), headers if headers is not None else [()] * len(records), strict=True)))
+        return self._messages
+
+    def values(self) -> list[bytes | None]:
+        return list(map(_value, self.records))
+
+    def keys(self) -> list[bytes | None]:
+        return list(map(_key, self.records))
+
+    def headers(self) -> list[Headers] | None:
+        headers = list(map(_headers, self.records))
+        return list(map(_header_tuple, headers)) if any(headers) else None
+
+    def timestamps_ms(self) -> list[int]:
+        return list(map(_time_ms, map(_timestamp, self.records)))
+
+
+def _extend(st: PartitionState, taken: list[Message], size: int, now: float) -> int:
+    """`PartitionState.add` for many records at once (`size`: their summed `KafkaMessage.size`); returns how many."""
     if st.first_at is None:
         st.first_at = now
     st.buffer.extend(taken)
@@ -171,6 +204,13 @@ class ConfluentWorker(KafkaWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.client: Consumer | None = None
+
+    def new_state(self, tp: TopicPartition, kind: Kind) -> PartitionState:
+        # The buffers hold librdkafka's Messages as consume() returned them.
+        return PartitionState(tp, kind, offset_of=_offset, record_bytes=_record_bytes)
+
+    def _batch(self, records: list[Message]) -> FetchedRecords:
+        return FetchedRecords(records)
 
     def _progress_config(self) -> dict[str, Any]:
         # client_options name librdkafka properties here; the kafka-python probe gets the mapped settings only.
@@ -218,14 +258,17 @@ class ConfluentWorker(KafkaWorker):
             return
         partitions = list(map(_partition, messages))
         topics = list(map(_topic, messages))
-        cuts = [0, *compress(range(1, len(messages)), map(or_, map(ne, partitions[1:], partitions[:-1]),
-                                                          map(ne, topics[1:], topics[:-1]))), len(messages)]
+        if partitions.count(partitions[0]) == len(partitions) and topics.count(topics[0]) == len(topics):
+            cuts = [0, len(messages)]  # the common fetch: one partition's stretch (two C-speed counts)
+        else:
+            cuts = [0, *compress(range(1, len(messages)), map(or_, map(ne, partitions[1:], partitions[:-1]),
+                                                              map(ne, topics[1:], topics[:-1]))), len(messages)]
         accepted: dict[str, int] = {}
         for first, end in pairwise(cuts):
             st = self.states.get(TopicPartition(topics[first], partitions[first]))
             if st is None or st.needs_seek:
                 continue
-            taken, size = _records(messages[first:end], topics[first], partitions[first], st.next_offset)
+            taken, size = _records(messages[first:end], st.next_offset)
             if taken:
                 accepted[st.kind.value] = accepted.get(st.kind.value, 0) + _extend(st, taken, size, now)
         for signal, count in accepted.items():
@@ -251,7 +294,7 @@ class ConfluentWorker(KafkaWorker):
         # Never committed: pin where auto_offset_reset starts, so the first plan is keyed on an offset the
         # next owner also starts from.
         if st.buffer:
-            start = st.buffer[0].offset
+            start = _offset(st.buffer[0])
         else:
             position = self._position(st.tp)
             start = position if position is not None else -1
@@ -268,7 +311,7 @@ class ConfluentWorker(KafkaWorker):
         if st.needs_seek:
             return True
         if st.buffer:
-            return st.buffer[0].offset != start
+            return _offset(st.buffer[0]) != start
         position = self._position(st.tp)
         return position is not None and position != start
 

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -32,6 +33,7 @@ from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
+from pipeline.sources.kafka.columns import Buffered
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
@@ -95,6 +97,9 @@ def bytes_of(messages: list[KafkaMessage]) -> int:
             + sum(map(len, filter(None, map(attrgetter("key"), messages)))))
 
 
+_offset: Callable[[Buffered], int] = attrgetter("offset")
+
+
 def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
     """How many of the buffered messages make the next batch: as many as `batch_max_messages` and
     `batch_max_bytes` allow, and at least one. The common cases (the buffer or its first `batch_max_messages`
@@ -102,14 +107,15 @@ def _batch_count(st: PartitionState, settings: KafkaSettings) -> int:
     if len(st.buffer) <= settings.batch_max_messages and st.bytes <= settings.batch_max_bytes:
         return len(st.buffer)
     if len(st.buffer) > settings.batch_max_messages and \
-            bytes_of(list(islice(st.buffer, settings.batch_max_messages))) <= settings.batch_max_bytes:
+            st.record_bytes(list(islice(st.buffer, settings.batch_max_messages))) <= settings.batch_max_bytes:
         return settings.batch_max_messages
     count, size = 0, 0
     for m in st.buffer:
-        if count and (count >= settings.batch_max_messages or size + m.size > settings.batch_max_bytes):
+        m_size = st.record_bytes([m])
+        if count and (count >= settings.batch_max_messages or size + m_size > settings.batch_max_bytes):
             break
         count += 1
-        size += m.size
+        size += m_size
     return count
 
 
@@ -126,11 +132,13 @@ def early_due(buffered_bytes: int, running_writes: int, settings: KafkaSettings)
 
 @dataclass
 class PartitionState:
-    """What the loop knows about one assigned partition."""
+    """What the loop knows about one assigned partition. The buffer holds the records as the client hands them out
+    (`KafkaMessage`s with kafka-python, librdkafka's own `Message`s with confluent-kafka: no copy per record);
+    `offset_of` and `record_bytes` read them (the client's `KafkaWorker.new_state` sets both)."""
 
     tp: TopicPartition
     kind: Kind
-    buffer: deque[KafkaMessage] = field(default_factory=deque)
+    buffer: deque[Buffered] = field(default_factory=deque)
     bytes: int = 0
     first_at: float | None = None  # monotonic time the oldest buffered message arrived
     ready: bool = False  # committed offset and plan are known
@@ -139,10 +147,20 @@ class PartitionState:
     plan_end: int | None = None  # a recorded plan from `committed` that must be replayed exactly
     plan_engine: bool = False  # that plan's gc rows are written by the gctrace engine path
     pending_commit: int | None = None  # rows stored up to here; the commit is still to do
+    # The bytes of the batch being written when it was the whole buffer at its cut (the common case), so that
+    # `take` need not sum them again once the buffer has grown; None: summed then.
+    cut_bytes: int | None = None
+    offset_of: Callable[[Buffered], int] = _offset  # a buffered record's offset
+    record_bytes: Callable[[list[Buffered]], int] = bytes_of  # the summed `KafkaMessage.size` of buffered records
 
     @property
     def next_offset(self) -> int:
-        return self.buffer[-1].offset + 1 if self.buffer else self.committed
+        return self.offset_of(self.buffer[-1]) + 1 if self.buffer else self.committed
+
+    @property
+    def first_offset(self) -> int | None:
+        """The offset of the oldest buffered record (None: the buffer is empty)."""
+        return self.offset_of(self.buffer[0]) if self.buffer else None
 
     def add(self, msg: KafkaMessage, now: float) -> None:
         if self.first_at is None:
@@ -150,12 +168,13 @@ class PartitionState:
         self.buffer.append(msg)
         self.bytes += msg.size
 
-    def take(self, count: int) -> None:
+    def take(self, count: int, size: int | None = None) -> None:
+        """Drop the oldest `count` records (`size`: their summed bytes, when known: not summed again)."""
         if count >= len(self.buffer):
             self.buffer.clear()
             self.bytes = 0
         else:  # the rest as a new deque: C-speed, where popping `count` records is a Python step each
-            self.bytes -= bytes_of(list(islice(self.buffer, count)))
+            self.bytes -= self.record_bytes(list(islice(self.buffer, count))) if size is None else size
             self.buffer = deque(islice(self.buffer, count, None))
         self.first_at = time.monotonic() if self.buffer else None
 
@@ -330,7 +349,7 @@ class KafkaWorker:
             else:
                 for tp in partitions:
                     if tp not in self.states and tp.topic in self.kinds:
-                        self.states[tp] = PartitionState(tp, self.kinds[tp.topic])
+                        self.states[tp] = self.new_state(tp, self.kinds[tp.topic])
                 if partitions:
                     log.info("kafka: partitions assigned: %s", _names(partitions))
                     # The client keeps a partition paused across a rebalance that gives it back (kafka-python if
@@ -353,7 +372,7 @@ class KafkaWorker:
             except (*self.client_errors, StoreUnavailable, StoreError) as exc:
                 log.info("kafka: %s not ready yet: %s", _name(st.tp), exc)
                 continue
-            while st.buffer and st.buffer[0].offset < start:
+            while st.buffer and st.offset_of(st.buffer[0]) < start:
                 st.take(1)
             if self._must_seek(st, start):
                 # The client may keep a fetch position from before a rebalance (past records this worker
@@ -438,21 +457,22 @@ class KafkaWorker:
             position = self._position(st.tp)
             if st.next_offset < end and (position is None or position < end):
                 return False  # the recorded range is not fully fetched yet
-            count = sum(1 for m in st.buffer if m.offset < end)
+            count = sum(1 for m in st.buffer if st.offset_of(m) < end)
         else:
             if not self._due(st, force):
                 return False
             count = _batch_count(st, self.settings)
-            end = st.buffer[count - 1].offset + 1
-        messages = list(islice(st.buffer, count))  # a deque indexes its middle in O(n)
+            end = st.offset_of(st.buffer[count - 1]) + 1
+        messages = self._batch(list(islice(st.buffer, count)))  # a deque indexes its middle in O(n)
         planned = st.plan_end is not None
         engine = st.plan_engine if planned else (st.kind is Kind.gctrace and self.gctrace_engine is not None
                                                  and self.gctrace_engine.wants(messages))
         job = partial(self._write, st.tp, st.kind, messages, start, end, planned=planned, engine=engine)
         self.writes.submit(st.tp, st, start, end, count, job)
+        st.cut_bytes = st.bytes if count == len(st.buffer) else None
         return self._collect(st)
 
-    def _write(self, tp: TopicPartition, kind: Kind, messages: list[KafkaMessage], start: int, end: int, *,
+    def _write(self, tp: TopicPartition, kind: Kind, messages: Sequence[KafkaMessage], start: int, end: int, *,
                planned: bool, engine: bool) -> _Outcome:
         """Claim the plan of [start, end) unless it is the recorded one, then store the batch: on a write thread
         (no consumer call here; the consumer commits once this returned)."""
@@ -492,7 +512,7 @@ class KafkaWorker:
 
     def _finish(self, tp: TopicPartition, write: Write[_Outcome]) -> bool:
         st = self.states.get(tp)
-        if st is not write.owner or not st.buffer or st.buffer[0].offset != write.start:
+        if st is not write.owner or st.first_offset != write.start:
             return False  # revoked or re-read meanwhile: the next owner replays the plan
         start, end = write.start, write.end
         try:
@@ -511,7 +531,8 @@ class KafkaWorker:
         if outcome.result.poisoned:
             log.warning("kafka: %d message(s) of %s [%d, %d) quarantined", outcome.result.poisoned, _name(tp),
                         start, end)
-        st.take(write.count)
+        st.take(write.count, st.cut_bytes)
+        st.cut_bytes = None
         st.pending_commit = end
         return self._commit(st)
 
@@ -600,6 +621,14 @@ class KafkaWorker:
     # -- the client (kafka-python here; confluent.py implements the same for librdkafka) --------------------
     # Errors of the client that mean "not now": the loop logs them and tries again on a later turn.
     client_errors: tuple[type[Exception], ...] = (KafkaError,)
+
+    def new_state(self, tp: TopicPartition, kind: Kind) -> PartitionState:
+        """A newly assigned partition's state, its buffer read the way this client's records are."""
+        return PartitionState(tp, kind)
+
+    def _batch(self, records: list[Buffered]) -> Sequence[KafkaMessage]:
+        """A batch of buffered records as the write takes it (kafka-python buffers `KafkaMessage`s already)."""
+        return records
 
     def _progress_config(self) -> dict[str, Any]:
         """kafka-python options of the `--until-caught-up` probe (progress.py), which never joins the group."""

@@ -46,7 +46,6 @@ import uuid
 from array import array
 from collections.abc import Sequence
 from datetime import datetime
-from operator import attrgetter
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -65,6 +64,7 @@ from pipeline.normalize.kafka_messages import (
 )
 from pipeline.normalize.rows import Rows
 from pipeline.sink import InsertGuard, Sink
+from pipeline.sources.kafka.columns import columns_of
 from pipeline.sources.kafka.one_line import OneLineBatch, one_line_batch
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store, StoreError
@@ -90,10 +90,6 @@ _CLOCK: Final = b" ms clock, "
 # A value (after str.lstrip's ASCII whitespace) that starts a JSON envelope, for values without a line break
 # joined by line breaks.
 _JSON_START: Final = re.compile(rb"^[ \t\r\x0b\x0c\x1c-\x1f]*[{\[]", re.MULTILINE)
-_values = attrgetter("value")
-_keys = attrgetter("key")
-_headers = attrgetter("headers")
-_times = attrgetter("timestamp_ms")
 _ROW_HEAD: Final = struct.Struct("<qI")  # observed_batch.sql's input: observed_us Int64, ident UInt32, then value
 
 
@@ -158,13 +154,10 @@ class KafkaGctraceEngine:
         The answer is recorded in the batch plan, and a replay follows the plan, not this."""
         if not self.enabled:
             return False
-        lines = 0
-        for msg in messages:
-            if msg.value is not None:
-                lines += msg.value.count(b"\n") + 1
-                if lines >= self.min_lines:
-                    return True
-        return False
+        if len(messages) >= self.min_lines:  # a line or more per message, unless tombstones (rare: counted)
+            values = columns_of(messages).values()
+            return len(values) - values.count(None) >= self.min_lines or _lines(values) >= self.min_lines
+        return _lines(columns_of(messages).values()) >= self.min_lines
 
     def statement(self, encoded: CleanInput) -> str:
         """The statement that reads `encoded`: observed_one_line.sql or observed_batch.sql."""
@@ -417,7 +410,8 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int) ->
     statement refuses the batch (as it refuses any line it does not take). The batch's rows are one block under
     the batch's token whichever statement wrote them, so the encoding does not change what a replay deduplicates
     against."""
-    values = list(map(_values, messages))
+    columns = columns_of(messages)
+    values = columns.values()
     if not values or None in values:
         return False
     if b"\n" in values[0]:  # type: ignore[operator]  # None was ruled out
@@ -431,15 +425,20 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int) ->
         return False
     if (b"{" in joined or b"[" in joined) and _JSON_START.search(joined) is not None:
         return False
-    transports: list[object] = list(map(_transport, messages)) if any(map(_headers, messages)) \
-        else list(map(_keys, messages))
+    # The identity depends on the key and headers only: worked out once per distinct pair, not per record.
+    headers = columns.headers()
+    keys = columns.keys()
+    transports: list[object] = list(zip(keys, headers, strict=True)) if headers is not None else keys
     identity_of = {t: identity_from_transport(_carrier(t)) for t in dict.fromkeys(transports)}
     number: dict[tuple[str, str], int] = {}
     for identity in identity_of.values():
         number.setdefault(identity, len(number))
-    ident_of = {t: number[identity] for t, identity in identity_of.items()}
-    times = array("q", map(_times, messages))
-    idents = array("I", map(ident_of.__getitem__, transports))
+    if len(number) == 1:  # one sender for the whole batch (the common case): index 0 for all, no lookup per record
+        idents = array("I", bytes(4 * len(values)))
+    else:
+        ident_of = {t: number[identity] for t, identity in identity_of.items()}
+        idents = array("I", map(ident_of.__getitem__, transports))
+    times = array("q", columns.timestamps_ms())
     if sys.byteorder != "little":  # RowBinary numbers are little-endian
         times.byteswap()
         idents.byteswap()
@@ -448,14 +447,15 @@ def _one_line_input(messages: Sequence[KafkaMessage], max_message_bytes: int) ->
     return CleanInput(data, list(number), len(values), one_line=True)
 
 
-def _transport(msg: KafkaMessage) -> tuple[bytes | None, tuple]:
-    return msg.key, msg.headers
-
-
 def _carrier(transport: object) -> KafkaMessage:
     """A message carrying only a transport's key and headers: what identity_from_transport reads."""
     key, headers = transport if isinstance(transport, tuple) else (transport, ())
     return KafkaMessage(topic="", partition=0, offset=0, timestamp_ms=0, key=key, value=None, headers=headers)
+
+
+def _lines(values: Sequence[bytes | None]) -> int:
+    """The lines of the values (a value's line breaks plus one; none for a tombstone)."""
+    return sum(value.count(b"\n") + 1 for value in values if value is not None)
 
 
 def rows_in(columns: dict[str, list] | None) -> int:
