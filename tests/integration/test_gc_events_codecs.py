@@ -1,4 +1,5 @@
-"""Migration 100 (gc_events' Float64 columns without Gorilla) on a store that already holds rows, on the real engine.
+"""Migrations 100 (gc_events' Float64 columns without Gorilla) and 116 (LZ4 instead of ZSTD(1)) on a store that
+already holds rows, on the real engine.
 
 The codec change must apply to a store migrated before it without rewriting or changing a value: old parts keep
 their codec until they are merged, and a merge of old and new parts gives the same rows.
@@ -51,13 +52,17 @@ def test_float_columns_lose_gorilla_and_keep_their_values(settings, db_store, tm
     before = tmp_path / "sql"
     shutil.copytree(settings.sql_dir, before)
     (before / "migrations" / "100_gc_events_float_codecs.sql").unlink()
+    (before / "migrations" / "116_gc_events_lz4.sql").unlink()
     migrate(store, before, ctx)
     assert all("Gorilla" in _codecs(store)[column] for column in FLOATS)
     _ingest(store, settings, ctx, "go1.27.3-storm.txt")
     rows = f"SELECT * FROM {store.database}.gc_events ORDER BY instance, ts"
     old = store.rows(rows)
 
-    assert [m.version for m in migrate(store, settings.sql_dir, ctx)] == [100]
+    upto_100 = tmp_path / "sql_100"  # the tree as of migration 100 (116 moves these columns to LZ4, tested below)
+    shutil.copytree(settings.sql_dir, upto_100)
+    (upto_100 / "migrations" / "116_gc_events_lz4.sql").unlink()
+    assert [m.version for m in migrate(store, upto_100, ctx)] == [100]
     codecs = _codecs(store)
     assert all(codecs[column] == "CODEC(ZSTD(1))" for column in FLOATS)
     assert codecs["ts"] == "CODEC(DoubleDelta, ZSTD(1))" and "Delta" in codecs["heap_live_mb"]
@@ -67,9 +72,52 @@ def test_float_columns_lose_gorilla_and_keep_their_values(settings, db_store, tm
     both = store.rows(rows)
     store.command(f"OPTIMIZE TABLE {store.database}.gc_events FINAL")
     assert store.rows(rows) == both and len(both) > len(old) > 300
-    assert migrate(store, settings.sql_dir, ctx) == []
+    assert migrate(store, upto_100, ctx) == []
 
 
 def test_migration_file_names_the_columns_the_table_has() -> None:
     text = (Path(__file__).resolve().parents[2] / "sql" / "migrations" / "100_gc_events_float_codecs.sql").read_text()
     assert sorted(line.split()[2] for line in text.splitlines() if "MODIFY COLUMN" in line) == sorted(FLOATS)
+
+
+def test_lz4_replaces_zstd_keeps_delta_and_every_value(settings, db_store, tmp_path) -> None:
+    store, ctx = db_store
+    before = tmp_path / "sql"
+    shutil.copytree(settings.sql_dir, before)
+    (before / "migrations" / "116_gc_events_lz4.sql").unlink()
+    migrate(store, before, ctx)
+    zstd = {column: codec for column, codec in _codecs(store).items() if "ZSTD(1)" in codec}
+    assert len(zstd) == 21
+    _ingest(store, settings, ctx, "go1.27.3-storm.txt")
+    rows = f"SELECT * FROM {store.database}.gc_events ORDER BY instance, ts"
+    old = store.rows(rows)
+
+    assert [m.version for m in migrate(store, settings.sql_dir, ctx)] == [116]
+    codecs = _codecs(store)
+    assert {column: codecs[column] for column in zstd} == {column: codec.replace("ZSTD(1)", "LZ4")
+                                                           for column, codec in zstd.items()}
+    assert codecs["ts"] == "CODEC(DoubleDelta, LZ4)" and codecs["heap_live_mb"] == "CODEC(Delta(8), LZ4)"
+    assert store.rows(rows) == old  # no value changed, nothing rewritten
+
+    _ingest(store, settings, ctx, "go1.19.8-storm.txt")  # a part in LZ4 beside the ZSTD one
+    both = store.rows(rows)
+    store.command(f"OPTIMIZE TABLE {store.database}.gc_events FINAL")
+    assert store.rows(rows) == both and len(both) > len(old) > 300
+    assert migrate(store, settings.sql_dir, ctx) == []
+
+
+def test_lz4_migration_names_every_zstd_column_with_its_type(settings, db_store, tmp_path) -> None:
+    store, ctx = db_store
+    before = tmp_path / "sql"
+    shutil.copytree(settings.sql_dir, before)
+    (before / "migrations" / "116_gc_events_lz4.sql").unlink()
+    migrate(store, before, ctx)
+    types = dict(store.rows("SELECT name, type FROM system.columns WHERE database = {d:String} "
+                            "AND table = 'gc_events' AND compression_codec LIKE '%ZSTD(1)%'", {"d": store.database}))
+    text = (Path(__file__).resolve().parents[2] / "sql" / "migrations" / "116_gc_events_lz4.sql").read_text()
+    named = {}
+    for line in text.splitlines():
+        if "MODIFY COLUMN" in line:
+            column, rest = line.split("MODIFY COLUMN", 1)[1].split(None, 1)
+            named[column] = rest.rsplit(" CODEC(", 1)[0]
+    assert named == types
