@@ -23,6 +23,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -165,6 +167,32 @@ class CallingThreadClock:
                 "the rest": python - self.engine - (self.lines_calls - self.lines_engine)}
 
 
+def prepare_command(tmp: Path, files: int, lines: int, jobs: int) -> tuple[Store, list[str]]:
+    """`files` instance files of `lines` gc lines under `tmp`, a migrated store there (returned open, so the engine
+    starts before the clock), and the `fleetwatch ingest gctrace` arguments that ingest them with `jobs`: the file
+    command as the profiling benches run it in process."""
+    paths = [str(p) for p in data.write_instance_files(tmp / "in", files, lines)]
+    dsn = f"chdb://{tmp / 'store'}"
+    settings = load_settings(clickhouse_dsn=dsn, jobs_enabled=False)
+    store = Store.from_settings(settings)
+    migrate(store, settings.sql_dir, context_from_settings(settings))
+    start = datetime.now(UTC) - timedelta(seconds=data.span_seconds(lines) + 600)
+    return store, ["ingest", "gctrace", "--clickhouse-dsn", dsn, "--service", "bench", "--start-time",
+                   start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--log-level", "WARNING", "--jobs", str(jobs), *paths]
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """The command's per-file reports go nowhere while it is measured."""
+    stdout = sys.stdout
+    with open(os.devnull, "w") as devnull:
+        sys.stdout = devnull
+        try:
+            yield
+        finally:
+            sys.stdout = stdout
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10)
@@ -176,22 +204,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="cli-profile-"))
     try:
-        paths = [str(p) for p in data.write_instance_files(tmp / "in", args.files, args.lines)]
-        dsn = f"chdb://{tmp / 'store'}"
-        settings = load_settings(clickhouse_dsn=dsn, jobs_enabled=False)
-        store = Store.from_settings(settings)  # stays open: the engine starts before the clock
-        migrate(store, settings.sql_dir, context_from_settings(settings))
-        start = datetime.now(UTC) - timedelta(seconds=data.span_seconds(args.lines) + 600)
-        argv_cli = ["ingest", "gctrace", "--clickhouse-dsn", dsn, "--service", "bench", "--start-time",
-                    start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--log-level", "WARNING", "--jobs", str(args.jobs), *paths]
-        stdout = sys.stdout
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the command's per-file reports
-        try:
-            with Sampler() as sampler, CallingThreadClock() as calls, Stopwatch() as sw:
-                code = cli.main(argv_cli)
-        finally:
-            sys.stdout.close()
-            sys.stdout = stdout
+        store, argv_cli = prepare_command(tmp, args.files, args.lines, args.jobs)
+        with quiet_stdout(), Sampler() as sampler, CallingThreadClock() as calls, Stopwatch() as sw:
+            code = cli.main(argv_cli)
         lines = args.files * args.lines
         rows = store.scalar(f"SELECT count() FROM {store.database}.gc_events")
         if code != 0 or rows != lines:

@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import data
-from pipeline.config import load_settings
+from bench.cli_profile import prepare_command, quiet_stdout
 from pipeline.store.client import Store
-from pipeline.store.migrate import context_from_settings, migrate
 
 
 @dataclass
@@ -108,24 +104,11 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="file-timeline-"))
     try:
-        paths = [str(p) for p in data.write_instance_files(tmp / "in", args.files, args.lines)]
-        dsn = f"chdb://{tmp / 'store'}"
-        settings = load_settings(clickhouse_dsn=dsn, jobs_enabled=False)
-        store = Store.from_settings(settings)  # stays open: the engine starts before the clock
-        migrate(store, settings.sql_dir, context_from_settings(settings))
-        start = datetime.now(UTC) - timedelta(seconds=data.span_seconds(args.lines) + 600)
-        argv_cli = ["ingest", "gctrace", "--clickhouse-dsn", dsn, "--service", "bench", "--start-time",
-                    start.strftime("%Y-%m-%dT%H:%M:%SZ"), "--log-level", "WARNING", "--jobs", str(args.jobs), *paths]
-        stdout = sys.stdout
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - the command's per-file reports
+        store, argv_cli = prepare_command(tmp, args.files, args.lines, args.jobs)
         cpu = time.process_time()
-        try:
-            with Timeline().watching() as timeline:
-                code = cli.main(argv_cli)
-                timeline.note("end")
-        finally:
-            sys.stdout.close()
-            sys.stdout = stdout
+        with quiet_stdout(), Timeline().watching() as timeline:
+            code = cli.main(argv_cli)
+            timeline.note("end")
         cpu = time.process_time() - cpu
         if code != 0:
             raise RuntimeError(f"exit code {code}")
