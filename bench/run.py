@@ -187,17 +187,20 @@ class Bench:
             # (bench/kafka_bare.py): the client alone on the same topic, the store's statement alone on its values.
             cases = [("kafka_lines", 1, s.kafka_one_line_messages), ("kafka_batched", s.kafka_lines_per_message,
                                                                       s.kafka_batched_lines)]
+            if self.wanted("kafka_lines_big"):  # the product alone, on a backlog five times as long
+                cases.append(("kafka_lines_big", 1, s.kafka_one_line_messages * 5))
             for key, per_message, lines in cases:
                 shape = key.split("_", 1)[1]
-                wanted = [k for k in (key, f"{key}_python") if self.wanted(k)]
+                big = key.endswith("_big")
+                wanted = [k for k in ((key,) if big else (key, f"{key}_python")) if self.wanted(k)]
                 name = f"kafka_store_bare_{shape}"
-                if self.wanted("kafka_store_bare") or self.wanted(name):
+                if not big and (self.wanted("kafka_store_bare") or self.wanted(name)):
                     result = run_worker("kafka_store_bare", {"dsn": self.dsn(name), "lines": lines,
                                                              "per_message": per_message,
                                                              "kafka": _kafka_overrides()})
                     result.name = name
                     self.record(name, result)
-                if not wanted and not self.wanted("kafka_consume_bare"):
+                if not wanted and (big or not self.wanted("kafka_consume_bare")):
                     continue
                 instances = 100
                 topic = f"bench-{key}-{uuid.uuid4().hex[:6]}"
@@ -206,7 +209,7 @@ class Bench:
                                                    lines_per_instance=lines // instances,
                                                    lines_per_message=per_message)
                 self.say(f"{key}: produced {messages} messages in {time.perf_counter() - t0:.1f} s")
-                if self.wanted("kafka_consume_bare"):
+                if self.wanted("kafka_consume_bare") and not big:
                     name = f"kafka_consume_bare_{shape}"
                     result = run_worker("kafka_consume_bare", {
                         "bootstrap": broker.bootstrap, "topic": topic, "group": f"g-{name}-{topic}", "lines": lines,
@@ -410,6 +413,7 @@ class Bench:
             "file_big": "file ingest, more input (RSS check)",
             "tail": "file source tailing growing CRI pod logs (`[files] paths`)",
             "kafka_lines": "Kafka, one line per message",
+            "kafka_lines_big": f"Kafka, one line per message, a backlog of {5 * self.sizes.kafka_one_line_messages:,}",
             "kafka_batched": f"Kafka, {self.sizes.kafka_lines_per_message} lines per message",
             "kafka_consume_bare_lines": "bound: confluent-kafka alone, one line per message (no store)",
             "kafka_consume_bare_batched": f"bound: confluent-kafka alone, {self.sizes.kafka_lines_per_message} "
@@ -474,7 +478,8 @@ class Bench:
     def kafka_join_text(self) -> list[str]:
         """The Kafka rows as a running worker sees them: the group join (start to the worker's first assignment)
         in its own column, and the rate from that assignment to caught up, beside the end-to-end figure."""
-        keys = [k for k in ("kafka_lines", "kafka_batched", "kafka_lines_python", "kafka_batched_python")
+        keys = [k for k in ("kafka_lines", "kafka_lines_big", "kafka_batched", "kafka_lines_python",
+                            "kafka_batched_python")
                 if k in self.results and "join_s" in self.results[k].extra]
         if not keys:
             return []
@@ -571,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="the sizes docs/benchmarks.md reports")
     parser.add_argument("--only", help="comma-separated subset: file,file_store_bare,file_python,file_big,tail,"
                                        "engine_parse,bare,"
-                                       "naive,kafka_lines,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
+                                       "naive,kafka_lines,kafka_lines_big,kafka_batched,kafka_lines_python,kafka_batched_python,kafka_consume_bare,"
                                        "kafka_store_bare,kafka_store_bare_lines,kafka_store_bare_batched,"
                                        "otlp_http,otlp_grpc,"
                                        "otlp_http_python,otlp_grpc_python,otlp_http_bare,otlp_grpc_bare,"
