@@ -174,7 +174,7 @@ class Bench:
         # kafka_store_bare runs the store's bound for both shapes; kafka_store_bare_lines / _batched for one only.
         bounds = ("kafka_consume_bare", "kafka_store_bare", "kafka_store_bare_lines", "kafka_store_bare_batched")
         if not any(self.wanted(k) for key in shapes for k in (key, f"{key}_python")) \
-                and not any(self.wanted(b) for b in bounds):
+                and not any(self.wanted(b) for b in (*bounds, "kafka_lines_big")):
             return
         sys.path.insert(0, str(ROOT))
         from tests.plugins.kafka_broker import Broker
