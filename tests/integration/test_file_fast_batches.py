@@ -23,6 +23,7 @@ from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, Ra
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings
 from tests.conftest import DATA
+from tests.fast_streams import keep_fast_streams
 
 SAMPLES = DATA / "go-runtime"
 START_NS = int((datetime.now(UTC) - timedelta(hours=2)).timestamp()) * 10**9
@@ -96,14 +97,7 @@ def test_a_full_last_batch_is_stored_with_the_stream_end(settings, store, tmp_pa
     lines = _gc_lines("go1.27.3-storm.txt")[:300]
     path = tmp_path / "two-batches.log"
     path.write_bytes(b"\n".join(lines) + b"\n")
-    streams: list[FastGctraceStream] = []
-    real = GctraceFastPath.stream
-
-    def keep(self: GctraceFastPath, *args: object, **kwargs: object) -> FastGctraceStream:
-        streams.append(real(self, *args, **kwargs))  # type: ignore[arg-type]
-        return streams[-1]
-
-    monkeypatch.setattr(GctraceFastPath, "stream", keep)
+    streams = keep_fast_streams(monkeypatch)
     monkeypatch.setattr(files, "FAST_BATCH_LINES", batch)
     monkeypatch.setattr(files, "CHUNK_BYTES", 4096)
     fast = GctraceFastPath(store, settings.sql_dir, context_from_settings(settings), min_chunk=16)

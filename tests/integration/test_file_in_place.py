@@ -22,6 +22,7 @@ from pipeline.sources.gctrace_fast import FastGctraceStream, GctraceFastPath, ra
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings
 from tests.conftest import DATA
+from tests.fast_streams import keep_fast_streams
 
 SAMPLES = DATA / "go-runtime"
 START_NS = int((datetime.now(UTC) - timedelta(hours=2)).timestamp()) * 10**9
@@ -55,14 +56,7 @@ def _reference(store: Store, name: str, data: bytes) -> None:
 
 def _ingest(settings, store: Store, path: Path, monkeypatch, *, batch: int = 1_000) -> FastGctraceStream:
     """`files.ingest_stream` as the command runs it; returns the fast stream it used."""
-    streams: list[FastGctraceStream] = []
-    real = GctraceFastPath.stream
-
-    def keep(self: GctraceFastPath, *args: object, **kwargs: object) -> FastGctraceStream:
-        streams.append(real(self, *args, **kwargs))  # type: ignore[arg-type]
-        return streams[-1]
-
-    monkeypatch.setattr(GctraceFastPath, "stream", keep)
+    streams = keep_fast_streams(monkeypatch)
     monkeypatch.setattr(files, "FAST_BATCH_LINES", batch)
     fast = GctraceFastPath(store, settings.sql_dir, context_from_settings(settings), min_chunk=16)
     stats = files.ingest_stream(store, files.Input(name=str(path), instance=path.name), service="api",
