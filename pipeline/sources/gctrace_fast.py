@@ -246,6 +246,9 @@ class FastGctraceStream:
         before = self.stream.clock_state()
         if not store.embedded or self._skip or before is None or self.stream.pending_work(()):
             return None
+        where = str(path.resolve())
+        if any(char in where for char in _GLOB_CHARS):
+            return None  # file() would read the name as a pattern of names
         try:
             size = os.stat(path).st_size
             if not 0 < size <= FILE_STATEMENT_BYTES:
@@ -261,12 +264,11 @@ class FastGctraceStream:
         if begin == 0 and size > len(tail):
             return None  # the last line does not start within the tail
         last = parse_last(tail[begin:end] + b"\n")
-        where = str(path.resolve())
-        if any(char in where for char in _GLOB_CHARS):
-            return None  # file() would read the name as a pattern of names
+        if last is None:
+            return None  # not a clean batch: its last line is not a plain gc line
         counted = next(iter(store.query(fast.file_lines_sql, parameters={"path": where}).named_results()))
         lines = counted["line_ends"] + (0 if terminated else 1)
-        if (last is None or counted["bytes"] != size or counted["clock_lines"] != lines
+        if (counted["bytes"] != size or counted["clock_lines"] != lines
                 or lines > max_lines or lines < fast.min_chunk):
             return None
         stats = self._insert_clean(path, before, last, lines, [])
