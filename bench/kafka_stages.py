@@ -20,7 +20,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 from bench import data
@@ -140,10 +139,10 @@ def main(argv: list[str] | None = None) -> None:
             first = batch[0]
             end = batch[-1].offset + 1
             with ledger.stage("plan (kafka_batches)"):
-                plans.claim(first.topic, first.partition, first.offset, end, len(batch),
-                            gctrace_engine=engine is not None)
+                plan = plans.claim(first.topic, first.partition, first.offset, end, len(batch),
+                                   gctrace_engine=engine is not None)
             token = batch_token("g", first.topic, first.partition, first.offset, end)
-            write_batch(sink, Kind.gctrace, batch, token, received_at=datetime.now(UTC), otlp_encoding="",
+            write_batch(sink, Kind.gctrace, batch, token, received_at=plan.planned_at, otlp_encoding="",
                         max_message_bytes=settings.kafka.max_message_bytes, gctrace_engine=engine)
         cpu, wall = cpu_seconds() - c0, time.perf_counter() - t0
         if engine is not None:

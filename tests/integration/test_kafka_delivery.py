@@ -12,7 +12,6 @@ import signal
 import subprocess
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,10 +75,11 @@ def test_a_batch_interrupted_at_each_step_is_replayed_exactly(
     owner.commit({tp: OffsetAndMetadata(0, "", -1)})
     owner.close(autocommit=False)
     ledger = BatchLedger(store, kafka_names.group, settings.sql_dir, context_from_settings(settings))
-    assert ledger.claim(topic, 0, 0, 37, 37) == 37
+    plan = ledger.claim(topic, 0, 0, 37, 37)
+    assert plan.end == 37
     rows = Rows()
     normalize_messages(Kind.gctrace, [message(topic, i, values[i]) for i in range(37)], rows=rows,
-                       received_at=datetime.now(UTC))
+                       received_at=plan.planned_at)
     assert set(rows.counts()) == {"gc_events", "otel_logs"}
     token = batch_token(kafka_names.group, topic, 0, 0, 37)
     if crashed_after == "first_table":

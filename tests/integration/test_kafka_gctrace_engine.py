@@ -12,7 +12,7 @@ out-of-range numbers, Unicode digits and shipper prefixes. A replayed batch must
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -168,9 +168,11 @@ def test_a_replay_follows_the_path_its_plan_recorded(settings, store, kafka_boot
     lines = (gc_lines * (30_000 // len(gc_lines) + 1))[:30_000]
     lines[5] = lines[5][:50]  # one torn line: quarantined
     values = ["\n".join(lines[i:i + 100]) for i in range(0, len(lines), 100)]
-    # the record time is part of each row (and of its partition): the replay sees the same
+    # The plan was recorded yesterday and is replayed today. Its rows are partitioned by their receive day, and
+    # ClickHouse keeps tokens per partition: the replay must stamp them with the plan's time, as the first write did.
     engine_batch_stored_then_owner_died(settings, store, kafka_bootstrap, kafka_names.group, producer, topic, values,
-                                        key=b"api/big", timestamp_ms=BASE_MS, received_at=RECEIVED,
+                                        key=b"api/big", timestamp_ms=BASE_MS,
+                                        planned_at=datetime.now(UTC) - timedelta(days=1),
                                         max_message_bytes=MAX_BYTES)
     counts_sql = (f"SELECT (SELECT count() FROM {store.database}.gc_events), "
                   f"(SELECT count() FROM {store.database}.quarantine)")

@@ -10,7 +10,7 @@ replayed by a worker after a crash before its commit, lands once.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -250,7 +250,8 @@ def test_a_worker_replays_a_batch_stored_by_one_statement_before_the_crash(setti
     lines = (gc_lines * (20_000 // len(gc_lines) + 1))[:20_000]
     values = ["\n".join(lines[i:i + 500]) for i in range(0, len(lines), 500)]
     engine = engine_batch_stored_then_owner_died(settings, store, kafka_bootstrap, kafka_names.group, producer, topic,
-                                                 values, key=b"api/crash", timestamp_ms=BASE_MS, received_at=RECEIVED,
+                                                 values, key=b"api/crash", timestamp_ms=BASE_MS,
+                                                 planned_at=datetime.now(UTC) - timedelta(days=1),
                                                  max_message_bytes=MAX_BYTES)
     assert engine.clean_batches == 1
     rows_sql = (f"SELECT count(), sum(gc_num), sum(heap_live_mb), min(ts), max(ts), max(received_at) "

@@ -221,10 +221,11 @@ def _owner_died_inside_an_insert(store: Store, settings: Settings, kafka_bootstr
     owner.commit({tp: OffsetAndMetadata(0, "", -1)})
     owner.close(autocommit=False)
     ledger = BatchLedger(store, group, settings.sql_dir, context_from_settings(settings))
-    assert ledger.claim(topic, 0, 0, end, end, gctrace_engine=through_engine, witnessed=True) == end
+    plan = ledger.claim(topic, 0, 0, end, end, gctrace_engine=through_engine, witnessed=True)
+    assert plan.end == end
     token = batch_token(group, topic, 0, 0, end)
     messages = _messages(values[:end], topic)
-    write_batch(Sink(store), Kind.gctrace, messages, token, received_at=RECEIVED, otlp_encoding="otlp_proto",
+    write_batch(Sink(store), Kind.gctrace, messages, token, received_at=plan.planned_at, otlp_encoding="otlp_proto",
                 max_message_bytes=MAX_BYTES, gctrace_engine=_engine(settings, store) if through_engine else None)
     _lose(store, "gc_events", f"{token}/gc_events")
 

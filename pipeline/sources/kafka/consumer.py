@@ -20,7 +20,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from itertools import islice
 from operator import attrgetter
@@ -34,7 +33,7 @@ from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
 from pipeline.sources.kafka.columns import Buffered
-from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, batch_token, write_batch
+from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, Plan, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
 from pipeline.sources.kafka.writes import PartitionWrites, Write
@@ -144,8 +143,7 @@ class PartitionState:
     ready: bool = False  # committed offset and plan are known
     needs_seek: bool = False  # after a failed commit: fetch again from the committed offset
     committed: int = -1  # the start of the next batch: the group's committed offset
-    plan_end: int | None = None  # a recorded plan from `committed` that must be replayed exactly
-    plan_engine: bool = False  # that plan's gc rows are written by the gctrace engine path
+    plan: Plan | None = None  # a recorded plan from `committed` that must be replayed exactly
     pending_commit: int | None = None  # rows stored up to here; the commit is still to do
     # The bytes of the batch being written when it was the whole buffer at its cut (the common case), so that
     # `take` need not sum them again once the buffer has grown; None: summed then.
@@ -183,8 +181,7 @@ class PartitionState:
         self.bytes = 0
         self.first_at = None
         self.ready = False
-        self.plan_end = None
-        self.plan_engine = False
+        self.plan = None
         self.pending_commit = None
 
 
@@ -194,8 +191,7 @@ class _Outcome:
     followed), and the plan the partition is on now."""
 
     result: BatchResult | None
-    plan_end: int
-    plan_engine: bool
+    plan: Plan
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -386,11 +382,10 @@ class KafkaWorker:
                     continue
                 st.needs_seek = False
             st.committed = start
-            st.plan_end = plan.end if plan is not None and plan.end > start else None
-            st.plan_engine = plan is not None and plan.gctrace_engine
+            st.plan = plan if plan is not None and plan.end > start else None
             st.ready = True
-            if st.plan_end is not None:
-                log.info("kafka: %s resumes the recorded batch [%d, %d)", _name(st.tp), start, st.plan_end)
+            if st.plan is not None:
+                log.info("kafka: %s resumes the recorded batch [%d, %d)", _name(st.tp), start, st.plan.end)
 
     # -- buffering -----------------------------------------------------------------------------------------
     def _buffer(self, records: dict[TopicPartition, list[Any]]) -> None:
@@ -452,8 +447,9 @@ class KafkaWorker:
         if self.writes.busy(st.tp):
             return False
         start = st.committed
-        if st.plan_end is not None:
-            end = st.plan_end
+        plan = st.plan
+        if plan is not None:
+            end = plan.end
             position = self._position(st.tp)
             if st.next_offset < end and (position is None or position < end):
                 return False  # the recorded range is not fully fetched yet
@@ -464,42 +460,39 @@ class KafkaWorker:
             count = _batch_count(st, self.settings)
             end = st.offset_of(st.buffer[count - 1]) + 1
         messages = self._batch(list(islice(st.buffer, count)))  # a deque indexes its middle in O(n)
-        planned = st.plan_end is not None
-        engine = st.plan_engine if planned else (st.kind is Kind.gctrace and self.gctrace_engine is not None
-                                                 and self.gctrace_engine.wants(messages))
-        job = partial(self._write, st.tp, st.kind, messages, start, end, planned=planned, engine=engine)
+        engine = plan.gctrace_engine if plan is not None else (
+            st.kind is Kind.gctrace and self.gctrace_engine is not None and self.gctrace_engine.wants(messages))
+        job = partial(self._write, st.tp, st.kind, messages, start, end, plan=plan, engine=engine)
         self.writes.submit(st.tp, st, start, end, count, job)
         st.cut_bytes = st.bytes if count == len(st.buffer) else None
         return self._collect(st)
 
     def _write(self, tp: TopicPartition, kind: Kind, messages: Sequence[KafkaMessage], start: int, end: int, *,
-               planned: bool, engine: bool) -> _Outcome:
-        """Claim the plan of [start, end) unless it is the recorded one, then store the batch: on a write thread
-        (no consumer call here; the consumer commits once this returned)."""
-        if not planned:
-            stored_end = self.ledger.claim(tp.topic, tp.partition, start, end, len(messages), gctrace_engine=engine,
-                                           witnessed=True)
-            if stored_end != end:  # someone planned this range first: follow their plan
-                plan = self.ledger.plan(tp.topic, tp.partition, start)
-                return _Outcome(None, stored_end, plan is not None and plan.gctrace_engine)
+               plan: Plan | None, engine: bool) -> _Outcome:
+        """Claim the plan of [start, end) unless `plan` is the recorded one being replayed, then store the batch:
+        on a write thread (no consumer call here; the consumer commits once this returned). Its rows are stamped
+        with the plan's time, whichever write this is."""
+        replay: ReplayWitness | None = None
+        if plan is None:
+            plan = self.ledger.claim(tp.topic, tp.partition, start, end, len(messages), gctrace_engine=engine,
+                                     witnessed=True)
+            if plan.end != end:  # someone planned this range first: follow their plan
+                return _Outcome(None, plan)
             log.debug("kafka: planned batch %s [%d, %d)", _name(tp), start, end)
+        elif plan.witnessed:
+            # A replay checks each insert by its rows' witness (witness.py); plans of workers that wrote no
+            # witness are replayed on their tokens alone.
+            replay = self.ledger.witness
         token = batch_token(self.settings.group_id, tp.topic, tp.partition, start, end)
-        replay = self._replay_witness(tp, start) if planned else None
         if engine and self.gctrace_engine is None:
             raise StoreError(f"batch plan {_name(tp)}@{start} is for the gctrace engine path, which is missing")
         result = write_batch(
-            self.sink, kind, messages, token, received_at=datetime.now(UTC),
+            self.sink, kind, messages, token, received_at=plan.planned_at,
             otlp_encoding=self.settings.otlp_encoding, max_message_bytes=self.settings.max_message_bytes,
             pprof_limits=self.pprof_limits, gctrace_engine=self.gctrace_engine if engine else None,
             replay=replay,
         )
-        return _Outcome(result, end, engine)
-
-    def _replay_witness(self, tp: TopicPartition, start: int) -> ReplayWitness | None:
-        """A replay of a recorded plan checks each insert by its rows' witness (witness.py), when the plan says its
-        rows carry one (plans of workers that wrote no witness are replayed on their tokens alone)."""
-        plan = self.ledger.plan(tp.topic, tp.partition, start)
-        return self.ledger.witness if plan is not None and plan.witnessed else None
+        return _Outcome(result, plan)
 
     def _collect(self, own: PartitionState | None = None) -> bool:
         """Finish the writes that returned: commit what was stored, back off from what failed. True when `own`'s
@@ -523,9 +516,9 @@ class KafkaWorker:
                         _name(tp), start, end, self._backoff, exc)
             self._backoff = min(self._backoff * 2, self.settings.retry_max_seconds)
             return False
-        st.plan_end, st.plan_engine = outcome.plan_end, outcome.plan_engine
+        st.plan = outcome.plan
         if outcome.result is None:
-            log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, outcome.plan_end)
+            log.info("kafka: %s follows the batch plan [%d, %d)", _name(tp), start, outcome.plan.end)
             return False
         self._backoff = self.settings.retry_initial_seconds
         if outcome.result.poisoned:
@@ -554,8 +547,7 @@ class KafkaWorker:
             return False
         log.debug("kafka: committed batch %s [%d, %d)", _name(st.tp), st.committed, end)
         st.committed = end
-        st.plan_end = None
-        st.plan_engine = False
+        st.plan = None
         st.pending_commit = None
         return True
 

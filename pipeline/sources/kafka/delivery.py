@@ -18,7 +18,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.normalize.gctrace import GC_TABLE
@@ -55,11 +55,6 @@ class BatchLedger:
         # What a replayed batch checks its inserts with (witness.py): the rows of the batches these plans protect.
         self.witness = ReplayWitness(store, sql_dir, render)
 
-    def planned_end(self, topic: str, partition: int, start: int) -> int | None:
-        """The end of the plan starting at `start`, or None when no batch was planned from there."""
-        plan = self.plan(topic, partition, start)
-        return None if plan is None else plan.end
-
     def plan(self, topic: str, partition: int, start: int) -> Plan | None:
         """The plan starting at `start` (its end, and how its gc rows are written), or None."""
         rows = self.store.dicts(
@@ -69,12 +64,14 @@ class BatchLedger:
         if not rows or not rows[0]["plans"]:
             return None
         found = rows[0]
+        planned_at: datetime = found["first_planned_at"]
         return Plan(end=int(found["end_offset"]), gctrace_engine=bool(found["gctrace_engine"]),
-                    witnessed=bool(found["witnessed"]))
+                    witnessed=bool(found["witnessed"]),
+                    planned_at=planned_at if planned_at.tzinfo else planned_at.replace(tzinfo=UTC))
 
     def claim(self, topic: str, partition: int, start: int, end: int, messages: int, *,
-              gctrace_engine: bool = False, witnessed: bool = False) -> int:
-        """Record the plan [start, end) unless one exists; returns the end of the plan that stands.
+              gctrace_engine: bool = False, witnessed: bool = False) -> Plan:
+        """Record the plan [start, end) unless one exists; returns the plan that stands (its end may differ).
         `gctrace_engine`: the batch's gc rows are written by the engine path (whoever replays it does the same).
         `witnessed`: its rows carry their witness, so a replay checks its inserts by it (witness.py)."""
         self.store.command(
@@ -86,7 +83,7 @@ class BatchLedger:
                 "dedup_token": f"plan/{self.group_id}/{topic}/{partition}/{start}",
             },
         )
-        stored = self.planned_end(topic, partition, start)
+        stored = self.plan(topic, partition, start)
         if stored is None:  # the insert returned, so the plan must be readable; anything else is a store bug
             raise StoreError(f"batch plan {topic}/{partition}@{start} not readable after insert")
         return stored
@@ -94,9 +91,14 @@ class BatchLedger:
 
 @dataclass(frozen=True)
 class Plan:
+    """A recorded partition batch: every write of it, first or replay, follows this exactly."""
+
     end: int
-    gctrace_engine: bool
-    witnessed: bool = False  # its rows carry their witness (every plan recorded since migration 107)
+    gctrace_engine: bool  # its gc rows are written by the engine path
+    witnessed: bool  # its rows carry their witness (every plan recorded since migration 107)
+    # When it was recorded: the received_at of all its rows. Tables are partitioned by day and ClickHouse keeps
+    # deduplication tokens per partition, so a replay stamped with its own clock on a later day would store again.
+    planned_at: datetime
 
 
 @dataclass
