@@ -42,7 +42,7 @@ from kafka import TopicPartition
 
 from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
-from pipeline.sources.kafka.columns import ColumnarBatch, Headers
+from pipeline.sources.kafka.columns import ColumnarBatch, Headers, summed_size
 from pipeline.sources.kafka.consumer import (
     CommitRefused,
     KafkaWorker,
@@ -143,8 +143,8 @@ def _records(stretch: list[Message], next_offset: int) -> tuple[list[Message], i
 
 
 def _record_bytes(records: list[Message]) -> int:
-    """The summed `KafkaMessage.size` (value and key lengths) of fetched records, by column."""
-    return sum(map(len, filter(None, map(_value, records)))) + sum(map(len, filter(None, map(_key, records))))
+    """The summed `KafkaMessage.size` of fetched records."""
+    return summed_size(map(_value, records), map(_key, records))
 
 
 def _header_tuple(headers: list[tuple[str, bytes | None]] | None) -> tuple[tuple[str, bytes | None], ...]:

@@ -32,7 +32,7 @@ from pipeline.config import KafkaSettings
 from pipeline.normalize.kafka_messages import KafkaMessage, Kind
 from pipeline.normalize.pprof import PprofLimits
 from pipeline.sink import Sink
-from pipeline.sources.kafka.columns import Buffered
+from pipeline.sources.kafka.columns import Buffered, summed_size
 from pipeline.sources.kafka.delivery import BatchLedger, BatchResult, Plan, batch_token, write_batch
 from pipeline.sources.kafka.gctrace_engine import KafkaGctraceEngine
 from pipeline.sources.kafka.progress import GroupProgress
@@ -91,9 +91,8 @@ def consumer_config(settings: KafkaSettings) -> dict[str, Any]:
 
 
 def bytes_of(messages: list[KafkaMessage]) -> int:
-    """The summed `KafkaMessage.size` of `messages`, without a Python call per message."""
-    return (sum(map(len, filter(None, map(attrgetter("value"), messages))))
-            + sum(map(len, filter(None, map(attrgetter("key"), messages)))))
+    """The summed `KafkaMessage.size` of `messages`."""
+    return summed_size(map(attrgetter("value"), messages), map(attrgetter("key"), messages))
 
 
 _offset: Callable[[Buffered], int] = attrgetter("offset")
