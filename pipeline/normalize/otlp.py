@@ -86,7 +86,8 @@ def decode_request(
     try:
         _hex_ids_to_base64(doc)
         json_format.ParseDict(doc, request, ignore_unknown_fields=True)
-    except (json_format.ParseError, ValueError, TypeError) as exc:
+    except (json_format.ParseError, ValueError, TypeError, OverflowError) as exc:
+        # OverflowError: a JSON `Infinity` (which Python's parser accepts) where protobuf wants an integer.
         raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: {exc}") from None
     except RecursionError:
         raise OtlpDecodeError(f"invalid OTLP/JSON {request_type.__name__}: nested too deeply") from None

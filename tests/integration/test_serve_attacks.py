@@ -287,6 +287,16 @@ def test_deeply_nested_json_gets_400(running: Running) -> None:
     still_ingesting(running, "after-nested-json")
 
 
+def test_json_numbers_out_of_any_integer_range_get_400(running: Running) -> None:
+    """Python's JSON parser reads `Infinity` and `-Infinity` (and 1e400 as infinity); where protobuf wants an integer
+    they are a bad request, not a server error."""
+    for value in (b"Infinity", b"-Infinity", b"1e400"):
+        body = b'{"resourceLogs": [{"scopeLogs": [{"logRecords": [{"severityNumber": ' + value + b"}]}]}]}"
+        status, _, answer = post(running.http.port, body, {**AUTH, "Content-Type": "application/json"})
+        assert status == 400 and b"invalid OTLP/JSON" in answer, (value, status, answer)
+    still_ingesting(running, "after-infinite-json")
+
+
 # -- connections and concurrency -----------------------------------------------------------------------------
 def test_connection_cap_answers_503_with_retry_after(running: Running) -> None:
     port = running.http.port

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
@@ -243,6 +243,10 @@ def otlp_json_shaped(draw: st.DrawFn) -> tuple[str, dict]:
 
 @FAST
 @given(otlp_json_shaped())
+# An integer field given as `Infinity` once escaped as OverflowError (a 500 instead of a 400).
+@example(("logs", {"resourceLogs": [{"resource": {"attributes": []},
+                                     "scopeLogs": [{"logRecords": [{"severityNumber": float("inf")}]}]}]}))
+@example(("traces", {"resourceSpans": [{"scopeSpans": [{"spans": [{"kind": float("-inf")}]}]}]}))
 def test_otlp_json_shaped_requests_with_random_leaves(case) -> None:
     signal, doc = case
     try:
