@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +29,7 @@ from typing import Any
 
 from bench import data
 from bench.measure import Stopwatch
+from bench.scratch import scratch_dir
 from pipeline.config import load_settings
 from pipeline.store.client import Store
 from pipeline.store.migrate import context_from_settings, migrate
@@ -182,6 +181,17 @@ def prepare_command(tmp: Path, files: int, lines: int, jobs: int) -> tuple[Store
 
 
 @contextmanager
+def prepared_command(prefix: str, files: int, lines: int, jobs: int) -> Iterator[tuple[Store, list[str]]]:
+    """`prepare_command` in a scratch directory: the store closed and the directory removed when the block ends."""
+    with scratch_dir(prefix) as tmp:
+        store, argv = prepare_command(tmp, files, lines, jobs)
+        try:
+            yield store, argv
+        finally:
+            store.close()
+
+
+@contextmanager
 def quiet_stdout() -> Iterator[None]:
     """The command's per-file reports go nowhere while it is measured."""
     stdout = sys.stdout
@@ -202,9 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import cli
     from pipeline.sources import files  # noqa: F401 - imported before the clock, as in bench.worker
 
-    tmp = Path(tempfile.mkdtemp(prefix="cli-profile-"))
-    try:
-        store, argv_cli = prepare_command(tmp, args.files, args.lines, args.jobs)
+    with prepared_command("cli-profile-", args.files, args.lines, args.jobs) as (store, argv_cli):
         with quiet_stdout(), Sampler() as sampler, CallingThreadClock() as calls, Stopwatch() as sw:
             code = cli.main(argv_cli)
         lines = args.files * args.lines
@@ -225,9 +233,6 @@ def main(argv: list[str] | None = None) -> int:
         parts = store.rows(f"SELECT count(), countIf(level > 0) FROM system.parts WHERE database = "
                            f"'{store.database}' AND table = 'gc_events' AND active")
         print(f"  gc_events active parts {parts[0][0]} (merged: {parts[0][1]})")
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

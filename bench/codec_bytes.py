@@ -11,16 +11,13 @@ bytes per row, in all and for the columns the rules change most.
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.codec_variants import RULES, modify_clauses
+from bench.scratch import scratch_store
 from pipeline.sources.files import Input, ingest_stream
 from pipeline.sources.gctrace_fast import GctraceFastPath
-from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 CAPTURES = Path(__file__).resolve().parent.parent / "tests" / "data" / "go-runtime"
@@ -33,11 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rule", action="append", default=[], help=f"codec rules to compare (default: all of "
                         f"{', '.join(RULES)})")
     args = parser.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="codec-bytes-"))
-    try:
-        store = Store(f"chdb://{tmp / 'store'}", "fleetwatch")
-        ctx = RenderContext("fleetwatch", 30)
-        migrate(store, SQL_DIR, ctx)
+    with scratch_store("codec-bytes-") as scratch:
+        store, ctx = scratch.store, scratch.ctx
         db = store.database
         fast = GctraceFastPath(store, SQL_DIR, ctx)
         start_ns = int((datetime.now(UTC) - timedelta(hours=6)).timestamp()) * 10**9
@@ -66,9 +60,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {rule or 'as migrated'} | {int(total) / rows:.1f} | "
                   + " | ".join(f"{int(per_column[c]) / rows:.2f}" for c in SHOWN) + " |", flush=True)
             store.command(f"DROP TABLE {db}.{table} SYNC")
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -26,8 +26,6 @@ be compared on a busy machine; wall is reported too. Run it under py-spy for the
 from __future__ import annotations
 
 import argparse
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,10 +34,11 @@ from pathlib import Path
 
 from bench.data import instance_lines, span_seconds
 from bench.measure import Stopwatch, peak_rss_mb
+from bench.scratch import scratch_store
 from pipeline.sources import gctrace_fast
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate, render, split_statements
+from pipeline.store.migrate import RenderContext, render, split_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
@@ -107,11 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     wanted = args.only.split(",") if args.only else list(VARIANTS)
     chunks = chunks_of(instance_lines(args.lines), args.chunk_lines)
-    tmp = Path(tempfile.mkdtemp(prefix="engine-bound-"))
-    try:
-        store = Store(f"chdb://{tmp / 'store'}", "fleetwatch")
-        ctx = RenderContext("fleetwatch", 30)
-        migrate(store, SQL_DIR, ctx)
+    with scratch_store("engine-bound-") as scratch:
+        store, ctx, tmp = scratch.store, scratch.ctx, scratch.dir
         print(f"{args.lines:,} gc lines, {args.chunk_lines:,} per statement, {sum(map(len, chunks)) / 1e6:.0f} MB")
         print("| variant | wall s | lines/s | CPU s | CPU s per M lines | cores (CPU / wall) |")
         print("|---|---:|---:|---:|---:|---:|")
@@ -128,9 +124,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {variant} | {got['wall']:.2f} | {args.lines / got['wall']:,.0f} | {got['cpu']:.2f} | "
                       f"{got['cpu'] / args.lines * 1e6:.2f} | {got['cpu'] / got['wall']:.2f} |", flush=True)
         print(f"peak RSS {peak_rss_mb():.0f} MB; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -28,16 +28,14 @@ import argparse
 import resource
 import shutil
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.data import instance_lines, span_seconds
+from bench.scratch import scratch_store
 from pipeline.sqlfiles import load_statement
-from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
@@ -92,11 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     chunks = [("\n".join(lines[i:i + args.chunk_lines]) + "\n").encode()
               for i in range(0, len(lines), args.chunk_lines)]
     small = {n: ("\n".join(lines[:n]) + "\n").encode() for n in (3, 1000)}
-    tmp = Path(tempfile.mkdtemp(prefix="engine-statement-"))
-    try:
-        store = Store(f"chdb://{tmp / 'store'}", "fleetwatch")
-        ctx = RenderContext("fleetwatch", 30)
-        migrate(store, SQL_DIR, ctx)
+    with scratch_store("engine-statement-") as scratch:
+        store, ctx, tmp = scratch.store, scratch.ctx, scratch.dir
         db = store.database
         store.command(f"CREATE TABLE {db}.bench_gc_null AS {db}.gc_events ENGINE = Null")
         store.command(f"CREATE TABLE {db}.bench_lines_null (line String) ENGINE = Null")
@@ -172,9 +167,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {name} | {min(per_m):.2f} | {' / '.join(f'{x:.2f}' for x in per_m)} | {minima:.2f} | "
                   f"{fixed3:.1f} | {fixed1000:.1f} |")
         print(time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cli_profile import prepare_command, quiet_stdout
+from bench.cli_profile import prepared_command, quiet_stdout
 from pipeline.store.client import Store
 
 
@@ -102,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from pipeline import cli
 
-    tmp = Path(tempfile.mkdtemp(prefix="file-timeline-"))
-    try:
-        store, argv_cli = prepare_command(tmp, args.files, args.lines, args.jobs)
+    with prepared_command("file-timeline-", args.files, args.lines, args.jobs) as (_store, argv_cli):
         cpu = time.process_time()
         with quiet_stdout(), Timeline().watching() as timeline:
             code = cli.main(argv_cli)
@@ -120,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.events or event.startswith("input") or event == "end":
                 print(f"  {at * 1000:8.1f} ms  {thread:10s} {event:7s} {detail}")
         print("  " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in timeline.summary().items()))
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

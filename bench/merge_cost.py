@@ -21,9 +21,7 @@ order, so a shared machine's load falls on every variant alike. Linux only (/pro
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,12 +31,13 @@ from bench.cli_profile import thread_cpu
 from bench.codec_variants import RULES, modify_clauses
 from bench.data import instance_lines, span_seconds
 from bench.measure import Stopwatch
+from bench.scratch import scratch_store
 from pipeline.config import DetectSettings
 from pipeline.jobs.runner import discover_jobs, execute_job, select_jobs
 from pipeline.jobs.windows import Window, align_down
 from pipeline.sqlfiles import load_statement
 from pipeline.store.client import Store
-from pipeline.store.migrate import RenderContext, migrate
+from pipeline.store.migrate import RenderContext
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 BENCH_SQL = Path(__file__).resolve().parent / "sql"
@@ -159,11 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-repeats", type=int, default=3, help="runs of each read figure (median)")
     args = parser.parse_args(argv)
     variants = [Variant("as_is", "", ""), *(Variant.parse(v) for v in args.variant)]
-    tmp = Path(tempfile.mkdtemp(prefix="merge-cost-"))
-    try:
-        store = Store(f"chdb://{tmp / 'store'}", "fleetwatch")
-        ctx = RenderContext("fleetwatch", 30)
-        migrate(store, SQL_DIR, ctx)
+    with scratch_store("merge-cost-") as scratch:
+        store, ctx = scratch.store, scratch.ctx
         db = store.database
         start_us = int(datetime.now(UTC).timestamp() - span_seconds(PART_ROWS) - 600) * 1_000_000
         store.insert_select_lines(load_statement(SQL_DIR, "fastpath/gctrace_chunk.sql", ctx),
@@ -183,9 +179,6 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(args.rounds):
             for variant in (variants if round_ % 2 == 0 else variants[::-1]):
                 print(run_variant(store, variant, args.parts, args, ctx), flush=True)
-        store.close()
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
